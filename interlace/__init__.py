@@ -1,0 +1,48 @@
+"""interlace: linear mixed models with crossed random effects.
+
+lme4's numbers (and lmerTest's inference), from any data frame, fast.
+
+Examples
+--------
+>>> import interlace
+>>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+>>> m.fe_params.round(3).tolist()
+[251.405, 10.467]
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "fit": "interlace.api",
+    "CrossedLMEResult": "interlace.result",
+    "ModelInfo": "interlace.result",
+    "load_dataset": "interlace.datasets",
+    "InterlaceError": "interlace.errors",
+    "FormulaError": "interlace.errors",
+    "DataError": "interlace.errors",
+    "ConvergenceWarning": "interlace.errors",
+    "SingularFitWarning": "interlace.errors",
+    "RankDeficiencyWarning": "interlace.errors",
+    "MissingValuesWarning": "interlace.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use, keeping ``import interlace`` light."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'interlace' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,281 @@
+"""The user-facing entry points: validate the arguments, run the fitting pipeline.
+
+Pipeline: parse the formula -> read the used columns from any frame -> drop rows
+with missing values -> build the design (codes, X, y) -> build the penalised
+system on the path the dispatch picks -> optimise theta -> estimates -> result.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .design import ModelDesign, build_design
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    InterlaceError,
+    MissingValuesWarning,
+    SingularFitWarning,
+)
+from .estimates import (
+    Estimates,
+    boundary_flags,
+    compute_estimates,
+    lme4_term_order,
+    random_effects_frames,
+    variance_components,
+)
+from .formula.random import RandomTermSpec, parse_random_term, split_formula
+from .frames import ingest, missing_rows, select_as_pandas
+from .linalg.dispatch import build_system
+from .objective import Objective
+from .optimize import OptimizationRecord, optimize_theta
+from .result import CrossedLMEResult, ModelInfo
+
+Method = Literal["REML", "ML"]
+NaAction = Literal["drop", "raise"]
+DfMethod = Literal["satterthwaite"]
+
+_IDENTIFIER = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)(\s*\()?")
+_NAMESPACES = ("np.", "numpy.", "math.", "scipy.")
+
+
+def _choice(argument: str, value: Any, allowed: Sequence[str]) -> str:
+    for a in allowed:
+        if isinstance(value, str) and value.lower() == a.lower():
+            return a
+    raise InterlaceError(f"{argument}: expected one of {', '.join(map(repr, allowed))}, found {value!r}")
+
+
+def _random_specs(groups: str | Sequence[str] | None, random: str | Sequence[str] | None) -> list[RandomTermSpec]:
+    specs: list[RandomTermSpec] = []
+    if groups is not None:
+        names = [groups] if isinstance(groups, str) else list(groups)
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise InterlaceError(f"groups: expected column names, found {name!r}")
+            specs.extend(parse_random_term(f"(1 | {name})"))
+    if random is not None:
+        terms = [random] if isinstance(random, str) else list(random)
+        for term in terms:
+            if not isinstance(term, str):
+                raise InterlaceError(f"random: expected terms like '(1 + x | g)', found {term!r}")
+            text = term.strip()
+            specs.extend(parse_random_term(text if text.startswith("(") else f"({text})"))
+    return specs
+
+
+def _used_columns(text: str, columns: Sequence[str], where: str) -> list[str]:
+    """Columns named in ``text``; an identifier that is neither a column nor a
+    function call nor a namespaced name is an unknown column."""
+    present = set(columns)
+    used: list[str] = []
+    for quoted, name, call in _IDENTIFIER.findall(text):
+        token = quoted or name
+        if token in present:
+            if token not in used:
+                used.append(token)
+        elif call or token.startswith(_NAMESPACES) or token in ("np", "numpy"):
+            continue
+        else:
+            raise DataError(
+                f"{where}: column {token!r} not found in data (columns: {', '.join(map(str, columns))})"
+            )
+    return used
+
+
+def _check_response(formula: str, table: pd.DataFrame) -> None:
+    lhs = formula.split("~", 1)[0].strip().strip("`")
+    if lhs in table.columns:
+        column = table[lhs]
+        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            raise DataError(f"response {lhs!r}: expected a numeric column, found dtype {column.dtype}")
+
+
+def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop") -> tuple[ModelDesign, str, pd.DataFrame, int]:
+    """Parse and read the data: the design, the full formula, the used rows, rows dropped."""
+    na_action = _choice("na_action", na_action, ("drop", "raise"))
+    fixed_formula, specs = split_formula(formula)
+    specs = specs + _random_specs(groups, random)
+    if not specs:
+        raise FormulaError(
+            f"formula {formula!r}: no random-effects term; write one like '(1 | g)' in the "
+            "formula or pass groups= / random="
+        )
+    full_formula = formula if not (groups or random) else (
+        fixed_formula + "".join(f" + ({s.expr} | {s.group_name})" for s in specs)
+    )
+    frame, info = ingest(data)
+    columns = list(info.columns)
+    used = _used_columns(fixed_formula, columns, f"formula {fixed_formula!r}")
+    for spec in specs:
+        for name in spec.factors:
+            if name not in columns:
+                raise DataError(
+                    f"random term {spec.source!r}: grouping column {name!r} not found in data "
+                    f"(columns: {', '.join(map(str, columns))})"
+                )
+        for name in _used_columns(spec.expr, columns, f"random term {spec.source!r}") + list(spec.factors):
+            if name not in used:
+                used.append(name)
+    table = select_as_pandas(frame, used)
+    _check_response(fixed_formula, table)
+    missing = missing_rows(table)
+    n_dropped = int(missing.sum())
+    if n_dropped:
+        if na_action == "raise":
+            bad = [c for c in used if table[c].isna().any()]
+            raise DataError(
+                f"data: {n_dropped} row(s) have missing values in {', '.join(bad)} and "
+                "na_action='raise'"
+            )
+        table = table.loc[~missing].reset_index(drop=True)
+    if len(table) == 0:
+        raise DataError(
+            f"data: no rows left after dropping missing values ({n_dropped} of {info.n_rows} "
+            f"rows had a missing value in {', '.join(used)})"
+        )
+    design = build_design(fixed_formula, specs, table)
+    return design, full_formula, table, n_dropped
+
+
+def fit(
+    formula: str,
+    data: Any,
+    groups: str | Sequence[str] | None = None,
+    random: str | Sequence[str] | None = None,
+    method: Method = "REML",
+    *,
+    start: Sequence[float] | None = None,
+    optimizer: str = "cobyqa",
+    solver: str = "auto",
+    na_action: NaAction = "drop",
+    df_method: DfMethod = "satterthwaite",
+) -> CrossedLMEResult:
+    """Fit a linear mixed model with crossed (or nested) random effects.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x + (1 + x | g) + (1 | h)"`` in lme4's syntax, or the fixed part
+        only (``"y ~ x"``) with ``groups=``/``random=`` naming the random part.
+    data : DataFrame
+        Any eager frame narwhals reads: pandas, polars, a pyarrow Table. Not modified.
+    groups : str or list of str, optional
+        Columns that each get a random intercept, ``(1 | g)``.
+    random : str or list of str, optional
+        Random terms in lme4's syntax, e.g. ``"(1 + x | g)"``.
+    method : {"REML", "ML"}
+        Restricted (default, as lme4) or full maximum likelihood.
+    start : sequence of float, optional
+        Start values of theta (lme4's order); lme4's start by default.
+    optimizer : str
+        ``"cobyqa"`` (default), ``"l-bfgs-b"``, ``"powell"`` or ``"nelder-mead"``.
+    solver : {"auto", "dense", "sparse"}
+        Forces the Cholesky path; ``"auto"`` decides by size (see
+        :mod:`interlace.linalg.dispatch`).
+    na_action : {"drop", "raise"}
+        Drop rows with a missing value in a used column (lme4's ``na.omit``) or raise.
+    df_method : {"satterthwaite"}
+        Denominator df of the t tests (lmerTest's default).
+
+    Returns
+    -------
+    CrossedLMEResult
+
+    Examples
+    --------
+    >>> import interlace
+    >>> sleep = interlace.load_dataset("sleepstudy")
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
+    >>> m.fe_params.round(2).to_dict()
+    {'Intercept': 251.41, 'Days': 10.47}
+    >>> m2 = interlace.fit("Reaction ~ Days", sleep, random="(Days | Subject)")
+    >>> bool(np.allclose(m.theta, m2.theta))
+    True
+    """
+    method = _choice("method", method, ("REML", "ML"))
+    df_method = _choice("df_method", df_method, ("satterthwaite",))
+    design, full_formula, table, n_dropped = prepare(formula, data, groups, random, na_action)
+    system = build_system(design, solver)
+    reml = method == "REML"
+    objective = Objective(system, reml)
+    if start is None:
+        theta0 = design.start_theta()
+    else:
+        theta0 = np.asarray(start, dtype=np.float64).ravel()
+        if theta0.shape != (design.n_theta,):
+            raise InterlaceError(
+                f"start: expected {design.n_theta} values for theta "
+                f"({', '.join(design.theta_names)}), found {theta0.size}"
+            )
+    record = optimize_theta(objective, theta0, design.theta_lower, optimizer)
+    return _assemble(design, system, record, reml, method, df_method, full_formula, data, n_dropped)
+
+
+def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
+              df_method: str, formula: str, data: Any, n_dropped: int) -> CrossedLMEResult:
+    theta = record.theta
+    factor = system.factorize(theta)
+    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
+    names = pd.Index(design.fixed_names)
+    fe_params = pd.Series(est.beta, index=names, name="Estimate")
+    fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
+    components, correlations = variance_components(design, theta, est.scale)
+    flags = boundary_flags(design, theta)
+    singular = any(flags.values())
+    if singular:
+        warnings.warn("boundary (singular) fit: see interlace.isSingular", SingularFitWarning, stacklevel=3)
+    if not record.converged:
+        warnings.warn(
+            f"the optimizer ({record.optimizer}) did not converge: {record.message}",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if n_dropped:
+        warnings.warn(f"{n_dropped} rows with missing values were dropped", MissingValuesWarning, stacklevel=3)
+    ordered = lme4_term_order(design)
+    model = ModelInfo(
+        exog=design.X,
+        endog=design.y,
+        exog_names=list(design.fixed_names),
+        endog_names=design.fixed.response_name,
+        groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
+        formula=formula,
+        data=data,
+    )
+    return CrossedLMEResult(
+        fe_params=fe_params,
+        fe_bse=fe_bse,
+        fe_cov=est.fe_cov,
+        random_effects=random_effects_frames(design, est.effects),
+        variance_components=components,
+        correlation_params=correlations,
+        theta=theta.copy(),
+        theta_names=design.theta_names,
+        scale=est.scale,
+        llf=-0.5 * est.deviance,
+        nparams=design.n_fixed + design.n_theta + 1,
+        resid=design.y - est.fitted,
+        fittedvalues=est.fitted,
+        nobs=design.n_obs,
+        ngroups={t.name: t.n_levels for t in ordered},
+        method=method,
+        converged=record.converged,
+        df_method=df_method,
+        model=model,
+        is_singular=singular,
+        boundary_flags=flags,
+        n_dropped=n_dropped,
+        optimization=record,
+        solver_path=system.path,
+        _system=system,
+        _factor=factor,
+    )

@@ -1,0 +1,331 @@
+"""The model's data: y, X and the random-effects terms, in lme4's term order.
+
+A grouping factor with several lme4 terms (``(1 | g) + (0 + x | g)``) becomes one
+:class:`RandomTerm` whose relative covariance factor has structural zeros; theta
+keeps lme4's order (terms by decreasing number of levels, each term's lower
+triangle column by column), and each :class:`RandomTerm` records where its
+entries come from in :attr:`RandomTerm.theta_index`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError, RankDeficiencyWarning
+from .formula.fixed import FixedDesign, fixed_design, term_design
+from .formula.random import RandomTermSpec
+
+RANK_TOLERANCE = 1e-7
+"""A column of X is redundant when its norm after projection on the earlier kept
+columns is below this fraction of its own norm (R's ``qr`` tolerance, as lme4)."""
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """The random effects of one grouping factor.
+
+    Attributes
+    ----------
+    name : str
+        The grouping factor as lme4 names it (``"Subject"``, ``"cask:batch"``).
+    column_names : tuple of str
+        The per-level effects (``("Intercept", "Days")``).
+    levels : pandas.Index
+        The level labels, in the factor's level order.
+    group_codes : numpy.ndarray
+        int32 level code of every row.
+    design : numpy.ndarray
+        float64 (n, k): the columns multiplying this factor's effects, row by row.
+    theta_index : numpy.ndarray
+        int (k, k): entry ``[r, c]`` of the relative covariance factor is
+        ``theta[theta_index[r, c]]``, or structurally zero where it is -1.
+    """
+
+    name: str
+    column_names: tuple[str, ...]
+    levels: pd.Index
+    group_codes: np.ndarray
+    design: np.ndarray
+    theta_index: np.ndarray
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+    @property
+    def n_columns(self) -> int:
+        """Number of effects per level (k)."""
+        return len(self.column_names)
+
+    @property
+    def n_effects(self) -> int:
+        """Number of random effects of the term, n_levels * k."""
+        return self.n_levels * self.n_columns
+
+    def relative_cov_factor(self, theta: np.ndarray) -> np.ndarray:
+        """The lower-triangular k x k factor T of this term at ``theta``."""
+        index = self.theta_index
+        return np.where(index >= 0, np.asarray(theta)[np.maximum(index, 0)], 0.0)
+
+
+@dataclass(frozen=True)
+class ModelDesign:
+    """Everything the fit needs from the data, built once.
+
+    ``terms`` are in factorisation order (most random effects first, as
+    MixedModels.jl); ``theta_names``/``theta_lower`` follow lme4's order.
+    """
+
+    fixed: FixedDesign
+    kept_columns: np.ndarray
+    terms: tuple[RandomTerm, ...]
+    theta_names: tuple[str, ...]
+    theta_lower: np.ndarray
+    term_labels: tuple[str, ...]
+
+    @property
+    def y(self) -> np.ndarray:
+        """The response."""
+        return self.fixed.response
+
+    @property
+    def X(self) -> np.ndarray:
+        """The full-rank fixed-effects matrix."""
+        return self.fixed.matrix
+
+    @property
+    def fixed_names(self) -> tuple[str, ...]:
+        """Names of the fixed effects."""
+        return self.fixed.column_names
+
+    @property
+    def n_obs(self) -> int:
+        """Rows used."""
+        return len(self.fixed.response)
+
+    @property
+    def n_fixed(self) -> int:
+        """p, the number of fixed effects."""
+        return self.fixed.matrix.shape[1]
+
+    @property
+    def n_theta(self) -> int:
+        """Length of theta."""
+        return len(self.theta_names)
+
+    @property
+    def n_random(self) -> int:
+        """q, the total number of random effects."""
+        return sum(t.n_effects for t in self.terms)
+
+    def start_theta(self) -> np.ndarray:
+        """lme4's start: 1 on the diagonal of every factor, 0 elsewhere."""
+        return np.where(np.isfinite(self.theta_lower), 1.0, 0.0)
+
+
+def _r_name(column: str) -> str:
+    return "(Intercept)" if column == "Intercept" else column
+
+
+def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes and level labels of one grouping column (unused levels dropped)."""
+    if isinstance(column, pd.Series):
+        column = column.array
+    if isinstance(column, pd.Categorical) or isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(column)
+        cat = cat.remove_unused_categories()
+        codes = np.asarray(cat.codes, dtype=np.int32)
+        labels = pd.Index([str(c) for c in cat.categories])
+        return codes, labels
+    codes, uniques = pd.factorize(np.asarray(column), sort=True)
+    labels = pd.Index([str(u) if not isinstance(u, float) or not u.is_integer() else str(int(u)) for u in uniques])
+    return codes.astype(np.int32), labels
+
+
+def grouping_factor(table: pd.DataFrame, factors: tuple[str, ...], source: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes and labels of a grouping factor, an interaction ``a:b`` when several names.
+
+    Interaction levels are the observed combinations, the first factor varying
+    slowest, labelled ``"la:lb"`` as R's ``a:b``.
+    """
+    for name in factors:
+        if name not in table.columns:
+            raise DataError(
+                f"random term {source!r}: grouping column {name!r} not found in data "
+                f"(columns: {', '.join(map(str, table.columns))})"
+            )
+    codes, labels = _factor_codes(table[factors[0]], factors[0])
+    for name in factors[1:]:
+        codes_b, labels_b = _factor_codes(table[name], name)
+        combined = codes.astype(np.int64) * len(labels_b) + codes_b
+        used, compact = np.unique(combined, return_inverse=True)
+        labels = pd.Index([f"{labels[u // len(labels_b)]}:{labels_b[u % len(labels_b)]}" for u in used])
+        codes = compact.astype(np.int32)
+    return np.ascontiguousarray(codes), labels
+
+
+def _full_rank_columns(X: np.ndarray) -> np.ndarray:
+    """Indices of the columns of X kept by sequential (R-style) rank detection."""
+    gram = X.T @ X
+    p = gram.shape[0]
+    kept: list[int] = []
+    for j in range(p):
+        norm2 = gram[j, j]
+        if norm2 <= 0:
+            continue
+        if kept:
+            K = np.array(kept)
+            sub = gram[np.ix_(K, K)]
+            cross = gram[K, j]
+            coef = np.linalg.solve(sub, cross)
+            resid2 = norm2 - cross @ coef
+        else:
+            resid2 = norm2
+        if resid2 > (RANK_TOLERANCE**2) * norm2:
+            kept.append(j)
+    return np.array(kept, dtype=int)
+
+
+def _drop_redundant(fixed: FixedDesign) -> tuple[FixedDesign, np.ndarray]:
+    keep = _full_rank_columns(fixed.matrix)
+    if len(keep) == fixed.matrix.shape[1]:
+        return fixed, keep
+    dropped = [c for i, c in enumerate(fixed.column_names) if i not in set(keep.tolist())]
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+        f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=4,
+    )
+    return FixedDesign(
+        response=fixed.response,
+        response_name=fixed.response_name,
+        matrix=np.ascontiguousarray(fixed.matrix[:, keep]),
+        column_names=tuple(fixed.column_names[i] for i in keep),
+        model_spec=fixed.model_spec,
+    ), keep
+
+
+def _lme4_order(n_levels: list[int]) -> list[int]:
+    """lme4's term order: if the numbers of levels are not already non-increasing,
+    ``rev(order(nl))`` (so ties end up in reverse formula order)."""
+    if all(a >= b for a, b in zip(n_levels, n_levels[1:])):
+        return list(range(len(n_levels)))
+    ascending = sorted(range(len(n_levels)), key=lambda i: n_levels[i])
+    return ascending[::-1]
+
+
+def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame) -> ModelDesign:
+    """Build the model's design from a frame that has no missing values in used columns.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.formula.random import split_formula
+    >>> fixed, terms = split_formula("Reaction ~ Days + (Days | Subject)")
+    >>> d = build_design(fixed, terms, interlace.load_dataset("sleepstudy"))
+    >>> d.theta_names
+    ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days')
+    """
+    fixed, kept = _drop_redundant(fixed_design(fixed_formula, table))
+    n = len(fixed.response)
+    if not random_terms:
+        raise FormulaError(
+            f"formula {fixed_formula!r}: no random-effects terms; add one like '(1 | g)' "
+            "or pass groups=/random="
+        )
+    # one entry per lme4 term, formula order
+    raw: list[dict[str, Any]] = []
+    factor_cache: dict[tuple[str, ...], tuple[np.ndarray, pd.Index]] = {}
+    for spec in random_terms:
+        if spec.factors not in factor_cache:
+            factor_cache[spec.factors] = grouping_factor(table, spec.factors, spec.source)
+        codes, labels = factor_cache[spec.factors]
+        design, names = term_design(spec.expr, table, spec.source)
+        if len(labels) < 2:
+            raise DataError(
+                f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
+                f"{len(labels)} level; a random effect needs at least 2"
+            )
+        if len(labels) >= n:
+            raise DataError(
+                f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
+                f"{len(labels)} levels for {n} observations; the number of levels must be "
+                "less than the number of observations"
+            )
+        if len(labels) * len(names) >= n:
+            raise DataError(
+                f"random term {spec.source!r}: {len(labels) * len(names)} random effects for "
+                f"{n} observations; the number of random effects must be less than the number "
+                "of observations"
+            )
+        raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names})
+    order = _lme4_order([len(r["labels"]) for r in raw])
+    # theta layout in lme4 order
+    theta_names: list[str] = []
+    theta_lower: list[float] = []
+    for position in order:
+        r = raw[position]
+        k = len(r["names"])
+        r["theta_start"] = len(theta_names)
+        group = r["spec"].group_name
+        for c in range(k):
+            for row in range(c, k):
+                if row == c:
+                    theta_names.append(f"{group}.{_r_name(r['names'][c])}")
+                    theta_lower.append(0.0)
+                else:
+                    theta_names.append(f"{group}.{_r_name(r['names'][row])}.{_r_name(r['names'][c])}")
+                    theta_lower.append(-np.inf)
+    # amalgamate lme4 terms by grouping factor
+    blocks: dict[str, list[dict[str, Any]]] = {}
+    for position in order:
+        blocks.setdefault(raw[position]["spec"].group_name, []).append(raw[position])
+    terms: list[RandomTerm] = []
+    for group, parts in blocks.items():
+        names = [nm for part in parts for nm in part["names"]]
+        if len(set(names)) != len(names):
+            raise FormulaError(
+                f"random terms {', '.join(sorted({p['spec'].source for p in parts}))}: the "
+                f"effect(s) {sorted({x for x in names if names.count(x) > 1})} of grouping factor "
+                f"{group!r} appear in more than one term"
+            )
+        k = len(names)
+        index = np.full((k, k), -1, dtype=np.int64)
+        start = 0
+        for part in parts:
+            kp = len(part["names"])
+            t = part["theta_start"]
+            for c in range(kp):
+                for row in range(c, kp):
+                    index[start + row, start + c] = t
+                    t += 1
+            start += kp
+        design = np.ascontiguousarray(np.hstack([part["design"] for part in parts]))
+        terms.append(
+            RandomTerm(
+                name=group,
+                column_names=tuple(names),
+                levels=parts[0]["labels"],
+                group_codes=parts[0]["codes"],
+                design=design,
+                theta_index=index,
+            )
+        )
+    terms.sort(key=lambda t: -t.n_effects)  # stable: factorisation order
+    labels = tuple(re.sub(r"\s+", " ", r["spec"].source) for r in raw)
+    return ModelDesign(
+        fixed=fixed,
+        kept_columns=kept,
+        terms=tuple(terms),
+        theta_names=tuple(theta_names),
+        theta_lower=np.array(theta_lower),
+        term_labels=labels,
+    )

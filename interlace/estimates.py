@@ -1,0 +1,114 @@
+"""From the optimum to the estimates: beta, BLUPs, variance components, fitted values.
+
+These computations fill :class:`interlace.result.CrossedLMEResult`; the result
+itself only holds data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .design import ModelDesign, RandomTerm
+from .kernels.products import z_times
+from .linalg.system import Factor, PenalizedSystem
+from .objective import residual_dof
+
+SINGULAR_TOL = 1e-4
+"""lme4's default ``isSingular`` tolerance on the diagonal of a relative factor."""
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Everything computed once at the optimum."""
+
+    beta: np.ndarray
+    effects: dict[str, np.ndarray]
+    fe_cov: np.ndarray
+    scale: float
+    fitted: np.ndarray
+    deviance: float
+
+
+def lme4_term_order(design: ModelDesign) -> list[RandomTerm]:
+    """The random terms in lme4's order (by their first theta entry)."""
+    return sorted(design.terms, key=lambda t: int(t.theta_index[t.theta_index >= 0].min()))
+
+
+def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
+                      deviance: float) -> Estimates:
+    """beta, the BLUPs b = Lambda u per term, vcov(beta), sigma^2 and fitted values."""
+    design = system.design
+    u, beta = system.solve(factor, theta)
+    b = PenalizedSystem.spherical_to_effects(u, theta, design.terms)
+    nu = residual_dof(design.n_obs, design.n_fixed, reml)
+    scale = factor.pwrss / nu
+    Lx = factor.fixed_chol
+    inv = np.linalg.solve(Lx, np.eye(Lx.shape[0]))
+    fe_cov = scale * (inv.T @ inv)
+    effects: dict[str, np.ndarray] = {}
+    fitted = design.X @ beta
+    pos = 0
+    for term in design.terms:
+        block = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
+        effects[term.name] = block
+        fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+        pos += term.n_effects
+    return Estimates(beta, effects, fe_cov, float(scale), fitted, deviance)
+
+
+def random_effects_frames(design: ModelDesign, effects: dict[str, np.ndarray]) -> dict[str, pd.Series | pd.DataFrame]:
+    """BLUP arrays as lme4's ``ranef``: a Series for intercept-only factors, else a DataFrame."""
+    out: dict[str, pd.Series | pd.DataFrame] = {}
+    for term in lme4_term_order(design):
+        block = effects[term.name]
+        index = pd.Index(term.levels, name=term.name)
+        if term.n_columns == 1:
+            out[term.name] = pd.Series(block[:, 0], index=index, name=term.column_names[0])
+        else:
+            out[term.name] = pd.DataFrame(block, index=index, columns=list(term.column_names))
+    return out
+
+
+def variance_components(design: ModelDesign, theta: np.ndarray, scale: float):
+    """Per grouping factor: sigma^2 T T' (a float when k = 1), and the correlations."""
+    components: dict[str, float | pd.DataFrame] = {}
+    correlations: dict[str, float] = {}
+    for term in lme4_term_order(design):
+        T = term.relative_cov_factor(theta)
+        cov = scale * (T @ T.T)
+        names = list(term.column_names)
+        if term.n_columns == 1:
+            components[term.name] = float(cov[0, 0])
+            continue
+        components[term.name] = pd.DataFrame(cov, index=names, columns=names)
+        sd = np.sqrt(np.diag(cov))
+        for j in range(len(names)):
+            for i in range(j + 1, len(names)):
+                if term.theta_index[i, j] < 0:
+                    continue  # separate lme4 terms: structurally uncorrelated, lme4 shows none
+                corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                correlations[f"{term.name}:{names[j]},{names[i]}"] = float(corr)
+    return components, correlations
+
+
+def boundary_flags(design: ModelDesign, theta: np.ndarray, tol: float = SINGULAR_TOL) -> dict[str, bool]:
+    """Per grouping factor: whether a diagonal entry of its relative factor is below ``tol``."""
+    flags: dict[str, bool] = {}
+    for term in lme4_term_order(design):
+        diagonal = theta[np.diag(term.theta_index)]
+        flags[term.name] = bool(np.any(diagonal < tol))
+    return flags
+
+
+def conditional_sd(system: PenalizedSystem, factor: Factor, theta: np.ndarray, scale: float) -> dict[str, np.ndarray]:
+    """Per term (name -> (n_levels, k)): conditional SDs of the BLUPs, as lme4's condVar."""
+    blocks = system.conditional_precision_inverse_blocks(factor, theta)
+    out: dict[str, np.ndarray] = {}
+    for term, inv in zip(system.design.terms, blocks):
+        T = term.relative_cov_factor(theta)
+        cov = np.einsum("ra,lab,cb->lrc", T, inv, T)
+        out[term.name] = np.sqrt(np.maximum(scale * np.diagonal(cov, axis1=1, axis2=2), 0.0))
+    return out

@@ -1,0 +1,106 @@
+"""The fixed-effects part through formulaic: the only module that imports formulaic.
+
+R's treatment contrasts, first level (or first pandas category) as reference.
+The :class:`formulaic.ModelSpec` is kept so that new data give the same columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.errors import FormulaicError
+
+from ..errors import DataError, FormulaError
+
+
+@dataclass(frozen=True)
+class FixedDesign:
+    """The response and fixed-effects matrix of a model.
+
+    Attributes
+    ----------
+    response : numpy.ndarray
+        y, float64, one per row.
+    response_name : str
+        The response as written in the formula (``"Reaction"``).
+    matrix : numpy.ndarray
+        X, float64, n x p (C-contiguous).
+    column_names : tuple of str
+        formulaic's names (``"Intercept"``, ``"Days"``, ``"g[T.b]"``).
+    model_spec : Any
+        formulaic's ModelSpec of the right-hand side, to build X for new data.
+    """
+
+    response: np.ndarray
+    response_name: str
+    matrix: np.ndarray
+    column_names: tuple[str, ...]
+    model_spec: Any
+
+
+def _wrap(exc: Exception, what: str) -> FormulaError:
+    return FormulaError(f"{what}: {exc}")
+
+
+def fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign:
+    """Build y and X from ``response ~ terms`` on a frame without missing values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = fixed_design("y ~ x", pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 2.0]}))
+    >>> d.column_names, d.matrix.shape
+    (('Intercept', 'x'), (3, 2))
+    """
+    try:
+        matrices = model_matrix(formula, table, na_action="raise")
+    except FormulaicError as exc:
+        raise _wrap(exc, f"fixed-effects formula {formula!r}") from exc
+    except (ValueError, TypeError, NameError) as exc:
+        raise _wrap(exc, f"fixed-effects formula {formula!r}") from exc
+    lhs, rhs = matrices.lhs, matrices.rhs
+    if lhs.shape[1] != 1:
+        raise FormulaError(
+            f"formula {formula!r}: expected one numeric response on the left of '~', "
+            f"found {lhs.shape[1]} columns {list(lhs.columns)}"
+        )
+    response = np.ascontiguousarray(lhs.iloc[:, 0].to_numpy(dtype=np.float64))
+    X = np.ascontiguousarray(rhs.to_numpy(dtype=np.float64))
+    return FixedDesign(
+        response=response,
+        response_name=str(lhs.columns[0]),
+        matrix=X,
+        column_names=tuple(str(c) for c in rhs.columns),
+        model_spec=rhs.model_spec,
+    )
+
+
+def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The per-row design (n x k) of a random term's left-hand side, with column names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> m, names = term_design("1 + x", pd.DataFrame({"x": [1.0, 2.0]}), "(x | g)")
+    >>> names
+    ('Intercept', 'x')
+    """
+    if expr.strip() == "1":
+        return np.ones((len(table), 1)), ("Intercept",)
+    try:
+        mm = model_matrix(expr, table, na_action="raise")
+    except (FormulaicError, ValueError, TypeError, NameError) as exc:
+        raise FormulaError(f"random term {source!r}: {exc}") from exc
+    return np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), tuple(str(c) for c in mm.columns)
+
+
+def design_for_new_data(model_spec: Any, table: pd.DataFrame) -> np.ndarray:
+    """X for new rows, with the columns and contrasts of the fit."""
+    try:
+        return np.asarray(model_spec.get_model_matrix(table, na_action="raise"), dtype=np.float64)
+    except (FormulaicError, ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"newdata: {exc}") from exc

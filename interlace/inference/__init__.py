@@ -1,0 +1,1 @@
+"""Inference on a fitted model: one concept per module (Satterthwaite's df, ...)."""

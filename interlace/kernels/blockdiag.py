@@ -1,0 +1,219 @@
+"""Per-level work on the leading block-diagonal block and its coupling to the rest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+
+
+@kernel
+def _small_cholesky(a, out):
+    """Lower Cholesky factor of the small SPD matrix ``a`` into ``out``; False if not PD."""
+    k = a.shape[0]
+    for j in range(k):
+        s = a[j, j]
+        for t in range(j):
+            s -= out[j, t] * out[j, t]
+        if s <= 0.0:
+            return False
+        d = np.sqrt(s)
+        out[j, j] = d
+        for i in range(j + 1, k):
+            s = a[i, j]
+            for t in range(j):
+                s -= out[i, t] * out[j, t]
+            out[i, j] = s / d
+        for i in range(j):
+            out[i, j] = 0.0
+    return True
+
+
+@kernel
+def factor_leading_block(crossprod, relative_cov_factor):
+    """Factor T'A_l T + I for every level l of the leading term.
+
+    Parameters are ``crossprod`` (n_levels, k, k), the per-level Z_l'Z_l, and
+    ``relative_cov_factor`` T (k, k, lower triangular).
+
+    Returns ``chol`` (n_levels, k, k), the lower factors L_l, ``shrink``
+    (n_levels, k, k) = T (T'A_l T + I)^{-1} T', the log-determinant sum
+    2 * sum log diag(L_l), and a status (True when every block was PD).
+    """
+    n_levels, k, _ = crossprod.shape
+    chol = np.zeros((n_levels, k, k))
+    shrink = np.zeros((n_levels, k, k))
+    logdet = 0.0
+    work = np.empty((k, k))
+    tmp = np.empty((k, k))
+    inv = np.empty((k, k))
+    for l in range(n_levels):
+        a = crossprod[l]
+        # work = T' a T + I
+        for i in range(k):
+            for j in range(k):
+                s = 0.0
+                for r in range(k):
+                    s += a[i, r] * relative_cov_factor[r, j]
+                tmp[i, j] = s
+        for i in range(k):
+            for j in range(k):
+                s = 0.0
+                for r in range(k):
+                    s += relative_cov_factor[r, i] * tmp[r, j]
+                work[i, j] = s
+            work[i, i] += 1.0
+        if not _small_cholesky(work, chol[l]):
+            return chol, shrink, np.inf, False
+        L = chol[l]
+        for i in range(k):
+            logdet += 2.0 * np.log(L[i, i])
+        # inv = L^{-1} (lower)
+        for j in range(k):
+            for i in range(k):
+                inv[i, j] = 0.0
+            inv[j, j] = 1.0 / L[j, j]
+            for i in range(j + 1, k):
+                s = 0.0
+                for t in range(j, i):
+                    s -= L[i, t] * inv[t, j]
+                inv[i, j] = s / L[i, i]
+        # tmp = T L^{-T}  (k x k); shrink = tmp tmp'
+        for i in range(k):
+            for j in range(k):
+                s = 0.0
+                for r in range(k):
+                    s += relative_cov_factor[i, r] * inv[j, r]
+                tmp[i, j] = s
+        for i in range(k):
+            for j in range(k):
+                s = 0.0
+                for r in range(k):
+                    s += tmp[i, r] * tmp[j, r]
+                shrink[l, i, j] = s
+    return chol, shrink, logdet, True
+
+
+@kernel
+def transpose_coupling(ptr, idx, size):
+    """For every rest index a, the positions in ``idx`` where it occurs, as a CSR
+    (``row_ptr``, ``positions``) over a; positions are in increasing level order."""
+    n_levels = ptr.shape[0] - 1
+    row_ptr = np.zeros(size + 1, dtype=np.int64)
+    for pos in range(idx.shape[0]):
+        row_ptr[idx[pos] + 1] += 1
+    for a in range(size):
+        row_ptr[a + 1] += row_ptr[a]
+    fill = row_ptr[:-1].copy()
+    positions = np.empty(idx.shape[0], dtype=np.int64)
+    levels = np.empty(idx.shape[0], dtype=np.int64)
+    for l in range(n_levels):
+        for pos in range(ptr[l], ptr[l + 1]):
+            a = idx[pos]
+            positions[fill[a]] = pos
+            levels[fill[a]] = l
+            fill[a] += 1
+    return row_ptr, positions, levels
+
+
+@kernel
+def downdate_rest(rest, ptr, idx, val, shrink, row_ptr, positions, levels):
+    """rest[a, b] -= sum_l (V_l S_l V_l')[a, b] for b >= a (the upper triangle, row by row).
+
+    V_l = val[ptr[l]:ptr[l+1]] sits at the sorted rest indices idx[ptr[l]:ptr[l+1]];
+    ``row_ptr``/``positions``/``levels`` (from :func:`transpose_coupling`) list, for
+    every rest index a, where it occurs, so each output row is written while it is
+    in cache.
+    """
+    size = rest.shape[0]
+    k = val.shape[1]
+    w = np.empty(k)
+    for a in range(size):
+        for t in range(row_ptr[a], row_ptr[a + 1]):
+            pos = positions[t]
+            l = levels[t]
+            for c in range(k):
+                s = 0.0
+                for r in range(k):
+                    s += val[pos, r] * shrink[l, r, c]
+                w[c] = s
+            for b in range(pos, ptr[l + 1]):
+                s = 0.0
+                for c in range(k):
+                    s += w[c] * val[b, c]
+                rest[a, idx[b]] -= s
+
+
+@kernel
+def coupling_times(ptr, idx, val, vector):
+    """(n_levels, k1) array of Z_1'[Z_rest X y] @ vector, per level of the leading term."""
+    n_levels = ptr.shape[0] - 1
+    k = val.shape[1]
+    out = np.zeros((n_levels, k))
+    for l in range(n_levels):
+        for a in range(ptr[l], ptr[l + 1]):
+            v = vector[idx[a]]
+            for c in range(k):
+                out[l, c] += val[a, c] * v
+    return out
+
+
+@kernel
+def coupling_transpose_times(ptr, idx, val, per_level, size):
+    """[Z_rest X y]'Z_1 @ x for x given per level as (n_levels, k1); a vector of ``size``."""
+    n_levels = ptr.shape[0] - 1
+    k = val.shape[1]
+    out = np.zeros(size)
+    for l in range(n_levels):
+        for a in range(ptr[l], ptr[l + 1]):
+            s = 0.0
+            for c in range(k):
+                s += val[a, c] * per_level[l, c]
+            out[idx[a]] += s
+    return out
+
+
+@kernel
+def scale_symmetric_blocks(matrix, block_offset, block_k, block_levels, factors, factor_start):
+    """matrix <- Lambda' matrix Lambda in place, Lambda block-diagonal over the random terms.
+
+    Term t covers indices ``block_offset[t] + l*k + c`` for levels ``l`` and columns
+    ``c < k = block_k[t]``, and its relative covariance factor T (k x k, lower
+    triangular) is stored row-major in ``factors[factor_start[t]:factor_start[t] + k*k]``.
+    Indices not covered by any term (the [X y] tail) are left unscaled.
+    """
+    size = matrix.shape[0]
+    n_terms = block_offset.shape[0]
+    max_k = 1
+    for t in range(n_terms):
+        max_k = max(max_k, block_k[t])
+    tmp = np.empty(max_k)
+    # columns: matrix[:, block] = matrix[:, block] @ T, row by row (contiguous)
+    for i in range(size):
+        for t in range(n_terms):
+            k = block_k[t]
+            f0 = factor_start[t]
+            for l in range(block_levels[t]):
+                base = block_offset[t] + l * k
+                for c in range(k):
+                    s = 0.0
+                    for r in range(c, k):
+                        s += matrix[i, base + r] * factors[f0 + r * k + c]
+                    tmp[c] = s
+                for c in range(k):
+                    matrix[i, base + c] = tmp[c]
+    # rows: matrix[block, :] = T' @ matrix[block, :]
+    for t in range(n_terms):
+        k = block_k[t]
+        f0 = factor_start[t]
+        for l in range(block_levels[t]):
+            base = block_offset[t] + l * k
+            for c in range(k):
+                for r in range(c, k):
+                    f = factors[f0 + r * k + c]
+                    if r == c:
+                        for j in range(size):
+                            matrix[base + c, j] *= f
+                    else:
+                        for j in range(size):
+                            matrix[base + c, j] += f * matrix[base + r, j]

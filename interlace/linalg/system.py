@@ -1,0 +1,279 @@
+"""The penalised least-squares system [Z X y]'[Z X y], built once, factored per theta.
+
+The random terms are in factorisation order. On the blocked path the first term
+is the *leading* block: its Z_1'Z_1 is block-diagonal (one k x k block per level),
+so it is eliminated level by level, and its coupling Z_1'[Z_rest X y] is kept
+sparse by level. Everything else (the other terms, X and y) forms the dense
+*rest*: after the leading block is eliminated, the Schur complement
+
+    S = Lambda_r' (A_rr - A_r1 M A_1r) Lambda_r + diag(I, 0),
+    M = blockdiag_l T_1 (T_1' A_11,l T_1 + I)^{-1} T_1',
+
+is factored by one dense Cholesky (LAPACK ``potrf``). On the dense path there is
+no leading block and S is the whole system. Both give the same factor entries:
+the log-determinants and the penalised residual sum of squares are read off the
+diagonals, with nothing passing over the n rows per theta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+from ..design import ModelDesign, RandomTerm
+from ..kernels.blockdiag import (
+    coupling_times,
+    factor_leading_block,
+    downdate_rest,
+    scale_symmetric_blocks,
+    transpose_coupling,
+)
+from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
+
+
+def _stack_terms(terms: tuple[RandomTerm, ...], n: int):
+    """Stacked arrays of several terms for the cross-product kernels."""
+    if terms:
+        codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]))
+        designs = np.ascontiguousarray(np.hstack([t.design for t in terms]))
+    else:
+        codes = np.zeros((0, n), dtype=np.int32)
+        designs = np.zeros((n, 0))
+    ks = np.array([t.n_columns for t in terms], dtype=np.int64)
+    design_start = np.concatenate([[0], np.cumsum(ks)]).astype(np.int64)
+    sizes = np.array([t.n_effects for t in terms], dtype=np.int64)
+    index_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if terms else np.zeros(0, np.int64)
+    levels = np.array([t.n_levels for t in terms], dtype=np.int64)
+    return codes, designs, design_start, index_offset, ks, levels
+
+
+@dataclass(frozen=True)
+class Factor:
+    """The Cholesky factor of the system at one theta.
+
+    Attributes
+    ----------
+    lead_chol : numpy.ndarray or None
+        (n_levels, k, k) lower factors of the leading block, or None on the dense path.
+    lead_shrink : numpy.ndarray or None
+        (n_levels, k, k) T (T'A_l T + I)^{-1} T' per level.
+    lead_logdet : float
+        2 sum log diag of the leading factors.
+    rest_chol : numpy.ndarray
+        (m, m) lower Cholesky factor of the rest (Fortran order); the last row is y's.
+    n_rest_random : int
+        Number of random effects in the rest.
+    ok : bool
+        False when the system was not positive definite.
+    """
+
+    lead_chol: np.ndarray | None
+    lead_shrink: np.ndarray | None
+    lead_logdet: float
+    rest_chol: np.ndarray
+    n_rest_random: int
+    ok: bool
+
+    @property
+    def logdet_random(self) -> float:
+        """log |L_theta|^2 (lme4's ``ldL2``)."""
+        d = np.diagonal(self.rest_chol)[: self.n_rest_random]
+        return self.lead_logdet + 2.0 * float(np.sum(np.log(d)))
+
+    @property
+    def logdet_fixed(self) -> float:
+        """log |R_X|^2 (lme4's ``ldRX2``)."""
+        d = np.diagonal(self.rest_chol)[self.n_rest_random : -1]
+        return 2.0 * float(np.sum(np.log(d)))
+
+    @property
+    def pwrss(self) -> float:
+        """The penalised weighted residual sum of squares r^2(theta)."""
+        return float(self.rest_chol[-1, -1]) ** 2
+
+    @property
+    def fixed_chol(self) -> np.ndarray:
+        """L_X (p x p, lower): R_X = L_X', vcov(beta) = sigma^2 (L_X L_X')^{-1}."""
+        q = self.n_rest_random
+        return np.tril(self.rest_chol[q:-1, q:-1])
+
+
+class PenalizedSystem:
+    """Cross-products of [Z X y] split into a leading block and a dense rest.
+
+    Parameters
+    ----------
+    design : ModelDesign
+        The model's data; its terms are in factorisation order.
+    n_leading : int
+        0 (dense path) or 1 (blocked path: the first term is eliminated by level).
+    """
+
+    def __init__(self, design: ModelDesign, n_leading: int):
+        if n_leading not in (0, 1):
+            raise ValueError(f"n_leading: expected 0 or 1, found {n_leading}")
+        self.design = design
+        self.n_leading = n_leading
+        terms = design.terms
+        self.lead_term = terms[0] if n_leading else None
+        self.rest_terms = terms[n_leading:]
+        n, p = design.n_obs, design.n_fixed
+        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+        codes, designs, design_start, index_offset, ks, levels = _stack_terms(self.rest_terms, n)
+        self.n_rest_random = int(sum(t.n_effects for t in self.rest_terms))
+        self.size = self.n_rest_random + p + 1
+        self._block_offset = index_offset
+        self._block_k = ks
+        self._block_levels = levels
+        self.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, self.size)
+        if self.lead_term is not None:
+            lead = self.lead_term
+            self.lead_crossprod = block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels)
+            self.coupling = coupling_crossprod(
+                lead.group_codes, lead.design, lead.n_levels, codes, designs, design_start,
+                index_offset, xy, self.size,
+            )
+            self.coupling_by_row = transpose_coupling(self.coupling[0], self.coupling[1], self.size)
+        else:
+            self.lead_crossprod = None
+            self.coupling = None
+            self.coupling_by_row = None
+
+    @property
+    def path(self) -> str:
+        """``"dense"`` or ``"blocked"``."""
+        return "blocked" if self.n_leading else "dense"
+
+    def _rest_factors(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mats = [t.relative_cov_factor(theta) for t in self.rest_terms]
+        flat = np.concatenate([m.ravel() for m in mats]) if mats else np.zeros(0)
+        start = np.concatenate([[0], np.cumsum([m.size for m in mats])[:-1]]).astype(np.int64) if mats else np.zeros(0, np.int64)
+        return np.ascontiguousarray(flat, dtype=np.float64), start
+
+    def factorize(self, theta: np.ndarray) -> Factor:
+        """Factor the system at ``theta`` (lme4's order)."""
+        work = self.rest_crossprod.copy()
+        lead_chol = lead_shrink = None
+        lead_logdet = 0.0
+        if self.lead_term is not None:
+            T1 = np.ascontiguousarray(self.lead_term.relative_cov_factor(theta), dtype=np.float64)
+            lead_chol, lead_shrink, lead_logdet, ok = factor_leading_block(self.lead_crossprod, T1)
+            if not ok:
+                return Factor(lead_chol, lead_shrink, np.inf, work, self.n_rest_random, False)
+            ptr, idx, val = self.coupling
+            downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row)
+        if self.rest_terms:
+            flat, start = self._rest_factors(theta)
+            if all(self._block_k == 1):
+                scale = np.ones(self.size)
+                pos = 0
+                for t, lev in zip(self.rest_terms, self._block_levels):
+                    scale[pos : pos + lev] = t.relative_cov_factor(theta)[0, 0]
+                    pos += lev
+                work *= scale[:, None]
+                work *= scale[None, :]
+            else:
+                scale_symmetric_blocks(work, self._block_offset, self._block_k, self._block_levels, flat, start)
+        q = self.n_rest_random
+        work[np.arange(q), np.arange(q)] += 1.0
+        chol, info = lapack.dpotrf(work.T, lower=1, clean=0, overwrite_a=1)
+        ok = info == 0
+        return Factor(lead_chol, lead_shrink, float(lead_logdet), chol, q, ok)
+
+    # ----- solutions at a factor (post-fit) -------------------------------------------------
+
+    def solve(self, factor: Factor, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The spherical random effects u (factorisation order) and beta at the optimum."""
+        m = self.size
+        q = self.n_rest_random
+        L = factor.rest_chol
+        rhs = np.array(L[m - 1, : m - 1])
+        z = lapack.dtrtrs(L[: m - 1, : m - 1], rhs, lower=1, trans=1)[0] if m > 1 else rhs
+        u_rest, beta = z[:q], z[q:]
+        if self.lead_term is None:
+            return u_rest, beta
+        b_rest = self.spherical_to_effects(u_rest, theta, self.rest_terms)
+        w = np.concatenate([b_rest, beta, [-1.0]])
+        ptr, idx, val = self.coupling
+        resid_cross = coupling_times(ptr, idx, val, w)  # Z1'(Z_r b_r + X beta - y)
+        T1 = self.lead_term.relative_cov_factor(theta)
+        rhs1 = -(resid_cross @ T1)  # rows: T1' v per level
+        chol = factor.lead_chol
+        u1 = np.empty_like(rhs1)
+        for l in range(rhs1.shape[0]):  # small k x k solves
+            y1 = np.linalg.solve(chol[l], rhs1[l])
+            u1[l] = np.linalg.solve(chol[l].T, y1)
+        return np.concatenate([u1.ravel(), u_rest]), beta
+
+    @staticmethod
+    def spherical_to_effects(u: np.ndarray, theta: np.ndarray, terms) -> np.ndarray:
+        """b = Lambda u over the given terms (each level's k-vector times T)."""
+        out = np.empty_like(u)
+        pos = 0
+        for t in terms:
+            T = t.relative_cov_factor(theta)
+            block = u[pos : pos + t.n_effects].reshape(t.n_levels, t.n_columns)
+            out[pos : pos + t.n_effects] = (block @ T.T).ravel()
+            pos += t.n_effects
+        return out
+
+    def conditional_precision_inverse_blocks(self, factor: Factor, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term, the (n_levels, k, k) diagonal blocks of (Lambda'Z'Z Lambda + I)^{-1}."""
+        q = self.n_rest_random
+        out: list[np.ndarray] = []
+        Linv = None
+        if q:
+            Linv = lapack.dtrtri(np.asfortranarray(factor.rest_chol[:q, :q]), lower=1)[0]
+            Linv = np.tril(Linv)
+        if self.lead_term is not None:
+            lead = self.lead_term
+            k1 = lead.n_columns
+            chol = factor.lead_chol
+            T1 = lead.relative_cov_factor(theta)
+            ptr, idx, val = self.coupling
+            blocks = np.empty((lead.n_levels, k1, k1))
+            rest_scale = self._rest_factors(theta)
+            for l in range(lead.n_levels):
+                Pinv = np.linalg.inv(chol[l] @ chol[l].T)
+                blocks[l] = Pinv
+                if q:
+                    sel = idx[ptr[l] : ptr[l + 1]]
+                    inside = sel < q
+                    rows = sel[inside]
+                    if rows.size:
+                        C = np.zeros((q, k1))
+                        C[rows] = val[ptr[l] : ptr[l + 1]][inside] @ T1
+                        C = self._scale_rows(C, theta, rest_scale)
+                        W = Linv @ (C @ Pinv)
+                        blocks[l] += W.T @ W
+            out.append(blocks)
+        pos = 0
+        for t in self.rest_terms:
+            k = t.n_columns
+            cols = Linv[:, pos : pos + t.n_effects]
+            gram = np.einsum("ia,ib->ab", cols, cols, optimize=True) if k == 1 else None
+            if k == 1:
+                blocks = np.sum(cols * cols, axis=0).reshape(t.n_levels, 1, 1)
+            else:
+                blocks = np.empty((t.n_levels, k, k))
+                for l in range(t.n_levels):
+                    c = cols[:, l * k : (l + 1) * k]
+                    blocks[l] = c.T @ c
+            del gram
+            out.append(blocks)
+            pos += t.n_effects
+        return out
+
+    def _scale_rows(self, C: np.ndarray, theta: np.ndarray, rest_scale) -> np.ndarray:
+        """Lambda_r' C for a matrix C with rows in the rest's random-effect index."""
+        out = np.empty_like(C)
+        pos = 0
+        for t in self.rest_terms:
+            T = t.relative_cov_factor(theta)
+            k = t.n_columns
+            block = C[pos : pos + t.n_effects].reshape(t.n_levels, k, -1)
+            out[pos : pos + t.n_effects] = np.einsum("rc,lrj->lcj", T, block).reshape(t.n_effects, -1)
+            pos += t.n_effects
+        return out

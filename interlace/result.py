@@ -1,0 +1,243 @@
+"""The fitted model: :class:`CrossedLMEResult`, a frozen record of data.
+
+Values computed at the fit are fields; values derived from them (Satterthwaite
+df, p-values, conditional SDs) are cached properties, computed on first use from
+the fitted system; anything that takes a level is a method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .estimates import conditional_sd, random_effects_frames
+from .inference.satterthwaite import VarparDerivatives, satterthwaite_df, varpar_derivatives
+from .linalg.system import Factor, PenalizedSystem
+from .optimize import OptimizationRecord
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model's data, as statsmodels' ``result.model`` exposes it.
+
+    Attributes
+    ----------
+    exog : numpy.ndarray
+        X, n x p (full-rank columns).
+    endog : numpy.ndarray
+        y.
+    exog_names : list of str
+        Names of X's columns.
+    endog_names : str
+        The response's name.
+    groups : dict of str to pandas.Categorical
+        Each grouping factor's level per row.
+    formula : str
+        The full formula, random terms included.
+    data : Any
+        The caller's frame, as given (never modified).
+    """
+
+    exog: np.ndarray
+    endog: np.ndarray
+    exog_names: list[str]
+    endog_names: str
+    groups: dict[str, pd.Categorical]
+    formula: str
+    data: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CrossedLMEResult:
+    """A fitted linear mixed model; the names mirror statsmodels' ``MixedLMResults``
+    and lme4.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    >>> m.nobs, m.ngroups, m.nparams
+    (180, {'Subject': 18}, 6)
+    >>> round(m.llf, 3), round(np.sqrt(m.scale), 3)
+    (-871.814, 25.592)
+    >>> m.random_effects["Subject"].columns.tolist()
+    ['Intercept', 'Days']
+    """
+
+    fe_params: pd.Series
+    fe_bse: pd.Series
+    fe_cov: np.ndarray
+    random_effects: dict[str, pd.Series | pd.DataFrame]
+    variance_components: dict[str, float | pd.DataFrame]
+    correlation_params: dict[str, float]
+    theta: np.ndarray
+    theta_names: tuple[str, ...]
+    scale: float
+    llf: float
+    nparams: int
+    resid: np.ndarray
+    fittedvalues: np.ndarray
+    nobs: int
+    ngroups: dict[str, int]
+    method: str
+    converged: bool
+    df_method: str
+    model: ModelInfo
+    is_singular: bool
+    boundary_flags: dict[str, bool]
+    n_dropped: int
+    optimization: OptimizationRecord = field(repr=False)
+    solver_path: str = "dense"
+    _system: PenalizedSystem = field(repr=False, default=None, compare=False)
+    _factor: Factor = field(repr=False, default=None, compare=False)
+
+    # ----- likelihood ---------------------------------------------------------------------
+    @property
+    def aic(self) -> float:
+        """-2 llf + 2 nparams (lme4's ``AIC``)."""
+        return -2.0 * self.llf + 2.0 * self.nparams
+
+    @property
+    def bic(self) -> float:
+        """-2 llf + nparams log(nobs) (lme4's ``BIC``)."""
+        return -2.0 * self.llf + self.nparams * np.log(self.nobs)
+
+    @property
+    def deviance(self) -> float:
+        """-2 llf: the ML deviance, or the REML criterion for a REML fit."""
+        return -2.0 * self.llf
+
+    @property
+    def llf_restricted(self) -> float | None:
+        """The REML criterion (lme4's ``REMLcrit``) of a REML fit; None for ML."""
+        return -2.0 * self.llf if self.method == "REML" else None
+
+    # ----- fixed effects ------------------------------------------------------------------
+    @property
+    def fe_tvalues(self) -> pd.Series:
+        """Estimate / standard error."""
+        return self.fe_params / self.fe_bse
+
+    @cached_property
+    def _varpar(self) -> VarparDerivatives:
+        return varpar_derivatives(self._system, self.theta, float(np.sqrt(self.scale)), self.method == "REML")
+
+    @cached_property
+    def fe_df(self) -> pd.Series:
+        """Satterthwaite's denominator df of each fixed effect (lmerTest's ``df``)."""
+        p = len(self.fe_params)
+        eye = np.eye(p)
+        values = [satterthwaite_df(eye[j], self.fe_cov, self._varpar) for j in range(p)]
+        return pd.Series(values, index=self.fe_params.index, name="df")
+
+    @cached_property
+    def fe_pvalues(self) -> pd.Series:
+        """Two-sided p-values, t distribution with :attr:`fe_df` (lmerTest's ``Pr(>|t|)``)."""
+        t = self.fe_tvalues.to_numpy()
+        return pd.Series(2.0 * stats.t.sf(np.abs(t), self.fe_df.to_numpy()),
+                         index=self.fe_params.index, name="Pr(>|t|)")
+
+    def fe_confidence_interval(self, level: float = 0.95) -> pd.DataFrame:
+        """t-based intervals for the fixed effects with Satterthwaite's df.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> m.fe_confidence_interval(0.9).columns.tolist()
+        ['lower', 'upper']
+        """
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        q = stats.t.ppf(0.5 + level / 2.0, self.fe_df.to_numpy())
+        half = q * self.fe_bse.to_numpy()
+        est = self.fe_params.to_numpy()
+        return pd.DataFrame({"lower": est - half, "upper": est + half}, index=self.fe_params.index)
+
+    @property
+    def fe_conf_int(self) -> pd.DataFrame:
+        """95 % t intervals of the fixed effects (columns ``lower``, ``upper``)."""
+        return self.fe_confidence_interval(0.95)
+
+    # statsmodels aliases
+    @property
+    def params(self) -> pd.Series:
+        """Alias of :attr:`fe_params`."""
+        return self.fe_params
+
+    @property
+    def bse(self) -> pd.Series:
+        """Alias of :attr:`fe_bse`."""
+        return self.fe_bse
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Alias of :attr:`fe_tvalues`."""
+        return self.fe_tvalues
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Alias of :attr:`fe_pvalues`."""
+        return self.fe_pvalues
+
+    def cov_params(self) -> pd.DataFrame:
+        """vcov of the fixed effects as a labelled DataFrame (statsmodels' name)."""
+        names = self.fe_params.index
+        return pd.DataFrame(self.fe_cov, index=names, columns=names)
+
+    # ----- random effects -----------------------------------------------------------------
+    @cached_property
+    def random_effects_se(self) -> dict[str, pd.Series | pd.DataFrame]:
+        """Conditional SDs of the BLUPs (lme4's ``condVar``), shaped like :attr:`random_effects`."""
+        sds = conditional_sd(self._system, self._factor, self.theta, self.scale)
+        return random_effects_frames(self._system.design, sds)
+
+    def random_effects_ci(self, level: float = 0.95) -> dict[str, pd.DataFrame]:
+        """Normal-approximation intervals BLUP -/+ z * conditional SD, per grouping factor.
+
+        Returns, per factor, a DataFrame indexed by level with columns ``lower``
+        and ``upper`` (intercept-only factors) or ``<term> lower``/``<term> upper``.
+        """
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        out: dict[str, pd.DataFrame] = {}
+        for name, est in self.random_effects.items():
+            se = self.random_effects_se[name]
+            if isinstance(est, pd.Series):
+                out[name] = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
+            else:
+                cols = {}
+                for c in est.columns:
+                    cols[f"{c} lower"] = est[c] - z * se[c]
+                    cols[f"{c} upper"] = est[c] + z * se[c]
+                out[name] = pd.DataFrame(cols)
+        return out
+
+    # ----- presentation -------------------------------------------------------------------
+    def summary(self):
+        """lme4/lmerTest-style summary; ``print()`` it, or use its tables.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> print(m.summary())  # doctest: +ELLIPSIS
+        Linear mixed model fit by REML. t-tests use Satterthwaite's method
+        ...
+        """
+        from .summary import Summary
+
+        return Summary.from_result(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __repr__(self) -> str:
+        return (f"<CrossedLMEResult {self.method}: {self.model.formula!r}, nobs={self.nobs}, "
+                f"llf={self.llf:.4f}>")
