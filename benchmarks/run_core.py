@@ -11,8 +11,7 @@ and the median kept (a workload whose first timed fit exceeds 60 s is timed once
 lme4 follows the same protocol in one ``Rscript`` process per workload (untimed
 ``lmer()``, then timed repeats with ``system.time()``) on the same CSV with the same
 factor levels. BLAS/OpenMP/numba threads are pinned to ``--threads`` (default 1) on
-both sides before numpy is imported. The wall time of a fresh
-``python -c "import interlace"`` (median of 3) is reported separately.
+both sides before numpy is imported. "import time" is a fresh ``import interlace``.
 
 How to read it
 --------------
@@ -22,8 +21,8 @@ ratios measured in one run on one machine. ``max|dtheta|`` (largest absolute
 difference of the fitted theta vectors, lme4's order) and ``|dREML|`` (interlace
 ``-2 * llf`` against lme4 ``REMLcrit``) near zero show both fitted the same model.
 
-Usage: ``python benchmarks/run_core.py [--workloads W1,W2,W4,W6] [--repeats 5]
-[--threads 1] [--no-r]``; results also go to ``benchmarks/results/core.json``.
+Usage: ``python benchmarks/run_core.py [--workloads W1,W2,W4,W6] [--repeats 5] [--threads 1]
+[--no-r]``. Results also go to ``benchmarks/results/core.json`` (git-ignored).
 """
 
 import argparse
@@ -102,9 +101,7 @@ def simulate_crossed(n=100_000, n1=5000, n2=1000, seed=1):
 
 
 def load_frame(workload):
-    if workload.dataset is None:
-        return simulate_crossed()
-    return interlace.load_dataset(workload.dataset)
+    return interlace.load_dataset(workload.dataset) if workload.dataset else simulate_crossed()
 
 
 def csv_for_r(workload, frame, tmp_dir):
@@ -120,7 +117,7 @@ def csv_for_r(workload, frame, tmp_dir):
 def time_repeated(fit_once, repeats):
     """Warm up untimed, then time ``repeats`` calls (one if the first exceeds 60 s)."""
     fit_once()
-    seconds, result = [], None
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         result = fit_once()

@@ -155,6 +155,7 @@ def fit(
     *,
     start: Sequence[float] | None = None,
     optimizer: str = "cobyqa",
+    max_evaluations: int = 100_000,
     solver: str = "auto",
     na_action: NaAction = "drop",
     df_method: DfMethod = "satterthwaite",
@@ -178,6 +179,9 @@ def fit(
         Start values of theta (lme4's order); lme4's start by default.
     optimizer : str
         ``"cobyqa"`` (default), ``"l-bfgs-b"``, ``"powell"`` or ``"nelder-mead"``.
+    max_evaluations : int
+        Budget of objective evaluations (lme4's ``maxfun``); a fit that runs out
+        warns and reports ``converged=False``.
     solver : {"auto", "dense", "sparse"}
         Forces the Cholesky path; ``"auto"`` decides by size (see
         :mod:`interlace.linalg.dispatch`).
@@ -216,7 +220,9 @@ def fit(
                 f"start: expected {design.n_theta} values for theta "
                 f"({', '.join(design.theta_names)}), found {theta0.size}"
             )
-    record = optimize_theta(objective, theta0, design.theta_lower, optimizer)
+    if not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
+        raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
+    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations))
     return _assemble(design, system, record, reml, method, df_method, full_formula, data, n_dropped)
 
 

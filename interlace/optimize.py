@@ -60,7 +60,7 @@ class OptimizationRecord:
     message: str
 
 
-def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray):
+def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int):
     bounds = Bounds(lower, np.full_like(lower, np.inf))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -68,21 +68,23 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray):
             return minimize(
                 fun, start, method="COBYQA", bounds=bounds,
                 options={"initial_tr_radius": 1.0, "final_tr_radius": 1e-6,
-                         "maxfev": MAX_EVALUATIONS},
+                         "maxfev": max_evaluations},
             )
         if name == "l-bfgs-b":
             return minimize(fun, start, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-12, "gtol": 1e-9, "maxfun": MAX_EVALUATIONS})
+                            options={"ftol": 1e-12, "gtol": 1e-9, "maxfun": max_evaluations})
         if name == "powell":
             return minimize(fun, start, method="Powell", bounds=bounds,
-                            options={"xtol": 1e-8, "ftol": 1e-12, "maxfev": MAX_EVALUATIONS})
+                            options={"xtol": 1e-8, "ftol": 1e-12, "maxfev": max_evaluations})
         return minimize(fun, start, method="Nelder-Mead", bounds=bounds,
-                        options={"xatol": 1e-8, "fatol": 1e-10, "maxfev": MAX_EVALUATIONS})
+                        options={"xatol": 1e-8, "fatol": 1e-10, "maxfev": max_evaluations})
 
 
 def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower: np.ndarray,
-                   optimizer: str = "cobyqa") -> OptimizationRecord:
+                   optimizer: str = "cobyqa", max_evaluations: int = MAX_EVALUATIONS) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks.
+
+    ``max_evaluations`` bounds one optimiser run (lme4's ``maxfun``/``maxeval``).
 
     Examples
     --------
@@ -101,7 +103,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         return fun(np.maximum(np.asarray(theta, dtype=np.float64), lower))
 
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
-    result = _run(name, counted, start, lower)
+    result = _run(name, counted, start, lower, max_evaluations)
     theta, value = np.maximum(result.x, lower), float(result.fun)
     converged, message = bool(result.success), str(result.message)
     # lme4's restart_edge: a zero variance whose deviance falls when moved off the bound
@@ -111,7 +113,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
             trial = theta.copy()
             trial[i] = lower[i] + RESTART_STEP
             if counted(trial) < value:
-                again = _run(name, counted, theta, lower)
+                again = _run(name, counted, theta, lower, max_evaluations)
                 if again.fun < value:
                     theta, value = np.maximum(again.x, lower), float(again.fun)
                     converged, message = bool(again.success), str(again.message)
