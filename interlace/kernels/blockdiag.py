@@ -117,18 +117,19 @@ def transpose_coupling(ptr, idx, size):
 
 
 @kernel
-def downdate_rest(rest, ptr, idx, val, shrink, row_ptr, positions, levels):
-    """rest[a, b] -= sum_l (V_l S_l V_l')[a, b] for b >= a (the upper triangle, row by row).
+def downdate_rest(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale):
+    """rest[a, b] -= s_a s_b sum_l (V_l S_l V_l')[a, b] for b >= a (upper triangle, by row).
 
     V_l = val[ptr[l]:ptr[l+1]] sits at the sorted rest indices idx[ptr[l]:ptr[l+1]];
     ``row_ptr``/``positions``/``levels`` (from :func:`transpose_coupling`) list, for
     every rest index a, where it occurs, so each output row is written while it is
-    in cache.
+    in cache. ``scale`` (s) is Lambda_r for scalar rest terms, or ones.
     """
     size = rest.shape[0]
     k = val.shape[1]
     w = np.empty(k)
     for a in range(size):
+        sa = scale[a]
         for t in range(row_ptr[a], row_ptr[a + 1]):
             pos = positions[t]
             l = levels[t]
@@ -136,12 +137,43 @@ def downdate_rest(rest, ptr, idx, val, shrink, row_ptr, positions, levels):
                 s = 0.0
                 for r in range(k):
                     s += val[pos, r] * shrink[l, r, c]
-                w[c] = s
+                w[c] = s * sa
             for b in range(pos, ptr[l + 1]):
                 s = 0.0
                 for c in range(k):
                     s += w[c] * val[b, c]
-                rest[a, idx[b]] -= s
+                j = idx[b]
+                rest[a, j] -= s * scale[j]
+
+
+@kernel
+def assemble_scaled_upper(crossprod, scale, n_random, out):
+    """out[a, b] = crossprod[a, b] * scale[a] * scale[b] for b >= a, plus 1 on the first
+    ``n_random`` diagonal entries: Lambda' A Lambda + diag(I, 0) for scalar terms, upper
+    triangle only (the C-order triangle LAPACK reads as lower of the transpose)."""
+    size = crossprod.shape[0]
+    for a in range(size):
+        sa = scale[a]
+        for b in range(a, size):
+            out[a, b] = crossprod[a, b] * sa * scale[b]
+        if a < n_random:
+            out[a, a] += 1.0
+
+
+@kernel
+def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale):
+    """:func:`downdate_rest` for a scalar leading term (k1 = 1), with the rest already
+    scaled by Lambda_r: rest[a, b] -= s_a s_b sum_l v_la m_l v_lb for b >= a."""
+    size = rest.shape[0]
+    for a in range(size):
+        sa = scale[a]
+        for t in range(row_ptr[a], row_ptr[a + 1]):
+            pos = positions[t]
+            l = levels[t]
+            w = val[pos, 0] * shrink[l, 0, 0] * sa
+            for b in range(pos, ptr[l + 1]):
+                j = idx[b]
+                rest[a, j] -= w * val[b, 0] * scale[j]
 
 
 @kernel

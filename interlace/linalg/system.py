@@ -24,7 +24,9 @@ from scipy.linalg import lapack
 
 from ..design import ModelDesign, RandomTerm
 from ..kernels.blockdiag import (
+    assemble_scaled_upper,
     coupling_times,
+    downdate_rest_scalar,
     factor_leading_block,
     downdate_rest,
     scale_symmetric_blocks,
@@ -152,35 +154,47 @@ class PenalizedSystem:
         start = np.concatenate([[0], np.cumsum([m.size for m in mats])[:-1]]).astype(np.int64) if mats else np.zeros(0, np.int64)
         return np.ascontiguousarray(flat, dtype=np.float64), start
 
+    def _scalar_scale(self, theta: np.ndarray) -> np.ndarray | None:
+        """Lambda_r as a vector when every rest term is scalar (else None)."""
+        if not all(self._block_k == 1):
+            return None
+        scale = np.ones(self.size)
+        pos = 0
+        for t, lev in zip(self.rest_terms, self._block_levels):
+            scale[pos : pos + lev] = t.relative_cov_factor(theta)[0, 0]
+            pos += lev
+        return scale
+
     def factorize(self, theta: np.ndarray) -> Factor:
         """Factor the system at ``theta`` (lme4's order)."""
-        work = self.rest_crossprod.copy()
+        q = self.n_rest_random
         lead_chol = lead_shrink = None
         lead_logdet = 0.0
         if self.lead_term is not None:
             T1 = np.ascontiguousarray(self.lead_term.relative_cov_factor(theta), dtype=np.float64)
             lead_chol, lead_shrink, lead_logdet, ok = factor_leading_block(self.lead_crossprod, T1)
             if not ok:
-                return Factor(lead_chol, lead_shrink, np.inf, work, self.n_rest_random, False)
-            ptr, idx, val = self.coupling
-            downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row)
-        if self.rest_terms:
+                return Factor(lead_chol, lead_shrink, np.inf, self.rest_crossprod.copy(), q, False)
+        scale = self._scalar_scale(theta)
+        if scale is not None:
+            # scalar rest terms: scale while copying, downdate the scaled matrix (upper triangle)
+            work = np.empty_like(self.rest_crossprod)
+            assemble_scaled_upper(self.rest_crossprod, scale, q, work)
+            if self.lead_term is not None:
+                ptr, idx, val = self.coupling
+                downdate = downdate_rest_scalar if self.lead_term.n_columns == 1 else downdate_rest
+                downdate(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
+        else:
+            # vector rest terms: downdate unscaled, then Lambda_r' . Lambda_r block by block
+            work = self.rest_crossprod.copy()
+            if self.lead_term is not None:
+                ptr, idx, val = self.coupling
+                downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, np.ones(self.size))
             flat, start = self._rest_factors(theta)
-            if all(self._block_k == 1):
-                scale = np.ones(self.size)
-                pos = 0
-                for t, lev in zip(self.rest_terms, self._block_levels):
-                    scale[pos : pos + lev] = t.relative_cov_factor(theta)[0, 0]
-                    pos += lev
-                work *= scale[:, None]
-                work *= scale[None, :]
-            else:
-                scale_symmetric_blocks(work, self._block_offset, self._block_k, self._block_levels, flat, start)
-        q = self.n_rest_random
-        work[np.arange(q), np.arange(q)] += 1.0
+            scale_symmetric_blocks(work, self._block_offset, self._block_k, self._block_levels, flat, start)
+            work[np.arange(q), np.arange(q)] += 1.0
         chol, info = lapack.dpotrf(work.T, lower=1, clean=0, overwrite_a=1)
-        ok = info == 0
-        return Factor(lead_chol, lead_shrink, float(lead_logdet), chol, q, ok)
+        return Factor(lead_chol, lead_shrink, float(lead_logdet), chol, q, info == 0)
 
     # ----- solutions at a factor (post-fit) -------------------------------------------------
 

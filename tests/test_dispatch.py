@@ -1,0 +1,61 @@
+"""The dense and blocked paths give the same answer on every reference model, and the
+dispatch picks the path its rule says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import interlace
+from interlace.design import build_design
+from interlace.estimates import compute_estimates, conditional_sd
+from interlace.formula.random import split_formula
+from interlace.linalg.dispatch import DENSE_MAX_SIZE, choose_path
+from interlace.linalg.system import PenalizedSystem
+from interlace.objective import profiled_deviance
+
+from .reference import case_id, dataset_name, index, load
+
+PATHS_REL = 1e-8
+
+
+@pytest.mark.parametrize("case", index(), ids=case_id)
+def test_paths_agree_on_reference_models(case):
+    ref = load(case["json"])
+    design = build_design(*split_formula(case["formula"]), interlace.load_dataset(dataset_name(case)))
+    theta = np.array(list(ref["theta"].values()), dtype=float)
+    reml = bool(ref["REML"])
+    results = []
+    for n_leading in (0, 1):
+        system = PenalizedSystem(design, n_leading)
+        factor = system.factorize(theta)
+        deviance = profiled_deviance(factor, design.n_obs, design.n_fixed, reml)
+        est = compute_estimates(system, factor, theta, reml, deviance)
+        results.append((deviance, est, conditional_sd(system, factor, theta, est.scale)))
+    (d0, e0, sd0), (d1, e1, sd1) = results
+    assert d0 == pytest.approx(d1, rel=PATHS_REL)
+    np.testing.assert_allclose(e0.beta, e1.beta, rtol=PATHS_REL, atol=PATHS_REL * np.sqrt(e0.scale))
+    np.testing.assert_allclose(e0.fe_cov, e1.fe_cov, rtol=PATHS_REL)
+    np.testing.assert_allclose(e0.fitted, e1.fitted, rtol=0, atol=PATHS_REL * np.sqrt(e0.scale))
+    for name in e0.effects:
+        np.testing.assert_allclose(e0.effects[name], e1.effects[name], rtol=0, atol=PATHS_REL * np.sqrt(e0.scale))
+        np.testing.assert_allclose(sd0[name], sd1[name], rtol=PATHS_REL, atol=1e-14)
+
+
+def test_dispatch_rule():
+    small = build_design(*split_formula("Reaction ~ Days + (Days | Subject)"), interlace.load_dataset("sleepstudy"))
+    large = build_design(*split_formula("y ~ 1 + service + (1 | s) + (1 | d)"), interlace.load_dataset("InstEval"))
+    assert small.n_random + small.n_fixed + 1 <= DENSE_MAX_SIZE
+    assert large.n_random + large.n_fixed + 1 > DENSE_MAX_SIZE
+    assert choose_path(small) == 0
+    assert choose_path(large) == 1
+    assert choose_path(small, "sparse") == 1
+    assert choose_path(large, "dense") == 0
+
+
+def test_solver_option_reaches_the_fit():
+    sleep = interlace.load_dataset("sleepstudy")
+    dense = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, solver="dense")
+    blocked = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, solver="sparse")
+    assert (dense.solver_path, blocked.solver_path) == ("dense", "blocked")
+    assert dense.llf == pytest.approx(blocked.llf, abs=1e-6)
