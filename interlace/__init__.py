@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "fit": "interlace.api",
+    "isSingular": "interlace.api",
     "CrossedLMEResult": "interlace.result",
     "ModelInfo": "interlace.result",
     "load_dataset": "interlace.datasets",

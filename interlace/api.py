@@ -226,6 +226,26 @@ def fit(
     return _assemble(design, system, record, reml, method, df_method, full_formula, data, n_dropped)
 
 
+def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N802 (lme4's name)
+    """lme4's ``isSingular``: whether a diagonal entry of a relative covariance factor
+    (a theta entry with lower bound 0) is below ``tol``.
+
+    Examples
+    --------
+    >>> import interlace, warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff2"))
+    >>> interlace.isSingular(m), interlace.isSingular(m, tol=0.0)
+    (True, False)
+    """
+    if not isinstance(result, CrossedLMEResult):
+        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    if not tol >= 0:
+        raise InterlaceError(f"tol: expected a non-negative number, found {tol!r}")
+    return any(boundary_flags(result._system.design, result.theta, tol).values())
+
+
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
               df_method: str, formula: str, data: Any, n_dropped: int) -> CrossedLMEResult:
     theta = record.theta

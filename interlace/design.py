@@ -216,7 +216,7 @@ def _drop_redundant(fixed: FixedDesign) -> tuple[FixedDesign, np.ndarray]:
 def _lme4_order(n_levels: list[int]) -> list[int]:
     """lme4's term order: if the numbers of levels are not already non-increasing,
     ``rev(order(nl))`` (so ties end up in reverse formula order)."""
-    if all(a >= b for a, b in zip(n_levels, n_levels[1:])):
+    if all(a >= b for a, b in zip(n_levels, n_levels[1:], strict=False)):
         return list(range(len(n_levels)))
     ascending = sorted(range(len(n_levels)), key=lambda i: n_levels[i])
     return ascending[::-1]

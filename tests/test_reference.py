@@ -79,7 +79,7 @@ def test_theta_sigma_and_likelihood(pair):
 def test_variance_components(pair):
     result, ref = pair
     vc = ref["varcorr"]
-    for grp, v1, v2, var in zip(vc["grp"], vc["var1"], vc["var2"], vc["vcov"]):
+    for grp, v1, v2, var in zip(vc["grp"], vc["var1"], vc["var2"], vc["vcov"], strict=False):
         if grp == "Residual":
             np.testing.assert_allclose(result.scale, var, rtol=2 * SIGMA_REL)
             continue

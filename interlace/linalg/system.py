@@ -26,9 +26,9 @@ from ..design import ModelDesign, RandomTerm
 from ..kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
+    downdate_rest,
     downdate_rest_scalar,
     factor_leading_block,
-    downdate_rest,
     scale_symmetric_blocks,
     transpose_coupling,
 )
@@ -160,7 +160,7 @@ class PenalizedSystem:
             return None
         scale = np.ones(self.size)
         pos = 0
-        for t, lev in zip(self.rest_terms, self._block_levels):
+        for t, lev in zip(self.rest_terms, self._block_levels, strict=False):
             scale[pos : pos + lev] = t.relative_cov_factor(theta)[0, 0]
             pos += lev
         return scale

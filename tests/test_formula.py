@@ -1,0 +1,98 @@
+"""lme4's random-term syntax: parsing, expansion, and the models it must give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import interlace
+from interlace.formula.random import parse_random_term, split_formula
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("(1 | g)", [("1", "g")]),
+        ("(x | g)", [("1 + x", "g")]),
+        ("(1 + x | g)", [("1 + x", "g")]),
+        ("(0 + x | g)", [("0 + x", "g")]),
+        ("(-1 + x | g)", [("0 + x", "g")]),
+        ("(x || g)", [("1", "g"), ("0 + x", "g")]),
+        ("(1 | a/b)", [("1", "a"), ("1", "b:a")]),
+        ("(1 | a/b/c)", [("1", "a"), ("1", "b:a"), ("1", "c:b:a")]),
+        ("(1 | a:b)", [("1", "a:b")]),
+    ],
+)
+def test_random_term_expansion(term, expected):
+    assert [(t.expr, t.group_name) for t in parse_random_term(term)] == expected
+
+
+def test_split_formula_keeps_fixed_part():
+    fixed, terms = split_formula("y ~ x * z - 1 + (1 | g) + (0 + x | h)")
+    assert fixed == "y ~ x * z - 1"
+    assert [t.group_name for t in terms] == ["g", "h"]
+
+
+@pytest.fixture(scope="module")
+def sleep() -> pd.DataFrame:
+    return interlace.load_dataset("sleepstudy")
+
+
+def test_groups_and_random_arguments_give_the_same_model(sleep):
+    a = interlace.fit("Reaction ~ Days + (1 | Subject)", sleep)
+    b = interlace.fit("Reaction ~ Days", sleep, groups="Subject")
+    c = interlace.fit("Reaction ~ Days", sleep, groups=["Subject"])
+    d = interlace.fit("Reaction ~ Days", sleep, random="1 | Subject")
+    for other in (b, c, d):
+        np.testing.assert_array_equal(other.theta, a.theta)
+        assert other.llf == a.llf
+
+
+def test_uncorrelated_equals_separate_terms(sleep):
+    a = interlace.fit("Reaction ~ Days + (Days || Subject)", sleep)
+    b = interlace.fit("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    assert a.correlation_params == {} and list(a.random_effects["Subject"].columns) == ["Intercept", "Days"]
+
+
+def test_nested_equals_explicit_interaction():
+    pastes = interlace.load_dataset("Pastes")
+    a = interlace.fit("strength ~ 1 + (1 | batch/cask)", pastes)
+    b = interlace.fit("strength ~ 1 + (1 | batch) + (1 | cask:batch)", pastes)
+    assert a.llf == pytest.approx(b.llf, abs=1e-9)
+    assert set(a.random_effects) == {"batch", "cask:batch"}
+    assert a.random_effects["cask:batch"].index[0] == "a:A"
+
+
+@pytest.mark.filterwarnings("ignore::interlace.SingularFitWarning")
+def test_categorical_slope_has_one_column_per_level():
+    cake = interlace.load_dataset("cake")
+    m = interlace.fit("angle ~ temp + (0 + recipe | replicate)", cake)
+    assert list(m.random_effects["replicate"].columns) == ["recipe[A]", "recipe[B]", "recipe[C]"]
+    assert len(m.theta) == 6
+    m2 = interlace.fit("angle ~ temp + (recipe | replicate)", cake)
+    assert list(m2.random_effects["replicate"].columns) == ["Intercept", "recipe[T.B]", "recipe[T.C]"]
+
+
+def test_categorical_order_sets_the_reference_level():
+    cake = interlace.load_dataset("cake")
+    reordered = cake.assign(recipe=cake["recipe"].cat.reorder_categories(["C", "A", "B"]))
+    m = interlace.fit("angle ~ recipe + (1 | replicate)", reordered)
+    assert list(m.fe_params.index) == ["Intercept", "recipe[T.A]", "recipe[T.B]"]
+    base = interlace.fit("angle ~ recipe + (1 | replicate)", cake)
+    assert m.fe_params["Intercept"] == pytest.approx(base.fe_params["Intercept"] + base.fe_params["recipe[T.C]"], rel=1e-6)
+
+
+def test_grouping_columns_of_any_dtype_are_factors(sleep):
+    as_int = sleep.assign(Subject=sleep["Subject"].astype(str).astype(int))
+    as_str = sleep.assign(Subject=sleep["Subject"].astype(str))
+    a = interlace.fit("Reaction ~ Days + (1 | Subject)", as_int)
+    b = interlace.fit("Reaction ~ Days + (1 | Subject)", as_str)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-10)
+    assert a.random_effects["Subject"].index.tolist() == [str(s) for s in sorted(as_int["Subject"].unique())]
+
+
+def test_two_terms_with_the_same_effect_on_one_factor_are_refused(sleep):
+    with pytest.raises(interlace.FormulaError, match=r"appear in more than one term"):
+        interlace.fit("Reaction ~ Days + (1 | Subject) + (1 | Subject)", sleep)
