@@ -22,6 +22,8 @@ OLDEST = [
     "numba==0.59.1",
     "narwhals==2.0.0",
     "formulaic==1.1.0",
+    "pyarrow==16.1.0",  # the newest pyarrow needs numpy 2
+    "polars==1.31.0",  # narwhals 2.0 predates polars 2
 ]
 
 

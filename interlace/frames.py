@@ -1,7 +1,8 @@
 """Data frames in and out: the only module that touches narwhals.
 
 Any eager frame narwhals understands (pandas, polars, pyarrow) comes in through
-:func:`ingest`; the model works on a pandas frame of the used columns; frames
+:func:`ingest`; level order of categorical columns: a pandas Categorical's
+categories or a polars Enum's declared order, else sorted values (R's ``factor``); the model works on a pandas frame of the used columns; frames
 that go back to the caller are built in the caller's own type by
 :func:`to_native_like`.
 """
@@ -51,10 +52,13 @@ def ingest(data: Any, argument: str = "data") -> tuple[nw.DataFrame, FrameInfo]:
 
 def _column_to_pandas(series: nw.Series) -> pd.Series | np.ndarray:
     dtype = series.dtype
-    if dtype == nw.Categorical or dtype == nw.Enum:
-        categories = list(series.cat.get_categories().to_list())
+    if dtype == nw.Enum:
+        # an Enum declares its level order: the first is the reference level
+        return pd.Categorical(series.to_list(), categories=list(dtype.categories))
+    if dtype == nw.Categorical:
+        # polars/pyarrow categoricals declare no level order: R's factor() sorts them
         values = series.to_list()
-        return pd.Categorical(values, categories=categories)
+        return pd.Categorical(values, categories=sorted({v for v in values if v is not None}))
     if dtype == nw.String:
         return np.asarray(series.to_list(), dtype=object)
     if dtype.is_numeric() or dtype == nw.Boolean:

@@ -63,7 +63,7 @@ class CrossedLMEResult:
     >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
     >>> m.nobs, m.ngroups, m.nparams
     (180, {'Subject': 18}, 6)
-    >>> round(m.llf, 3), round(np.sqrt(m.scale), 3)
+    >>> round(m.llf, 3), round(float(np.sqrt(m.scale)), 3)
     (-871.814, 25.592)
     >>> m.random_effects["Subject"].columns.tolist()
     ['Intercept', 'Days']

@@ -23,6 +23,14 @@ def _signif_stars(p: float) -> str:
     return ""
 
 
+def _decimals(values: np.ndarray, significant: int = 4) -> int:
+    """Decimals that show the smallest non-zero magnitude with ``significant`` digits."""
+    finite = np.abs(values[np.isfinite(values) & (values != 0)])
+    if finite.size == 0:
+        return 3
+    return int(min(8, max(0, significant - 1 - np.floor(np.log10(finite.min())))))
+
+
 def _format_p(p: float) -> str:
     if not np.isfinite(p):
         return "NA"
@@ -149,11 +157,15 @@ class Summary:
 
     def _fe_text(self) -> list[str]:
         fe = self.fixed_effects
+        if fe.empty:
+            return ["No fixed effect coefficients"]
         cells = [["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)", ""]]
+        est_dec = _decimals(fe["Std. Error"].to_numpy())
         for name, row in fe.iterrows():
             cells.append([
-                name, f"{row['Estimate']:.4g}", f"{row['Std. Error']:.4g}", f"{row['df']:.4g}",
-                f"{row['t value']:.3f}", _format_p(row["Pr(>|t|)"]), _signif_stars(row["Pr(>|t|)"]),
+                name, f"{row['Estimate']:.{est_dec}f}", f"{row['Std. Error']:.{est_dec}f}",
+                f"{row['df']:.3f}", f"{row['t value']:.3f}", _format_p(row["Pr(>|t|)"]),
+                _signif_stars(row["Pr(>|t|)"]),
             ])
         widths = [max(len(r[i]) for r in cells) for i in range(7)]
         out = []

@@ -190,6 +190,9 @@ class PenalizedSystem:
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
                 downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, np.ones(self.size))
+                # the downdate wrote the upper triangle; the block scaling reads both
+                upper = np.triu_indices(self.size, 1)
+                work[upper[1], upper[0]] = work[upper]
             flat, start = self._rest_factors(theta)
             scale_symmetric_blocks(work, self._block_offset, self._block_k, self._block_levels, flat, start)
             work[np.arange(q), np.arange(q)] += 1.0
