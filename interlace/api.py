@@ -99,8 +99,9 @@ def _check_response(formula: str, table: pd.DataFrame) -> None:
             raise DataError(f"response {lhs!r}: expected a numeric column, found dtype {column.dtype}")
 
 
-def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop") -> tuple[ModelDesign, str, pd.DataFrame, int]:
-    """Parse and read the data: the design, the full formula, the used rows, rows dropped."""
+def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop") -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
+    """Parse and read the data: the design, the full formula, the used rows, and the
+    positions of the rows dropped for missing values."""
     na_action = _choice("na_action", na_action, ("drop", "raise"))
     fixed_formula, specs = split_formula(formula)
     specs = specs + _random_specs(groups, random)
@@ -143,7 +144,7 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
             f"rows had a missing value in {', '.join(used)})"
         )
     design = build_design(fixed_formula, specs, table)
-    return design, full_formula, table, n_dropped
+    return design, full_formula, table, np.flatnonzero(missing)
 
 
 def fit(
@@ -207,7 +208,7 @@ def fit(
     """
     method = _choice("method", method, ("REML", "ML"))
     df_method = _choice("df_method", df_method, ("satterthwaite",))
-    design, full_formula, table, n_dropped = prepare(formula, data, groups, random, na_action)
+    design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action)
     system = build_system(design, solver)
     reml = method == "REML"
     objective = Objective(system, reml)
@@ -223,7 +224,7 @@ def fit(
     if not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
         raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
     record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations))
-    return _assemble(design, system, record, reml, method, df_method, full_formula, data, n_dropped)
+    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows)
 
 
 def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N802 (lme4's name)
@@ -247,7 +248,7 @@ def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N8
 
 
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
-              df_method: str, formula: str, data: Any, n_dropped: int) -> CrossedLMEResult:
+              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray) -> CrossedLMEResult:
     theta = record.theta
     factor = system.factorize(theta)
     est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
@@ -265,8 +266,14 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
             ConvergenceWarning,
             stacklevel=3,
         )
+    n_dropped = len(dropped_rows)
     if n_dropped:
-        warnings.warn(f"{n_dropped} rows with missing values were dropped", MissingValuesWarning, stacklevel=3)
+        warnings.warn(
+            f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values "
+            f"{'were' if n_dropped > 1 else 'was'} dropped",
+            MissingValuesWarning,
+            stacklevel=3,
+        )
     ordered = lme4_term_order(design)
     model = ModelInfo(
         exog=design.X,
@@ -276,6 +283,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
         formula=formula,
         data=data,
+        dropped_rows=dropped_rows,
     )
     return CrossedLMEResult(
         fe_params=fe_params,

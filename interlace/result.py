@@ -41,6 +41,9 @@ class ModelInfo:
         The full formula, random terms included.
     data : Any
         The caller's frame, as given (never modified).
+    dropped_rows : numpy.ndarray
+        0-based positions in ``data`` of the rows dropped for missing values (lme4's
+        ``na.action``); the per-row results follow the other rows in order.
     """
 
     exog: np.ndarray
@@ -50,6 +53,7 @@ class ModelInfo:
     groups: dict[str, pd.Categorical]
     formula: str
     data: Any = field(repr=False)
+    dropped_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)

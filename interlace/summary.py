@@ -96,10 +96,10 @@ class Summary:
             cov = comp.to_numpy()
             sd = np.sqrt(np.diag(cov))
             for i, nm in enumerate(names):
-                corrs = []
-                for j in range(i):
-                    key = f"{group}:{names[j]},{nm}"
-                    corrs.append(result.correlation_params.get(key, np.nan))
+                keys = [f"{group}:{names[j]},{nm}" for j in range(i)]
+                corrs = [result.correlation_params.get(key, np.nan) for key in keys]
+                if not any(key in result.correlation_params for key in keys):
+                    corrs = []  # separate (uncorrelated) lme4 terms: no Corr entries
                 rows.append((group if i == 0 else "", r_name(nm), cov[i, i], sd[i], corrs))
         rows.append(("Residual", "", result.scale, sigma, []))
         max_corr = max((len(r[4]) for r in rows), default=0)
@@ -188,7 +188,7 @@ class Summary:
         lines += self._fe_text()
         if len(self.fe_correlation) > 1:
             lines += ["", "Correlation of Fixed Effects:"]
-            short = [n[:6] for n in self.fe_correlation.index]
+            short = ["(Intr)" if n == "(Intercept)" else n[:6] for n in self.fe_correlation.index]
             corr = self.fe_correlation.to_numpy()
             width = max(len(n) for n in self.fe_correlation.index)
             lines.append(" " * width + " " + " ".join(f"{s:>6}" for s in short[:-1]))

@@ -105,6 +105,7 @@ def test_missing_values_dropped_and_counted(sleep):
     with pytest.warns(interlace.MissingValuesWarning, match=r"3 rows with missing values were dropped"):
         m = interlace.fit("Reaction ~ Days + (Days | Subject)", data)
     assert m.nobs == 177 and m.n_dropped == 3
+    assert m.model.dropped_rows.tolist() == [3, 7, 50]
     assert "3 observations deleted due to missingness" in str(m.summary())
     with pytest.raises(DataError, match=r"3 row\(s\) have missing values in Reaction, Subject and na_action='raise'"):
         interlace.fit("Reaction ~ Days + (Days | Subject)", data, na_action="raise")

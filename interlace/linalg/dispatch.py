@@ -4,7 +4,7 @@ Rule
 ----
 ``solver="auto"`` takes the **dense** path (the whole [Z X y] system in one dense
 Cholesky) when the system has at most :data:`DENSE_MAX_SIZE` rows (q + p + 1);
-there one LAPACK call beats the per-level bookkeeping. Otherwise the **blocked**
+there one LAPACK call beats the per-level bookkeeping. Otherwise the **sparse** (blocked)
 path eliminates the term with the most random effects level by level (its block
 is block-diagonal, so this costs O(levels) and creates fill-in only where its
 levels meet the other terms) and factors the rest densely. ``solver="dense"`` or ``"sparse"`` (the blocked path) forces either;

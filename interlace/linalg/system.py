@@ -145,8 +145,9 @@ class PenalizedSystem:
 
     @property
     def path(self) -> str:
-        """``"dense"`` or ``"blocked"``."""
-        return "blocked" if self.n_leading else "dense"
+        """``"dense"`` or ``"sparse"`` (the blocked path: sparse by-level elimination of
+        the leading term), the names ``solver=`` takes."""
+        return "sparse" if self.n_leading else "dense"
 
     def _rest_factors(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mats = [t.relative_cov_factor(theta) for t in self.rest_terms]
