@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "fit": "interlace.api",
     "isSingular": "interlace.api",
+    "anova": "interlace.api",
+    "RefitWarning": "interlace.inference.anova",
     "CrossedLMEResult": "interlace.result",
     "ModelInfo": "interlace.result",
     "load_dataset": "interlace.datasets",

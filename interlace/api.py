@@ -247,6 +247,45 @@ def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N8
     return any(boundary_flags(result._system.design, result.theta, tol).values())
 
 
+def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Analysis of variance: lmerTest's type III table for one model, lme4's
+    likelihood-ratio table for several.
+
+    With one result: one row per fixed-effect term, F tests of lmerTest's type III
+    hypotheses with Satterthwaite's denominator df. With several: the models in
+    order of their number of parameters, each compared with the one before by a
+    likelihood-ratio test; REML fits are refitted by ML first (a
+    :class:`~interlace.inference.anova.RefitWarning` says so), as lme4's ``anova``.
+
+    Examples
+    --------
+    >>> import interlace, warnings
+    >>> sleep = interlace.load_dataset("sleepstudy")
+    >>> m1 = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
+    >>> interlace.anova(m1).round(2)
+             Sum Sq   Mean Sq  NumDF  DenDF  F value  Pr(>F)
+    Days   30030.94  30030.94      1   17.0    45.85     0.0
+    >>> m0 = interlace.fit("Reaction ~ Days + (1 | Subject)", sleep)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     table = interlace.anova(m0, m1, names=["m0", "m1"])
+    >>> table[["npar", "Chisq", "Df"]].round(2)
+        npar  Chisq   Df
+    m0     4    NaN  NaN
+    m1     6  42.14  2.0
+    """
+    from .inference.anova import likelihood_ratio_table, type3_table
+
+    if not results:
+        raise InterlaceError("anova: expected at least one fitted model, found none")
+    for r in results:
+        if not isinstance(r, CrossedLMEResult):
+            raise InterlaceError(f"anova: expected fitted models (CrossedLMEResult), found {type(r).__name__}")
+    if len(results) == 1:
+        return type3_table(results[0])
+    return likelihood_ratio_table(list(results), None if names is None else list(names))
+
+
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
               df_method: str, formula: str, data: Any, dropped_rows: np.ndarray) -> CrossedLMEResult:
     theta = record.theta

@@ -80,7 +80,8 @@ class ModelDesign:
     """Everything the fit needs from the data, built once.
 
     ``terms`` are in factorisation order (most random effects first, as
-    MixedModels.jl); ``theta_names``/``theta_lower`` follow lme4's order.
+    MixedModels.jl); ``theta_names``/``theta_lower`` follow lme4's order;
+    ``table`` holds the used columns of the rows used (pandas).
     """
 
     fixed: FixedDesign
@@ -89,6 +90,7 @@ class ModelDesign:
     theta_names: tuple[str, ...]
     theta_lower: np.ndarray
     term_labels: tuple[str, ...]
+    table: pd.DataFrame
 
     @property
     def y(self) -> np.ndarray:
@@ -328,4 +330,5 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
         theta_names=tuple(theta_names),
         theta_lower=np.array(theta_lower),
         term_labels=labels,
+        table=table,
     )

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 import interlace
+from interlace.api import _assemble
+from interlace.objective import Objective
+from interlace.optimize import OptimizationRecord
 
 from .reference import dataset_name, index, load
 
@@ -30,6 +34,24 @@ class FitCache:
                     method="REML" if ref["REML"] else "ML",
                     solver=solver,
                 )
+        return self._fits[key]
+
+
+    def at_reference_theta(self, json_name: str) -> interlace.CrossedLMEResult:
+        """The fit's model evaluated at lme4's theta instead of interlace's optimum."""
+        key = (json_name, "reference-theta")
+        if key not in self._fits:
+            fitted = self.get(json_name)
+            system = fitted._system
+            theta = np.array(list(load(json_name)["theta"].values()), dtype=float)
+            reml = fitted.method == "REML"
+            deviance = Objective(system, reml)(theta)
+            record = OptimizationRecord("lme4 theta", theta, deviance, 0, True, "reference")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", interlace.SingularFitWarning)
+                self._fits[key] = _assemble(system.design, system, record, reml, fitted.method,
+                                            fitted.df_method, fitted.model.formula, fitted.model.data,
+                                            fitted.model.dropped_rows)
         return self._fits[key]
 
 
