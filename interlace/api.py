@@ -262,9 +262,9 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
     >>> import interlace, warnings
     >>> sleep = interlace.load_dataset("sleepstudy")
     >>> m1 = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
-    >>> interlace.anova(m1).round(2)
-             Sum Sq   Mean Sq  NumDF  DenDF  F value  Pr(>F)
-    Days   30030.94  30030.94      1   17.0    45.85     0.0
+    >>> interlace.anova(m1)[["NumDF", "DenDF", "F value"]].round(2)
+          NumDF  DenDF  F value
+    Days      1   17.0    45.85
     >>> m0 = interlace.fit("Reaction ~ Days + (1 | Subject)", sleep)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
