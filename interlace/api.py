@@ -41,7 +41,8 @@ from .result import CrossedLMEResult, ModelInfo
 
 Method = Literal["REML", "ML"]
 NaAction = Literal["drop", "raise"]
-DfMethod = Literal["satterthwaite"]
+DfMethod = Literal["satterthwaite", "kenward-roger"]
+DF_METHODS = ("satterthwaite", "kenward-roger")
 
 _IDENTIFIER = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)(\s*\()?")
 _NAMESPACES = ("np.", "numpy.", "math.", "scipy.")
@@ -188,8 +189,10 @@ def fit(
         :mod:`interlace.linalg.dispatch`).
     na_action : {"drop", "raise"}
         Drop rows with a missing value in a used column (lme4's ``na.omit``) or raise.
-    df_method : {"satterthwaite"}
-        Denominator df of the t tests (lmerTest's default).
+    df_method : {"satterthwaite", "kenward-roger"}
+        Denominator df of the t and F tests: Satterthwaite's (lmerTest's default) or
+        Kenward-Roger's (pbkrtest; REML fits only, and then ``fe_bse`` are the
+        adjusted standard errors).
 
     Returns
     -------
@@ -207,7 +210,12 @@ def fit(
     True
     """
     method = _choice("method", method, ("REML", "ML"))
-    df_method = _choice("df_method", df_method, ("satterthwaite",))
+    df_method = _choice("df_method", df_method, DF_METHODS)
+    if df_method == "kenward-roger" and method != "REML":
+        raise InterlaceError(
+            "df_method='kenward-roger': Kenward-Roger is defined for REML fits (as pbkrtest), "
+            "found method='ML'"
+        )
     design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action)
     system = build_system(design, solver)
     reml = method == "REML"
@@ -324,7 +332,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         data=data,
         dropped_rows=dropped_rows,
     )
-    return CrossedLMEResult(
+    result = CrossedLMEResult(
         fe_params=fe_params,
         fe_bse=fe_bse,
         fe_cov=est.fe_cov,
@@ -342,7 +350,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         ngroups={t.name: t.n_levels for t in ordered},
         method=method,
         converged=record.converged,
-        df_method=df_method,
+        df_method="satterthwaite",
         model=model,
         is_singular=singular,
         boundary_flags=flags,
@@ -352,3 +360,4 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         _system=system,
         _factor=factor,
     )
+    return result.with_df_method(df_method) if df_method != "satterthwaite" else result

@@ -7,7 +7,7 @@ the fitted system; anything that takes a level is a method.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .errors import InterlaceError
 from .estimates import conditional_sd, random_effects_frames
+from .inference.kenward_roger import KenwardRoger, kenward_roger
 from .inference.satterthwaite import VarparDerivatives, satterthwaite_df, varpar_derivatives
 from .linalg.system import Factor, PenalizedSystem
 from .optimize import OptimizationRecord
@@ -99,6 +101,7 @@ class CrossedLMEResult:
     solver_path: str = "dense"
     _system: PenalizedSystem = field(repr=False, default=None, compare=False)
     _factor: Factor = field(repr=False, default=None, compare=False)
+    _kenward_roger: KenwardRoger | None = field(repr=False, default=None, compare=False)
 
     # ----- likelihood ---------------------------------------------------------------------
     @property
@@ -132,11 +135,55 @@ class CrossedLMEResult:
         return varpar_derivatives(self._system, self.theta, float(np.sqrt(self.scale)), self.method == "REML")
 
     @cached_property
+    def kenward_roger(self) -> KenwardRoger:
+        """pbkrtest's Kenward-Roger adjustment at this fit (REML fits only): the
+        adjusted covariance ``vcov_adjusted`` and ``ddf(contrast)``."""
+        if self._kenward_roger is not None:
+            return self._kenward_roger
+        if self.method != "REML":
+            raise InterlaceError(
+                f"df_method='kenward-roger': Kenward-Roger is defined for REML fits (as pbkrtest), "
+                f"found method={self.method!r}; refit with method='REML'"
+            )
+        return kenward_roger(self._system.design, self.theta, self.scale)
+
+    def with_df_method(self, df_method: str) -> CrossedLMEResult:
+        """The same fit with another df method (``"satterthwaite"`` or
+        ``"kenward-roger"``), without refitting.
+
+        With Kenward-Roger, ``fe_bse`` are the adjusted standard errors and
+        ``fe_df``, ``fe_pvalues`` and ``fe_conf_int`` use the KR df, as lmerTest's
+        ``summary(m, ddf = "Kenward-Roger")``; ``fe_cov`` stays lme4's ``vcov``.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)",
+        ...                   interlace.load_dataset("Penicillin"))
+        >>> kr = m.with_df_method("kenward-roger")
+        >>> round(float(kr.fe_df.iloc[0]), 3), kr.df_method
+        (5.487, 'kenward-roger')
+        """
+        from .api import DF_METHODS, _choice
+
+        df_method = _choice("df_method", df_method, DF_METHODS)
+        if df_method == "kenward-roger":
+            kr = self.kenward_roger
+            se = pd.Series(np.sqrt(np.diag(kr.vcov_adjusted)), index=self.fe_params.index, name="Std. Error")
+            return replace(self, df_method=df_method, fe_bse=se, _kenward_roger=kr)
+        se = pd.Series(np.sqrt(np.diag(self.fe_cov)), index=self.fe_params.index, name="Std. Error")
+        return replace(self, df_method=df_method, fe_bse=se, _kenward_roger=None)
+
+    @cached_property
     def fe_df(self) -> pd.Series:
-        """Satterthwaite's denominator df of each fixed effect (lmerTest's ``df``)."""
+        """Denominator df of each fixed effect: Satterthwaite's (lmerTest's default) or
+        Kenward-Roger's, as ``df_method`` says."""
         p = len(self.fe_params)
         eye = np.eye(p)
-        values = [satterthwaite_df(eye[j], self.fe_cov, self._varpar) for j in range(p)]
+        if self.df_method == "kenward-roger":
+            values = [self.kenward_roger.ddf(eye[j]) for j in range(p)]
+        else:
+            values = [satterthwaite_df(eye[j], self.fe_cov, self._varpar) for j in range(p)]
         return pd.Series(values, index=self.fe_params.index, name="df")
 
     @cached_property
@@ -147,7 +194,7 @@ class CrossedLMEResult:
                          index=self.fe_params.index, name="Pr(>|t|)")
 
     def fe_confidence_interval(self, level: float = 0.95) -> pd.DataFrame:
-        """t-based intervals for the fixed effects with Satterthwaite's df.
+        """t-based intervals for the fixed effects with :attr:`fe_df` and :attr:`fe_bse`.
 
         Examples
         --------

@@ -71,7 +71,7 @@ class Summary:
         method = result.method
         header = [
             f"Linear mixed model fit by {'REML' if method == 'REML' else 'maximum likelihood'}. "
-            "t-tests use Satterthwaite's method",
+            f"t-tests use {'Kenward-Roger' if result.df_method == 'kenward-roger' else 'Satterthwaite'}'s method",
             f"Formula: {result.model.formula}",
             "",
         ]

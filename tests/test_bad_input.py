@@ -119,7 +119,8 @@ def test_missing_values_dropped_and_counted(sleep):
         ({"optimizer": "bfgs"}, r"optimizer: expected one of .*found 'bfgs'"),
         ({"start": [1.0]}, r"start: expected 3 values for theta .*found 1"),
         ({"na_action": "omit"}, r"na_action: expected one of 'drop', 'raise', found 'omit'"),
-        ({"df_method": "wald"}, r"df_method: expected one of 'satterthwaite', found 'wald'"),
+        ({"df_method": "wald"}, r"df_method: expected one of 'satterthwaite', 'kenward-roger', found 'wald'"),
+        ({"df_method": "kenward-roger", "method": "ML"}, r"Kenward-Roger is defined for REML fits"),
         ({"max_evaluations": 0}, r"max_evaluations: expected a positive integer, found 0"),
     ],
 )

@@ -25,22 +25,29 @@ def type3_table(result) -> pd.DataFrame:
     """lmerTest's ``anova(m)``: one row per fixed-effect term.
 
     Columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``,
-    with Satterthwaite's denominator df; ``Mean Sq`` is F times sigma^2.
+    with the result's df method (Satterthwaite, or Kenward-Roger with pbkrtest's
+    scaled F); ``Mean Sq`` is F times sigma^2.
     """
     design = result._system.design
     beta = result.fe_params.to_numpy()
     rows = {}
+    kenward = result.df_method == "kenward-roger"
     for term, contrast in type3_contrasts(design).items():
         if contrast.shape[0] == 0:
             continue
-        test = satterthwaite_f_test(contrast, beta, result.fe_cov, result._varpar)
-        mean_sq = test.F * result.scale
-        rows[term] = (mean_sq * test.num_df, mean_sq, test.num_df, test.den_df, test.F, test.p_value)
+        if kenward:
+            F, num_df, den_df, p_value = result.kenward_roger.f_test(contrast, beta)
+        else:
+            test = satterthwaite_f_test(contrast, beta, result.fe_cov, result._varpar)
+            F, num_df, den_df, p_value = test.F, test.num_df, test.den_df, test.p_value
+        mean_sq = F * result.scale
+        rows[term] = (mean_sq * num_df, mean_sq, num_df, den_df, F, p_value)
     table = pd.DataFrame.from_dict(
         rows, orient="index", columns=["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
     )
     table["NumDF"] = table["NumDF"].astype(int)
-    table.attrs["title"] = "Type III Analysis of Variance Table with Satterthwaite's method"
+    method = "Kenward-Roger's" if kenward else "Satterthwaite's"
+    table.attrs["title"] = f"Type III Analysis of Variance Table with {method} method"
     return table
 
 

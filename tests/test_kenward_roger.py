@@ -1,0 +1,80 @@
+"""Kenward-Roger against pbkrtest 0.5.2 (through lmerTest 3.1-3's summary)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import interlace
+from interlace.inference.kenward_roger import kenward_roger
+
+from .reference import case_id, dataset_name, index, load, r_fixef_name
+
+KR_REL = 1e-3  # issue 3: KR df and p-values at interlace's own optimum
+EXACT_REL = 1e-8  # the same computation at lme4's theta and sigma
+
+KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roger"]]
+
+
+def _kr_fit(case) -> interlace.CrossedLMEResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", interlace.SingularFitWarning)
+        return interlace.fit(case["formula"], interlace.load_dataset(dataset_name(case)),
+                             df_method="kenward-roger")
+
+
+@pytest.mark.parametrize("case", KR_CASES, ids=case_id)
+def test_kenward_roger_at_own_optimum(case):
+    ref = load(case["json"])["kenward_roger"]
+    m = _kr_fit(case)
+    names = ref["names"]
+    df = m.fe_df.rename(index=r_fixef_name)[names].to_numpy()
+    p = m.fe_pvalues.rename(index=r_fixef_name)[names].to_numpy()
+    np.testing.assert_allclose(df, ref["df"], rtol=KR_REL)
+    np.testing.assert_allclose(p, ref["p"], rtol=KR_REL, atol=1e-300)
+    np.testing.assert_allclose(m.fe_bse.rename(index=r_fixef_name)[names].to_numpy(), ref["se"], rtol=KR_REL)
+
+
+@pytest.mark.parametrize("case", KR_CASES, ids=case_id)
+def test_kenward_roger_at_lme4_theta_is_pbkrtest(case, fits):
+    full = load(case["json"])
+    ref = full["kenward_roger"]
+    m = fits.get(case["json"])
+    theta = np.array(list(full["theta"].values()), dtype=float)
+    kr = kenward_roger(m._system.design, theta, full["sigma"] ** 2)
+    np.testing.assert_allclose(kr.vcov_adjusted, np.array(ref["vcov_adjusted"]["values"]), rtol=EXACT_REL)
+    eye = np.eye(len(m.fe_params))
+    df = np.array([kr.ddf(eye[j]) for j in range(len(eye))])
+    order = [list(m.fe_params.rename(index=r_fixef_name).index).index(n) for n in ref["names"]]
+    np.testing.assert_allclose(df[order], ref["df"], rtol=EXACT_REL)
+
+
+def test_kenward_roger_needs_reml():
+    sleep = interlace.load_dataset("sleepstudy")
+    ml = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, method="ML")
+    with pytest.raises(interlace.InterlaceError, match=r"Kenward-Roger is defined for REML fits"):
+        ml.with_df_method("kenward-roger")
+
+
+def test_switching_df_method_without_refitting():
+    sleep = interlace.load_dataset("sleepstudy")
+    m = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
+    kr = m.with_df_method("kenward-roger")
+    assert kr.df_method == "kenward-roger" and m.df_method == "satterthwaite"
+    np.testing.assert_array_equal(kr.theta, m.theta)
+    back = kr.with_df_method("satterthwaite")
+    pd.testing.assert_series_equal(back.fe_df, m.fe_df)
+    assert "Kenward-Roger" in str(kr.summary()).splitlines()[0]
+    ci = kr.fe_confidence_interval(0.9)
+    assert np.all(ci["lower"] < kr.fe_params) and np.all(kr.fe_params < ci["upper"])
+
+
+def test_type3_with_kenward_roger_single_df_is_the_t_test():
+    cake = interlace.load_dataset("cake")
+    m = interlace.fit("angle ~ recipe + temp + (1 | recipe:replicate)", cake, df_method="kenward-roger")
+    table = interlace.anova(m)
+    assert table.loc["temp", "DenDF"] == pytest.approx(m.fe_df["temp"], rel=1e-10)
+    assert "Kenward-Roger" in table.attrs["title"]
