@@ -64,7 +64,7 @@ class Objective:
         self.system = system
         self.reml = reml
         self.n_obs = system.design.n_obs
-        self.n_fixed = system.design.n_fixed
+        self.n_fixed = system.n_fixed
         self.n_evaluations = 0
 
     def __call__(self, theta: np.ndarray) -> float:

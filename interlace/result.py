@@ -215,6 +215,36 @@ class CrossedLMEResult:
         """95 % t intervals of the fixed effects (columns ``lower``, ``upper``)."""
         return self.fe_confidence_interval(0.95)
 
+    def confint(self, method: str = "profile", level: float = 0.95) -> pd.DataFrame:
+        """Confidence intervals as lme4's ``confint``.
+
+        ``method="profile"``: profile-likelihood intervals of every random-effect SD
+        and correlation, sigma and every fixed effect (ML profile, as lme4), rows
+        named as lme4's ``oldNames = FALSE`` (``sd_(Intercept)|Subject``,
+        ``cor_Days.(Intercept)|Subject``, ``sigma``) then the fixed effects.
+        ``method="wald"``: estimate -/+ qnorm * SE for the fixed effects.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> m.confint().round(2)
+                                 lower    upper
+        sd_(Intercept)|Batch     12.20    84.06
+        sigma                    38.23    67.66
+        Intercept              1486.45  1568.55
+        """
+        from .inference.profile import profile_intervals, wald_intervals
+
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        name = str(method).lower()
+        if name == "profile":
+            return profile_intervals(self, level)
+        if name == "wald":
+            return wald_intervals(self, level)
+        raise InterlaceError(f"method: expected 'profile' or 'wald', found {method!r}")
+
     # statsmodels aliases
     @property
     def params(self) -> pd.Series:

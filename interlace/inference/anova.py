@@ -11,10 +11,9 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InterlaceError
-from ..objective import Objective
-from ..optimize import optimize_theta
 from .contrasts import type3_contrasts
 from .ftest import satterthwaite_f_test
+from .profile import ml_refit
 
 
 class RefitWarning(UserWarning):
@@ -53,12 +52,7 @@ def type3_table(result) -> pd.DataFrame:
 
 def ml_loglik(result) -> float:
     """The maximised ML log-likelihood of a fit (re-optimised from its theta if REML)."""
-    if result.method == "ML":
-        return result.llf
-    system = result._system
-    record = optimize_theta(Objective(system, reml=False), result.theta, system.design.theta_lower,
-                            result.optimization.optimizer)
-    return -0.5 * record.objective
+    return -0.5 * ml_refit(result)[1]
 
 
 def likelihood_ratio_table(results, names=None) -> pd.DataFrame:

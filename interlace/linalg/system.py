@@ -144,6 +144,55 @@ class PenalizedSystem:
             self.coupling_by_row = None
 
     @property
+    def n_fixed(self) -> int:
+        """p, the number of [X] columns in the system."""
+        return self.size - self.n_rest_random - 1
+
+    def with_fixed_tail(self, tail: np.ndarray) -> PenalizedSystem:
+        """The same system with new [X y] columns ``[X y] @ tail`` ((p+1) x p' + 1 matrix,
+        its last column giving the new y): only the cross-products with the tail change,
+        no pass over the rows. Used to hold fixed effects at given values (y - x_j b).
+        """
+        tail = np.asarray(tail, dtype=np.float64)
+        q = self.n_rest_random
+        old_tail = self.size - q
+        if tail.shape[0] != old_tail:
+            raise ValueError(f"tail: expected {old_tail} rows, found {tail.shape[0]}")
+        new = object.__new__(PenalizedSystem)
+        new.__dict__.update(self.__dict__)
+        new.size = q + tail.shape[1]
+        full = np.zeros((self.size, new.size))
+        full[:q, :q] = np.eye(q)
+        full[q:, q:] = tail
+        new.rest_crossprod = np.ascontiguousarray(full.T @ self.rest_crossprod @ full)
+        if self.coupling is not None:
+            ptr, idx, val = self.coupling
+            n_levels = len(ptr) - 1
+            counts = np.diff(ptr)
+            # every level lists the whole tail last (the kernel adds [X y] for every row)
+            is_tail = idx >= q
+            new_counts = counts - old_tail + tail.shape[1]
+            new_ptr = np.concatenate([[0], np.cumsum(new_counts)]).astype(np.int64)
+            head_idx = idx[~is_tail]
+            head_val = val[~is_tail]
+            tail_val = val[is_tail].reshape(n_levels, old_tail, -1)
+            new_tail_val = np.einsum("to,lok->ltk", tail.T, tail_val)
+            new_idx = np.empty(new_ptr[-1], dtype=np.int64)
+            new_val = np.empty((new_ptr[-1], val.shape[1]))
+            head_ptr = np.concatenate([[0], np.cumsum(counts - old_tail)])
+            for level in range(n_levels):
+                a, b = head_ptr[level], head_ptr[level + 1]
+                start = new_ptr[level]
+                h = b - a
+                new_idx[start : start + h] = head_idx[a:b]
+                new_val[start : start + h] = head_val[a:b]
+                new_idx[start + h : new_ptr[level + 1]] = q + np.arange(tail.shape[1])
+                new_val[start + h : new_ptr[level + 1]] = new_tail_val[level]
+            new.coupling = (new_ptr, new_idx, new_val)
+            new.coupling_by_row = transpose_coupling(new_ptr, new_idx, new.size)
+        return new
+
+    @property
     def path(self) -> str:
         """``"dense"`` or ``"sparse"`` (the blocked path: sparse by-level elimination of
         the leading term), the names ``solver=`` takes."""
