@@ -146,3 +146,14 @@ def test_pandas_polars_pyarrow_agree(frame):
         for name in fits[0].random_effects:
             pd.testing.assert_series_equal(other.random_effects[name], fits[0].random_effects[name],
                                            check_exact=False, rtol=1e-12)
+
+
+@settings(max_examples=10, deadline=None)
+@given(crossed_frames(), st.floats(0.0, 0.2))
+def test_is_singular_exactly_when_a_boundary_flag_is(frame, shrink):
+    # shrink g2's effects towards nothing so that some fits end on the boundary
+    data = frame.assign(y=frame["y"] - (1 - shrink) * frame.groupby("g2", observed=True)["y"].transform("mean"))
+    m = quiet_fit(FORMULA, data)
+    assert m.is_singular == any(m.boundary_flags.values())
+    assert interlace.isSingular(m) == m.is_singular
+    assert interlace.isSingular(m, tol=0.0) is False  # diagonal entries are never below zero
