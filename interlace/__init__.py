@@ -21,6 +21,8 @@ _EXPORTS = {
     "fit": "interlace.api",
     "isSingular": "interlace.api",
     "anova": "interlace.api",
+    "predict": "interlace.api",
+    "simulate": "interlace.api",
     "RefitWarning": "interlace.inference.anova",
     "CrossedLMEResult": "interlace.result",
     "ModelInfo": "interlace.result",

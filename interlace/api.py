@@ -235,6 +235,28 @@ def fit(
     return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows)
 
 
+def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
+    """Predictions of a fitted model; see :meth:`CrossedLMEResult.predict`.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+    >>> bool(np.allclose(interlace.predict(m), m.fittedvalues))
+    True
+    """
+    if not isinstance(result, CrossedLMEResult):
+        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    return result.predict(newdata, include_re)
+
+
+def simulate(result: CrossedLMEResult, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
+    """Responses simulated from a fitted model; see :meth:`CrossedLMEResult.simulate`."""
+    if not isinstance(result, CrossedLMEResult):
+        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    return result.simulate(nsim, seed, use_re)
+
+
 def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N802 (lme4's name)
     """lme4's ``isSingular``: whether a diagonal entry of a relative covariance factor
     (a theta entry with lower bound 0) is below ``tol``.

@@ -45,6 +45,11 @@ class RandomTerm:
     theta_index : numpy.ndarray
         int (k, k): entry ``[r, c]`` of the relative covariance factor is
         ``theta[theta_index[r, c]]``, or structurally zero where it is -1.
+    factors : tuple of str
+        The grouping column(s): several for an interaction ``a:b``.
+    part_specs : tuple
+        Per lme4 term of this factor, the ModelSpec that rebuilds its columns for new
+        data (None for an intercept).
     """
 
     name: str
@@ -53,6 +58,8 @@ class RandomTerm:
     group_codes: np.ndarray
     design: np.ndarray
     theta_index: np.ndarray
+    factors: tuple[str, ...] = ()
+    part_specs: tuple = ()
 
     @property
     def n_levels(self) -> int:
@@ -136,6 +143,13 @@ def _r_name(column: str) -> str:
     return "(Intercept)" if column == "Intercept" else column
 
 
+def level_label(value: Any) -> str:
+    """The label of a grouping level: ``str`` of the value, integral floats without ``.0``."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray, pd.Index]:
     """Codes and level labels of one grouping column (unused levels dropped)."""
     if isinstance(column, pd.Series):
@@ -144,11 +158,22 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
         cat = pd.Categorical(column)
         cat = cat.remove_unused_categories()
         codes = np.asarray(cat.codes, dtype=np.int32)
-        labels = pd.Index([str(c) for c in cat.categories])
+        labels = pd.Index([level_label(c) for c in cat.categories])
         return codes, labels
     codes, uniques = pd.factorize(np.asarray(column), sort=True)
-    labels = pd.Index([str(u) if not isinstance(u, float) or not u.is_integer() else str(int(u)) for u in uniques])
+    labels = pd.Index([level_label(u) for u in uniques])
     return codes.astype(np.int32), labels
+
+
+def level_labels_of_rows(table: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+    """Every row's grouping level label (``"la:lb"`` for an interaction)."""
+    parts = [np.array([level_label(v) for v in table[name].to_numpy()], dtype=object) for name in factors]
+    if len(parts) == 1:
+        return parts[0]
+    out = parts[0]
+    for part in parts[1:]:
+        out = np.array([f"{a}:{b}" for a, b in zip(out, part, strict=True)], dtype=object)
+    return out
 
 
 def grouping_factor(table: pd.DataFrame, factors: tuple[str, ...], source: str) -> tuple[np.ndarray, pd.Index]:
@@ -250,7 +275,7 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
         if spec.factors not in factor_cache:
             factor_cache[spec.factors] = grouping_factor(table, spec.factors, spec.source)
         codes, labels = factor_cache[spec.factors]
-        design, names = term_design(spec.expr, table, spec.source)
+        design, names, part_spec = term_design(spec.expr, table, spec.source)
         if len(labels) < 2:
             raise DataError(
                 f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
@@ -268,7 +293,8 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
                 f"{n} observations; the number of random effects must be less than the number "
                 "of observations"
             )
-        raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names})
+        raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names,
+                    "part_spec": part_spec})
     order = _lme4_order([len(r["labels"]) for r in raw])
     # theta layout in lme4 order
     theta_names: list[str] = []
@@ -319,6 +345,8 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
                 group_codes=parts[0]["codes"],
                 design=design,
                 theta_index=index,
+                factors=parts[0]["spec"].factors,
+                part_specs=tuple(part["part_spec"] for part in parts),
             )
         )
     terms.sort(key=lambda t: -t.n_effects)  # stable: factorisation order

@@ -245,6 +245,66 @@ class CrossedLMEResult:
             return wald_intervals(self, level)
         raise InterlaceError(f"method: expected 'profile' or 'wald', found {method!r}")
 
+    def predict(self, newdata: Any = None, include_re: bool = True) -> np.ndarray:
+        """Predictions, as lme4's ``predict(m, newdata, allow.new.levels = TRUE)``.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Any frame narwhals reads; the fitting rows when omitted. Levels of a
+            grouping factor the fit did not see get zero random effects; a level of a
+            fixed-effect factor it did not see is an error. Rows with a missing value
+            predict NaN.
+        include_re : bool
+            Conditional on the BLUPs (default) or the population prediction X beta
+            (lme4's ``re.form = NA``).
+
+        Examples
+        --------
+        >>> import interlace
+        >>> sleep = interlace.load_dataset("sleepstudy")
+        >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
+        >>> new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "unseen"]})
+        >>> m.predict(new).round(2).tolist()
+        [253.66, 303.74]
+        """
+        from .prediction import predict
+
+        return predict(self, newdata, include_re)
+
+    def simulate(self, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
+        """Responses simulated from the fitted model, shape (nobs, nsim).
+
+        New random effects for every draw (lme4's default), or the BLUPs with
+        ``use_re=True`` (lme4's ``use.u = TRUE``); reproducible with ``seed``.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> m.simulate(3, seed=1).shape
+        (30, 3)
+        """
+        from .simulate import simulate_responses
+
+        return simulate_responses(self, nsim, seed, use_re)
+
+    def refit(self, y) -> CrossedLMEResult:
+        """The same model refitted to a new response (lme4's ``refit``), reusing the
+        design's codes and cross-products and starting from this fit's theta.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> again = m.refit(m.model.endog)
+        >>> bool(abs(again.llf - m.llf) < 1e-8)
+        True
+        """
+        from .simulate import refit_response
+
+        return refit_response(self, y)
+
     # statsmodels aliases
     @property
     def params(self) -> pd.Series:

@@ -79,28 +79,55 @@ def fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign:
     )
 
 
-def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The per-row design (n x k) of a random term's left-hand side, with column names.
+def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray, tuple[str, ...], Any]:
+    """The per-row design (n x k) of a random term's left-hand side, its column names,
+    and the ModelSpec that rebuilds it for new data (None for an intercept).
 
     Examples
     --------
     >>> import pandas as pd
-    >>> m, names = term_design("1 + x", pd.DataFrame({"x": [1.0, 2.0]}), "(x | g)")
+    >>> m, names, spec = term_design("1 + x", pd.DataFrame({"x": [1.0, 2.0]}), "(x | g)")
     >>> names
     ('Intercept', 'x')
     """
     if expr.strip() == "1":
-        return np.ones((len(table), 1)), ("Intercept",)
+        return np.ones((len(table), 1)), ("Intercept",), None
     try:
         mm = model_matrix(expr, table, na_action="raise")
     except (FormulaicError, ValueError, TypeError, NameError) as exc:
         raise FormulaError(f"random term {source!r}: {exc}") from exc
-    return np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), tuple(str(c) for c in mm.columns)
+    return (np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), tuple(str(c) for c in mm.columns),
+            mm.model_spec)
+
+
+def check_levels(model_spec: Any, table: pd.DataFrame) -> None:
+    """Refuse a level of a categorical variable that the fit did not see."""
+    for variable, (kind, state) in model_spec.encoder_state.items():
+        if kind.value != "categorical" or variable not in table.columns:
+            continue
+        known = {str(c) for c in state.get("categories", [])}
+        values = pd.Series(table[variable]).dropna()
+        unseen = sorted({str(v) for v in values.unique()} - known)
+        if unseen:
+            raise DataError(
+                f"newdata: column {variable!r} has level(s) {', '.join(map(repr, unseen))} not seen "
+                f"in the fit (levels: {', '.join(sorted(known))})"
+            )
 
 
 def design_for_new_data(model_spec: Any, table: pd.DataFrame) -> np.ndarray:
-    """X for new rows, with the columns and contrasts of the fit."""
+    """The fitted columns (same contrasts) for new rows; None spec means an intercept."""
+    if model_spec is None:
+        return np.ones((len(table), 1))
+    check_levels(model_spec, table)
     try:
-        return np.asarray(model_spec.get_model_matrix(table, na_action="raise"), dtype=np.float64)
-    except (FormulaicError, ValueError, TypeError, KeyError) as exc:
+        return np.asarray(model_spec.get_model_matrix(table, na_action="ignore"), dtype=np.float64)
+    except (FormulaicError, ValueError, TypeError, KeyError, NameError) as exc:
         raise DataError(f"newdata: {exc}") from exc
+
+
+def variables(model_spec: Any) -> set[str]:
+    """The data columns a ModelSpec reads (None spec: none)."""
+    if model_spec is None:
+        return set()
+    return set(model_spec.required_variables)

@@ -192,6 +192,37 @@ class PenalizedSystem:
             new.coupling_by_row = transpose_coupling(new_ptr, new_idx, new.size)
         return new
 
+    def with_response(self, y: np.ndarray) -> PenalizedSystem:
+        """The same design with a new response: only Z'y, X'y and y'y change (one pass
+        over the rows); codes, Z'Z, Z'X and the block structure are shared."""
+        from dataclasses import replace
+
+        from ..kernels.products import z_transpose_times
+
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        new = object.__new__(PenalizedSystem)
+        new.__dict__.update(self.__dict__)
+        design = self.design
+        new.design = replace(design, fixed=replace(design.fixed, response=y))
+        cross = np.empty(self.size)
+        pos = 0
+        for term in self.rest_terms:
+            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y, term.n_levels).ravel()
+            pos += term.n_effects
+        cross[pos:-1] = design.X.T @ y
+        cross[-1] = y @ y
+        rest = self.rest_crossprod.copy()
+        rest[-1, :] = cross
+        rest[:, -1] = cross
+        new.rest_crossprod = rest
+        if self.coupling is not None:
+            ptr, idx, val = self.coupling
+            lead = self.lead_term
+            val = val.copy()
+            val[ptr[1:] - 1] = z_transpose_times(lead.group_codes, lead.design, y, lead.n_levels)
+            new.coupling = (ptr, idx, val)
+        return new
+
     @property
     def path(self) -> str:
         """``"dense"`` or ``"sparse"`` (the blocked path: sparse by-level elimination of

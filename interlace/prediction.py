@@ -1,0 +1,59 @@
+"""Predictions for new data: fixed part through the fit's ModelSpec, random part by
+level label, with zero random effects for levels the fit did not see (lme4's
+``allow.new.levels = TRUE``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design import level_labels_of_rows
+from .errors import DataError
+from .formula.fixed import design_for_new_data, variables
+from .frames import ingest, missing_rows, select_as_pandas
+
+
+def _needed_columns(result, include_re: bool) -> list[str]:
+    design = result._system.design
+    needed = variables(design.fixed.model_spec)
+    if include_re:
+        for term in design.terms:
+            needed.update(term.factors)
+            for spec in term.part_specs:
+                needed.update(variables(spec))
+    return sorted(needed)
+
+
+def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
+    """Predictions of a fit (see :meth:`CrossedLMEResult.predict`)."""
+    design = result._system.design
+    if newdata is None:
+        if include_re:
+            return result.fittedvalues.copy()
+        return design.X @ result.fe_params.to_numpy()
+    frame, info = ingest(newdata, "newdata")
+    needed = _needed_columns(result, include_re)
+    absent = [c for c in needed if c not in info.columns]
+    if absent:
+        raise DataError(
+            f"newdata: column(s) {', '.join(map(repr, absent))} not found (columns: "
+            f"{', '.join(map(str, info.columns))})"
+        )
+    table = select_as_pandas(frame, needed)
+    out = np.full(len(table), np.nan)
+    complete = ~missing_rows(table)
+    table = table.loc[complete].reset_index(drop=True)
+    X = design_for_new_data(design.fixed.model_spec, table)[:, design.kept_columns]
+    values = X @ result.fe_params.to_numpy()
+    if include_re:
+        for term in design.terms:
+            effects = result.random_effects[term.name]
+            block = (effects.to_frame() if isinstance(effects, pd.Series) else effects).to_numpy()
+            codes = pd.Index(term.levels).get_indexer(level_labels_of_rows(table, term.factors))
+            columns = np.hstack([design_for_new_data(spec, table) for spec in term.part_specs])
+            seen = codes >= 0
+            values[seen] += np.einsum("ik,ik->i", columns[seen], block[codes[seen]])
+    out[complete] = values
+    return out

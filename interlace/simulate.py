@@ -1,0 +1,58 @@
+"""Responses drawn from a fitted model, and refits of its design to new responses.
+
+``simulate`` is lme4's ``simulate.merMod``: y* = X beta + Z b* + e*, with new random
+effects b* = sigma Lambda u*, u* ~ N(0, I) per draw (``use_re=False``, lme4's
+default) or the BLUPs (``use_re=True``, lme4's ``use.u = TRUE``), and e* ~ N(0, sigma^2 I).
+``refit`` is lme4's ``refit``: the same design with a new response, reusing every
+structure that does not depend on y and starting from the fitted theta.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InterlaceError
+from .kernels.products import z_times
+from .objective import Objective
+from .optimize import optimize_theta
+
+
+def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
+    """(n, nsim) responses simulated from the fit."""
+    if not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise InterlaceError(f"nsim: expected a positive integer, found {nsim!r}")
+    rng = np.random.default_rng(seed)
+    design = result._system.design
+    sigma = float(np.sqrt(result.scale))
+    mean = design.X @ result.fe_params.to_numpy()
+    out = np.empty((design.n_obs, nsim))
+    for draw in range(nsim):
+        y = mean.copy()
+        for term in design.terms:
+            if use_re:
+                effects = result.random_effects[term.name]
+                block = np.asarray(effects.to_frame() if effects.ndim == 1 else effects, dtype=np.float64)
+            else:
+                T = term.relative_cov_factor(result.theta)
+                block = sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
+            y += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+        out[:, draw] = y + sigma * rng.standard_normal(design.n_obs)
+    return out
+
+
+def refit_response(result, y):
+    """The fit's model refitted to the response ``y`` (a new result)."""
+    from .api import _assemble
+
+    y = np.asarray(y, dtype=np.float64).ravel()
+    n = result.nobs
+    if y.shape != (n,):
+        raise InterlaceError(f"y: expected {n} values (the rows used in the fit), found {y.size}")
+    if not np.all(np.isfinite(y)):
+        raise InterlaceError("y: expected finite values, found NaN or infinity")
+    system = result._system.with_response(y)
+    reml = result.method == "REML"
+    record = optimize_theta(Objective(system, reml), result.theta, system.design.theta_lower,
+                            result.optimization.optimizer)
+    return _assemble(system.design, system, record, reml, result.method, result.df_method,
+                     result.model.formula, result.model.data, result.model.dropped_rows)
