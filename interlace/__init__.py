@@ -23,6 +23,8 @@ _EXPORTS = {
     "anova": "interlace.api",
     "predict": "interlace.api",
     "simulate": "interlace.api",
+    "bootMer": "interlace.api",
+    "BootstrapResult": "interlace.inference.bootstrap",
     "RefitWarning": "interlace.inference.anova",
     "CrossedLMEResult": "interlace.result",
     "ModelInfo": "interlace.result",

@@ -34,8 +34,8 @@ from .estimates import (
 )
 from .formula.random import RandomTermSpec, parse_random_term, split_formula
 from .frames import ingest, missing_rows, select_as_pandas
+from .gradient import deviance_functions
 from .linalg.dispatch import build_system
-from .objective import Objective
 from .optimize import OptimizationRecord, optimize_theta
 from .result import CrossedLMEResult, ModelInfo
 
@@ -156,7 +156,7 @@ def fit(
     method: Method = "REML",
     *,
     start: Sequence[float] | None = None,
-    optimizer: str = "cobyqa",
+    optimizer: str = "auto",
     max_evaluations: int = 100_000,
     solver: str = "auto",
     na_action: NaAction = "drop",
@@ -180,7 +180,9 @@ def fit(
     start : sequence of float, optional
         Start values of theta (lme4's order); lme4's start by default.
     optimizer : str
-        ``"cobyqa"`` (default), ``"l-bfgs-b"``, ``"powell"`` or ``"nelder-mead"``.
+        ``"auto"`` (default: L-BFGS-B with the analytic gradient on the dense path,
+        COBYQA on the sparse one), ``"cobyqa"``, ``"l-bfgs-b"``, ``"powell"`` or
+        ``"nelder-mead"``.
     max_evaluations : int
         Budget of objective evaluations (lme4's ``maxfun``); a fit that runs out
         warns and reports ``converged=False``.
@@ -219,7 +221,7 @@ def fit(
     design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action)
     system = build_system(design, solver)
     reml = method == "REML"
-    objective = Objective(system, reml)
+    objective, with_gradient = deviance_functions(system, reml)
     if start is None:
         theta0 = design.start_theta()
     else:
@@ -231,8 +233,10 @@ def fit(
             )
     if not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
         raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
-    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations))
-    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows)
+    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient)
+    options = {"method": method, "solver": solver, "optimizer": optimizer,
+               "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method}
+    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows, options)
 
 
 def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
@@ -255,6 +259,14 @@ def simulate(result: CrossedLMEResult, nsim: int = 1, seed=None, use_re: bool = 
     if not isinstance(result, CrossedLMEResult):
         raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
     return result.simulate(nsim, seed, use_re)
+
+
+def bootMer(result: CrossedLMEResult, statistic=None, B: int = 500, seed=None,  # noqa: N802
+            show_progress: bool = False, n_jobs: int = 1, use_re: bool = False):
+    """Parametric bootstrap of a fitted model; see :meth:`CrossedLMEResult.bootMer`."""
+    if not isinstance(result, CrossedLMEResult):
+        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    return result.bootMer(statistic, B, seed, show_progress, n_jobs, use_re)
 
 
 def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N802 (lme4's name)
@@ -317,7 +329,8 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
 
 
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
-              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray) -> CrossedLMEResult:
+              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
+              options: dict | None = None) -> CrossedLMEResult:
     theta = record.theta
     factor = system.factorize(theta)
     est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
@@ -379,6 +392,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         n_dropped=n_dropped,
         optimization=record,
         solver_path=system.path,
+        fit_options=dict(options or {}),
         _system=system,
         _factor=factor,
     )

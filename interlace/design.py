@@ -98,6 +98,7 @@ class ModelDesign:
     theta_lower: np.ndarray
     term_labels: tuple[str, ...]
     table: pd.DataFrame
+    primary_factors: tuple[str, ...] = ()
 
     @property
     def y(self) -> np.ndarray:
@@ -359,4 +360,5 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
         theta_lower=np.array(theta_lower),
         term_labels=labels,
         table=table,
+        primary_factors=random_terms[0].factors,
     )

@@ -1,11 +1,12 @@
 """The optimiser of theta, and a record of what it did.
 
-The default is scipy's COBYQA, a derivative-free trust-region method with bounds
-(a successor of the BOBYQA that lme4 uses through nloptwrap), started from lme4's
-start and followed by lme4's two boundary checks: ``restart_edge`` (restart when
-moving a zero variance off the boundary lowers the deviance) and
-``check.boundary`` (snap near-zero values to zero when that does not raise the
-deviance).
+``optimizer="auto"`` (the default) uses L-BFGS-B with the analytic gradient where
+the model has one (the dense path, :mod:`interlace.gradient`), and otherwise
+scipy's COBYQA, a derivative-free trust-region method with bounds (a successor of
+the BOBYQA that lme4 uses through nloptwrap). Both start from lme4's start and are
+followed by lme4's two boundary checks: ``restart_edge`` (restart when moving a
+zero variance off the boundary lowers the deviance) and ``check.boundary`` (snap
+near-zero values to zero when that does not raise the deviance).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scipy.optimize import Bounds, minimize
 
 from .errors import InterlaceError
 
-OPTIMIZERS = ("cobyqa", "l-bfgs-b", "powell", "nelder-mead")
+OPTIMIZERS = ("auto", "cobyqa", "l-bfgs-b", "powell", "nelder-mead")
 """Names accepted by ``optimizer=``."""
 
 BOUNDARY_TOL = 1e-5
@@ -28,8 +29,17 @@ BOUNDARY_TOL = 1e-5
 RESTART_STEP = 1e-5
 """Step off the boundary used by the ``restart_edge`` check (lme4's ``btol``)."""
 
+RESTART_FROM = 0.1
+"""Where a boundary coordinate restarts from when the check says the deviance falls
+off the boundary. At zero a diagonal entry of a relative factor is a stationary
+point (the deviance is even in it), where a gradient method would stay."""
+
 MAX_EVALUATIONS = 100_000
 """Evaluation budget of one optimisation (lme4's nloptwrap ``maxeval``)."""
+
+GRADIENT_TOL = 1e-3
+"""An L-BFGS-B run that stops on its line search still counts as converged when the
+projected gradient is below this (lme4 warns at 2e-3 on its scaled gradient)."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,23 @@ class OptimizationRecord:
     message: str
 
 
-def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int):
+def _projected_gradient(grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    return np.where((theta <= lower) & (grad > 0), 0.0, grad)
+
+
+def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
+         fun_and_grad: Callable | None = None):
     bounds = Bounds(lower, np.full_like(lower, np.inf))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if name == "l-bfgs-b" and fun_and_grad is not None:
+            result = minimize(fun_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                              options={"ftol": 1e-14, "gtol": 1e-8, "maxfun": max_evaluations,
+                                       "maxiter": max_evaluations})
+            if not result.success and result.nfev < max_evaluations:
+                grad = fun_and_grad(result.x)[1]
+                result.success = bool(np.max(np.abs(_projected_gradient(grad, result.x, lower))) < GRADIENT_TOL)
+            return result
         if name == "cobyqa":
             return minimize(
                 fun, start, method="COBYQA", bounds=bounds,
@@ -81,10 +104,12 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
 
 
 def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower: np.ndarray,
-                   optimizer: str = "cobyqa", max_evaluations: int = MAX_EVALUATIONS) -> OptimizationRecord:
+                   optimizer: str = "auto", max_evaluations: int = MAX_EVALUATIONS,
+                   fun_and_grad: Callable | None = None) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks.
 
-    ``max_evaluations`` bounds one optimiser run (lme4's ``maxfun``/``maxeval``).
+    ``max_evaluations`` bounds one optimiser run (lme4's ``maxfun``/``maxeval``);
+    ``fun_and_grad``, when given, returns (value, gradient) for L-BFGS-B.
 
     Examples
     --------
@@ -95,6 +120,8 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     name = str(optimizer).lower()
     if name not in OPTIMIZERS:
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
+    if name == "auto":
+        name = "l-bfgs-b" if fun_and_grad is not None else "cobyqa"
     count = 0
 
     def counted(theta: np.ndarray) -> float:
@@ -102,22 +129,32 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         count += 1
         return fun(np.maximum(np.asarray(theta, dtype=np.float64), lower))
 
+    counted_grad = None
+    if fun_and_grad is not None:
+        def counted_grad(theta: np.ndarray):
+            nonlocal count
+            count += 1
+            return fun_and_grad(np.maximum(np.asarray(theta, dtype=np.float64), lower))
+
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
-    result = _run(name, counted, start, lower, max_evaluations)
+    result = _run(name, counted, start, lower, max_evaluations, counted_grad)
     theta, value = np.maximum(result.x, lower), float(result.fun)
     converged, message = bool(result.success), str(result.message)
     # lme4's restart_edge: a zero variance whose deviance falls when moved off the bound
     on_bound = np.flatnonzero(np.isfinite(lower) & (theta == lower))
-    if on_bound.size:
-        for i in on_bound:
-            trial = theta.copy()
-            trial[i] = lower[i] + RESTART_STEP
-            if counted(trial) < value:
-                again = _run(name, counted, theta, lower, max_evaluations)
-                if again.fun < value:
-                    theta, value = np.maximum(again.x, lower), float(again.fun)
-                    converged, message = bool(again.success), str(again.message)
-                break
+    falling = []
+    for i in on_bound:
+        trial = theta.copy()
+        trial[i] = lower[i] + RESTART_STEP
+        if counted(trial) < value:
+            falling.append(i)
+    if falling:
+        restart = theta.copy()
+        restart[falling] = lower[falling] + RESTART_FROM
+        again = _run(name, counted, restart, lower, max_evaluations, counted_grad)
+        if again.fun < value:
+            theta, value = np.maximum(again.x, lower), float(again.fun)
+            converged, message = bool(again.success), str(again.message)
     # lme4's check.boundary: snap values within BOUNDARY_TOL of a bound when not worse
     near = np.flatnonzero(np.isfinite(lower) & (theta > lower) & (theta - lower < BOUNDARY_TOL))
     for i in near:

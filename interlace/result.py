@@ -99,6 +99,7 @@ class CrossedLMEResult:
     n_dropped: int
     optimization: OptimizationRecord = field(repr=False)
     solver_path: str = "dense"
+    fit_options: dict = field(default_factory=dict, repr=False)
     _system: PenalizedSystem = field(repr=False, default=None, compare=False)
     _factor: Factor = field(repr=False, default=None, compare=False)
     _kenward_roger: KenwardRoger | None = field(repr=False, default=None, compare=False)
@@ -304,6 +305,75 @@ class CrossedLMEResult:
         from .simulate import refit_response
 
         return refit_response(self, y)
+
+    def bootMer(self, statistic=None, B: int = 500, seed=None, show_progress: bool = False,  # noqa: N802
+                n_jobs: int = 1, use_re: bool = False):
+        """Parametric bootstrap, as lme4's ``bootMer``: B responses simulated from the
+        fit, the same design refitted to each, ``statistic`` (a function of a fitted
+        model; the fixed effects by default) on every refit.
+
+        Reproducible for a ``seed`` whatever ``n_jobs`` (parallel through joblib, so
+        ``joblib.parallel_config(backend="dask")`` sends it to a Dask cluster).
+        Returns a :class:`~interlace.inference.bootstrap.BootstrapResult` with the
+        replicates and percentile intervals.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> boot = m.bootMer(B=20, seed=1)
+        >>> boot.replicates.shape, list(boot.confidence_interval().columns)
+        ((20, 1), ['lower', 'upper'])
+        """
+        from .inference.bootstrap import boot_mer
+
+        return boot_mer(self, statistic, B, seed, show_progress, n_jobs, use_re)
+
+    def bootstrap_se(self, statistic: str = "median", n_bootstrap: int = 1000,
+                     resample_level: str = "group", seed=None) -> pd.Series:
+        """Nonparametric bootstrap standard errors of the fixed effects.
+
+        Resamples whole levels of the primary grouping factor (``"group"``, the
+        first random term's factor; each drawn copy a new level) or rows
+        (``"observation"``), refits each sample from this fit's theta, and
+        summarises the spread of each fixed effect by 1.4826 x its median absolute
+        deviation (``statistic="median"``, robust) or its standard deviation
+        (``"sd"``).
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+        >>> m.bootstrap_se(n_bootstrap=30, seed=1).index.tolist()
+        ['Intercept', 'Days']
+        """
+        from .inference.bootstrap import bootstrap_se
+
+        return bootstrap_se(self, statistic, n_bootstrap, resample_level, seed)
+
+    def update(self, formula: str | None = None, data: Any = None, **kwargs) -> CrossedLMEResult:
+        """Refit with a changed formula, data or fit arguments, as lme4's ``update``.
+
+        ``formula`` may use lme4's dot notation: ``". ~ . + x2"``, ``". ~ . - x"``,
+        ``"log(.) ~ ."``. Other keyword arguments override those of the fit.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> sleep = interlace.load_dataset("sleepstudy")
+        >>> m = interlace.fit("Reaction ~ Days + (1 | Subject)", sleep)
+        >>> m.update(". ~ . + (0 + Days | Subject)").model.formula
+        'Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)'
+        >>> m.update(method="ML").method
+        'ML'
+        """
+        from .api import fit
+        from .formula.update import update_formula
+
+        new_formula = self.model.formula if formula is None else update_formula(self.model.formula, formula)
+        options = dict(self.fit_options)
+        options.update(kwargs)
+        return fit(new_formula, self.model.data if data is None else data, **options)
 
     # statsmodels aliases
     @property

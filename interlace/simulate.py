@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InterlaceError
+from .gradient import deviance_functions
 from .kernels.products import z_times
-from .objective import Objective
 from .optimize import optimize_theta
 
 
@@ -52,7 +52,8 @@ def refit_response(result, y):
         raise InterlaceError("y: expected finite values, found NaN or infinity")
     system = result._system.with_response(y)
     reml = result.method == "REML"
-    record = optimize_theta(Objective(system, reml), result.theta, system.design.theta_lower,
-                            result.optimization.optimizer)
+    fun, with_gradient = deviance_functions(system, reml)
+    record = optimize_theta(fun, result.theta, system.design.theta_lower,
+                            result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
     return _assemble(system.design, system, record, reml, result.method, result.df_method,
-                     result.model.formula, result.model.data, result.model.dropped_rows)
+                     result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..gradient import deviance_functions
 from ..linalg.system import PenalizedSystem
 from ..objective import LOG_2PI, Objective
 from ..optimize import optimize_theta
@@ -38,8 +39,9 @@ def ml_refit(result) -> tuple[np.ndarray, float]:
     if result.method == "ML":
         return result.theta, -2.0 * result.llf
     system = result._system
-    record = optimize_theta(Objective(system, reml=False), result.theta, system.design.theta_lower,
-                            result.optimization.optimizer)
+    fun, with_gradient = deviance_functions(system, reml=False)
+    record = optimize_theta(fun, result.theta, system.design.theta_lower,
+                            result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
     return record.theta, record.objective
 
 

@@ -1,0 +1,218 @@
+"""Bootstraps: lme4's parametric ``bootMer`` and a nonparametric ``bootstrap_se``.
+
+``bootMer`` simulates B responses from the fit and refits the same design to each
+(the refit engine: codes and cross-products are shared). Every replicate draws from
+its own child of ``numpy.random.SeedSequence(seed)``, so the replicates are the
+same whatever ``n_jobs`` is. With ``n_jobs != 1`` the work goes through joblib
+(an optional dependency), in chunks, so ``joblib.parallel_config(backend="dask")``
+runs it on a Dask cluster unchanged.
+
+``bootstrap_se`` resamples the data (whole levels of the primary grouping factor,
+or rows), refits from the fitted theta, and summarises the spread of the fixed
+effects by a robust (``"median"``: 1.4826 x median absolute deviation) or the
+ordinary (``"sd"``) standard deviation.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConvergenceWarning, InterlaceError, SingularFitWarning
+
+MAD_TO_SD = 1.4826
+"""Scale of the median absolute deviation to a normal SD."""
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Replicates of a statistic (lme4's ``bootMer`` result).
+
+    Attributes
+    ----------
+    original : pandas.Series
+        The statistic on the fit itself (lme4's ``t0``).
+    replicates : pandas.DataFrame
+        One row per replicate (lme4's ``t``); a failed refit is a row of NaN.
+    seed : Any
+        The seed the replicates were drawn from.
+    """
+
+    original: pd.Series
+    replicates: pd.DataFrame
+    seed: Any
+
+    @property
+    def n_failed(self) -> int:
+        """Replicates whose refit failed."""
+        return int(self.replicates.isna().all(axis=1).sum())
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard deviation of the replicates."""
+        return self.replicates.std(ddof=1)
+
+    @property
+    def bias(self) -> pd.Series:
+        """Mean of the replicates minus the original statistic."""
+        return self.replicates.mean() - self.original
+
+    def confidence_interval(self, level: float = 0.95) -> pd.DataFrame:
+        """Percentile intervals (columns ``lower``, ``upper``)."""
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        alpha = (1.0 - level) / 2.0
+        q = self.replicates.quantile([alpha, 1.0 - alpha])
+        return pd.DataFrame({"lower": q.iloc[0], "upper": q.iloc[1]})
+
+
+def _as_series(value: Any) -> pd.Series:
+    if isinstance(value, pd.Series):
+        return value.astype(float)
+    array = np.atleast_1d(np.asarray(value, dtype=float))
+    if array.size == 1:
+        return pd.Series(array, index=["statistic"])
+    return pd.Series(array)
+
+
+def _default_statistic(result) -> pd.Series:
+    return result.fe_params
+
+
+def _replicates(result, statistic, seeds, use_re) -> list[pd.Series | None]:
+    out = []
+    for seed in seeds:
+        y = result.simulate(1, seed=seed, use_re=use_re)[:, 0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SingularFitWarning)
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                out.append(_as_series(statistic(result.refit(y))))
+        except (InterlaceError, np.linalg.LinAlgError, FloatingPointError):
+            out.append(None)
+    return out
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.done = total, enabled, 0
+
+    def advance(self, count: int) -> None:
+        if not self.enabled:
+            return
+        self.done += count
+        width = 30
+        filled = int(width * self.done / self.total)
+        sys.stderr.write(f"\rbootMer [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None, show_progress: bool = False,
+             n_jobs: int = 1, use_re: bool = False) -> BootstrapResult:
+    """Parametric bootstrap of ``statistic`` (default: the fixed effects)."""
+    if not isinstance(B, (int, np.integer)) or B < 1:
+        raise InterlaceError(f"B: expected a positive integer, found {B!r}")
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise InterlaceError(f"n_jobs: expected a non-zero integer (joblib's convention), found {n_jobs!r}")
+    statistic = _default_statistic if statistic is None else statistic
+    if not callable(statistic):
+        raise InterlaceError(f"statistic: expected a function of a fitted model, found {type(statistic).__name__}")
+    seeds = np.random.SeedSequence(seed).spawn(int(B))
+    progress = _Progress(int(B), show_progress)
+    rows: list[pd.Series | None] = []
+    if n_jobs == 1:
+        for seed_i in seeds:
+            rows.extend(_replicates(result, statistic, [seed_i], use_re))
+            progress.advance(1)
+    else:
+        try:
+            from joblib import Parallel, delayed
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise InterlaceError("n_jobs: parallel bootstrap needs joblib (pip install 'interlace[parallel]')") from exc
+        chunk = max(1, int(np.ceil(B / (4 * max(abs(n_jobs), 1)))))
+        chunks = [seeds[i : i + chunk] for i in range(0, len(seeds), chunk)]
+        tasks = (delayed(_replicates)(result, statistic, c, use_re) for c in chunks)
+        for part in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+            rows.extend(part)
+            progress.advance(len(part))
+    original = _as_series(statistic(result))
+    table = pd.DataFrame([r if r is not None else pd.Series(np.nan, index=original.index) for r in rows],
+                         columns=original.index).reset_index(drop=True)
+    return BootstrapResult(original, table, seed)
+
+
+def _resampled_design(design, rng: np.random.Generator, level: str):
+    """The design on resampled rows: whole primary-factor levels (each drawn copy a
+    new level) or single rows."""
+    n = design.n_obs
+    primary = design.primary_factors
+    if level == "observation":
+        rows = rng.integers(0, n, n)
+        copy_of_row = np.zeros(n, dtype=np.int64)
+    else:
+        if len(primary) != 1:
+            raise InterlaceError(
+                f"resample_level='group': the primary grouping factor {':'.join(primary)!r} is an "
+                "interaction; resample by observation, or put a single grouping column first"
+            )
+        term = next(t for t in design.terms if t.factors == primary)
+        by_level = pd.Series(np.arange(n)).groupby(term.group_codes).indices
+        chosen = rng.integers(0, term.n_levels, term.n_levels)
+        rows = np.concatenate([by_level[g] for g in chosen if g in by_level])
+        copy_of_row = np.concatenate([np.full(len(by_level[g]), k) for k, g in enumerate(chosen) if g in by_level])
+    terms = []
+    for term in design.terms:
+        codes = term.group_codes[rows].astype(np.int64)
+        if level == "group" and primary[0] in term.factors:
+            pairs, codes = np.unique(np.column_stack([copy_of_row, codes]), axis=0, return_inverse=True)
+            levels = pd.Index([f"{term.levels[c]}#{k}" for k, c in pairs])
+        else:
+            levels = term.levels
+        terms.append(replace(term, group_codes=np.ascontiguousarray(codes.ravel(), dtype=np.int32),
+                             design=np.ascontiguousarray(term.design[rows]), levels=levels))
+    fixed = replace(design.fixed, response=np.ascontiguousarray(design.y[rows]),
+                    matrix=np.ascontiguousarray(design.X[rows]))
+    return replace(design, fixed=fixed, terms=tuple(terms), table=design.table.iloc[rows].reset_index(drop=True))
+
+
+def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
+                 seed=None) -> pd.Series:
+    """Nonparametric bootstrap standard errors of the fixed effects."""
+    from ..gradient import deviance_functions
+    from ..linalg.dispatch import build_system
+    from ..optimize import optimize_theta
+
+    if statistic not in ("median", "sd"):
+        raise InterlaceError(f"statistic: expected 'median' or 'sd', found {statistic!r}")
+    if resample_level not in ("group", "observation"):
+        raise InterlaceError(f"resample_level: expected 'group' or 'observation', found {resample_level!r}")
+    if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2:
+        raise InterlaceError(f"n_bootstrap: expected an integer of at least 2, found {n_bootstrap!r}")
+    rng = np.random.default_rng(seed)
+    design = result._system.design
+    reml = result.method == "REML"
+    solver = result.fit_options.get("solver", "auto")
+    draws = np.full((int(n_bootstrap), design.n_fixed), np.nan)
+    for b in range(int(n_bootstrap)):
+        resampled = _resampled_design(design, rng, resample_level)
+        system = build_system(resampled, solver)
+        fun, with_gradient = deviance_functions(system, reml)
+        record = optimize_theta(fun, result.theta, resampled.theta_lower,
+                                result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
+        factor = system.factorize(record.theta)
+        if factor.ok:
+            draws[b] = system.solve(factor, record.theta)[1]
+    draws = draws[np.all(np.isfinite(draws), axis=1)]
+    if statistic == "sd":
+        values = draws.std(axis=0, ddof=1)
+    else:
+        values = MAD_TO_SD * np.median(np.abs(draws - np.median(draws, axis=0)), axis=0)
+    return pd.Series(values, index=result.fe_params.index, name="bootstrap SE")
