@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from ..gradient import deviance_functions
+from ..gradient import DenseDeviance, deviance_functions
 from ..linalg.system import PenalizedSystem
-from ..objective import LOG_2PI, Objective
+from ..objective import LOG_2PI
 from ..optimize import optimize_theta
 from ..summary import r_name
 
@@ -135,11 +135,11 @@ def _ml_deviance_at_sigma(system: PenalizedSystem, theta: np.ndarray, sigma: flo
     return factor.logdet_random + factor.pwrss / sigma**2 + n * (LOG_2PI + 2.0 * np.log(sigma))
 
 
-def _minimize(fun, start: np.ndarray, lower: np.ndarray, upper: np.ndarray):
+def _minimize(fun, start: np.ndarray, lower: np.ndarray, upper: np.ndarray, jac: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return optimize.minimize(fun, start, method="L-BFGS-B", bounds=list(zip(lower, upper, strict=True)),
-                                 options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500})
+        return optimize.minimize(fun, start, method="L-BFGS-B", jac=jac, bounds=list(zip(lower, upper, strict=True)),
+                                 options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500})
 
 
 class Profiler:
@@ -159,6 +159,7 @@ class Profiler:
         est = compute_estimates(self.system, factor, self.theta_ml, False, self.base_deviance)
         self.beta_ml = est.beta
         self.se_ml = np.sqrt(np.diag(est.fe_cov))
+        self._dense = DenseDeviance(self.system, reml=False) if self.system.n_leading == 0 else None
 
     # ----- variance parameters: sd/cor of the random effects, then sigma ----------------
     def variance_estimates(self) -> np.ndarray:
@@ -173,6 +174,27 @@ class Profiler:
         sigma = params[-1]
         theta = self.scale.to_theta(params[:-1], sigma)
         return _ml_deviance_at_sigma(self.system, theta, sigma)
+
+    def _variance_deviance_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """For scalar random terms (theta_i = sd_i / sigma) on the dense path: the
+        deviance at (sd, sigma) and its gradient by the chain rule."""
+        sigma, sd = params[-1], params[:-1]
+        theta = sd / sigma
+        factor = self.system.factorize(theta)
+        n = self.system.design.n_obs
+        if not factor.ok or sigma <= 0:
+            return np.inf, np.zeros_like(params)
+        value = factor.logdet_random + factor.pwrss / sigma**2 + n * (LOG_2PI + 2.0 * np.log(sigma))
+        dlogdet, dr2 = self._dense.derivatives(theta, factor)
+        d_theta = dlogdet + dr2 / sigma**2
+        grad = np.empty_like(params)
+        grad[:-1] = d_theta / sigma
+        grad[-1] = -np.sum(d_theta * sd) / sigma**2 - 2.0 * factor.pwrss / sigma**3 + 2.0 * n / sigma
+        return float(value), grad
+
+    @property
+    def _analytic(self) -> bool:
+        return self.system.n_leading == 0 and all(t.n_columns == 1 for t in self.system.design.terms)
 
     def variance_zeta(self, index: int):
         """zeta(value) for variance parameter ``index`` (sd/cor entries, then sigma)."""
@@ -190,7 +212,15 @@ class Profiler:
                 params[index] = value
                 return self._variance_deviance(params)
 
-            res = _minimize(objective, state["x"], lower[free] / unit, upper[free] / unit)
+            def objective_and_gradient(x):
+                params = np.empty_like(estimate)
+                params[free] = x * unit
+                params[index] = value
+                f, g = self._variance_deviance_and_gradient(params)
+                return f, g[free] * unit
+
+            res = _minimize(objective_and_gradient if self._analytic else objective, state["x"],
+                            lower[free] / unit, upper[free] / unit, jac=self._analytic)
             state["x"] = res.x
             drop = max(res.fun - self.base_deviance, 0.0)
             return float(np.sign(value - estimate[index]) * np.sqrt(drop))
@@ -212,19 +242,44 @@ class Profiler:
             tail[p, p - 1] = 1.0
             tail[j, p - 1] = -value
             system = self.system.with_fixed_tail(tail)
-            objective = Objective(system, reml=False)
-            res = _minimize(objective, state["theta"], lower, np.full_like(lower, np.inf))
-            state["theta"] = res.x
-            drop = max(res.fun - self.base_deviance, 0.0)
+            fun, with_gradient = deviance_functions(system, reml=False)
+            record = optimize_theta(fun, state["theta"], lower, "auto", fun_and_grad=with_gradient)
+            state["theta"] = record.theta
+            drop = max(record.objective - self.base_deviance, 0.0)
             return float(np.sign(value - self.beta_ml[j]) * np.sqrt(drop))
 
         return zeta
 
 
+ROOT_TOL = 1e-7
+"""Relative accuracy of an interval's end (lme4's spline interpolation is ~1e-5)."""
+
+
 def _interval_end(zeta, estimate: float, target: float, step: float, bound: float) -> float:
     """The value where zeta crosses ``target``, searching from ``estimate`` towards
-    ``bound`` with doubling steps; ``bound`` itself when zeta never gets there."""
+    ``bound``; ``bound`` itself when zeta never gets there.
+
+    zeta is close to linear, (value - estimate) / step for a well-chosen step, so the
+    first trial is at ``estimate + target * step``, then secant steps; a bracket,
+    when found, is finished by Brent's method.
+    """
     direction = np.sign(target)
+    previous, value = estimate, estimate + target * step
+    z_prev = 0.0
+    for _ in range(8):
+        if (direction > 0 and value >= bound) or (direction < 0 and value <= bound):
+            break
+        z = zeta(value)
+        if abs(z - target) <= ROOT_TOL * abs(target):
+            return float(value)
+        if (z - target) * direction > 0:  # past the target: bracketed
+            return float(optimize.brentq(lambda v: zeta(v) - target, min(previous, value), max(previous, value),
+                                         xtol=ROOT_TOL * max(step, abs(estimate)), rtol=ROOT_TOL))
+        slope = (z - z_prev) / (value - previous) if value != previous else 0.0
+        previous, z_prev = value, z
+        if slope * direction <= 0:
+            break
+        value = value + 1.05 * (target - z) / slope  # aim slightly past the root
     previous, value = estimate, estimate + direction * step
     for _ in range(60):
         if (direction > 0 and value >= bound) or (direction < 0 and value <= bound):
@@ -238,7 +293,7 @@ def _interval_end(zeta, estimate: float, target: float, step: float, bound: floa
             break
         previous, value = value, estimate + direction * (2.0 * abs(value - estimate))
     return float(optimize.brentq(lambda v: zeta(v) - target, min(previous, value), max(previous, value),
-                                 xtol=1e-10 * max(1.0, abs(estimate)), rtol=1e-12))
+                                 xtol=ROOT_TOL * max(step, abs(estimate)), rtol=ROOT_TOL))
 
 
 def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
