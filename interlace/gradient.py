@@ -17,16 +17,69 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
+from .kernels.dense_deviance import dense_scalar_deviance
 from .linalg.system import PenalizedSystem
-from .objective import profiled_deviance
+from .objective import LOG_2PI, profiled_deviance
 
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
     from .objective import Objective
 
-    gradient = DenseDeviance(system, reml) if system.n_leading == 0 else None
-    return Objective(system, reml), gradient
+    if system.n_leading:
+        return Objective(system, reml), None
+    if all(t.n_columns == 1 for t in system.rest_terms) and system.size <= COMPILED_MAX_SIZE:
+        compiled = CompiledScalarDeviance(system, reml)
+        return compiled.value, compiled
+    return Objective(system, reml), DenseDeviance(system, reml)
+
+
+COMPILED_MAX_SIZE = 200
+"""Largest dense system of scalar terms evaluated by the compiled kernel (its loops
+beat LAPACK's call overhead on small systems only)."""
+
+
+class CompiledScalarDeviance:
+    """:class:`DenseDeviance` for scalar terms, in one compiled call per theta."""
+
+    def __init__(self, system: PenalizedSystem, reml: bool):
+        self.system = system
+        self.reml = reml
+        self.n_obs, self.n_fixed = system.design.n_obs, system.n_fixed
+        self.q = system.n_rest_random
+        term_of, positions = [], []
+        for term in system.rest_terms:
+            term_of.append(np.full(term.n_levels, int(term.theta_index[0, 0])))
+            positions.append(term.n_levels)
+        self.term_of = np.concatenate(term_of).astype(np.int64)
+        self.n_theta = system.design.n_theta
+        self.scale = np.ones(system.size)
+        self.n_evaluations = 0
+
+    def _evaluate(self, theta: np.ndarray):
+        self.n_evaluations += 1
+        theta = np.asarray(theta, dtype=np.float64)
+        self.scale[: self.q] = theta[self.term_of]
+        return dense_scalar_deviance(self.system.rest_crossprod, self.scale, self.term_of, self.n_theta,
+                                     self.q, self.reml)
+
+    def _deviance(self, logdet_random: float, logdet_fixed: float, pwrss: float) -> tuple[float, int]:
+        nu = self.n_obs - self.n_fixed if self.reml else self.n_obs
+        value = logdet_random + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
+        return (value + logdet_fixed if self.reml else value), nu
+
+    def value(self, theta: np.ndarray) -> float:
+        ok, ld_random, ld_fixed, pwrss, _, _ = self._evaluate(theta)
+        if not ok or not pwrss > 0:
+            return np.inf
+        return float(self._deviance(ld_random, ld_fixed, pwrss)[0])
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = self._evaluate(theta)
+        if not ok or not pwrss > 0:
+            return np.inf, np.zeros(self.n_theta)
+        value, nu = self._deviance(ld_random, ld_fixed, pwrss)
+        return float(value), dlogdet + nu * dr2 / pwrss
 
 
 class DenseDeviance:
