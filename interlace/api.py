@@ -330,11 +330,11 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
 
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
               df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
-              options: dict | None = None) -> CrossedLMEResult:
+              options: dict | None = None, model: ModelInfo | None = None) -> CrossedLMEResult:
     theta = record.theta
     factor = system.factorize(theta)
     est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
-    names = pd.Index(design.fixed_names)
+    names = design.fixed_index
     fe_params = pd.Series(est.beta, index=names, name="Estimate")
     fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
     components, correlations = variance_components(design, theta, est.scale)
@@ -357,7 +357,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
             stacklevel=3,
         )
     ordered = lme4_term_order(design)
-    model = ModelInfo(
+    model = model or ModelInfo(
         exog=design.X,
         endog=design.y,
         exog_names=list(design.fixed_names),

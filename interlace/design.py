@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,11 @@ class RandomTerm:
         """Number of levels of the grouping factor."""
         return len(self.levels)
 
+    @cached_property
+    def level_index(self) -> pd.Index:
+        """The levels as an Index named after the factor (rows of the BLUP tables)."""
+        return pd.Index(self.levels, name=self.name)
+
     @property
     def n_columns(self) -> int:
         """Number of effects per level (k)."""
@@ -104,6 +110,16 @@ class ModelDesign:
     def y(self) -> np.ndarray:
         """The response."""
         return self.fixed.response
+
+    @cached_property
+    def fixed_index(self) -> pd.Index:
+        """The fixed effects' names as an Index."""
+        return pd.Index(self.fixed.column_names)
+
+    @cached_property
+    def lme4_terms(self) -> tuple[RandomTerm, ...]:
+        """The random terms in lme4's order (by their first theta entry)."""
+        return tuple(sorted(self.terms, key=lambda t: int(t.theta_index[t.theta_index >= 0].min())))
 
     @property
     def X(self) -> np.ndarray:

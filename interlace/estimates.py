@@ -32,9 +32,9 @@ class Estimates:
     deviance: float
 
 
-def lme4_term_order(design: ModelDesign) -> list[RandomTerm]:
+def lme4_term_order(design: ModelDesign) -> tuple[RandomTerm, ...]:
     """The random terms in lme4's order (by their first theta entry)."""
-    return sorted(design.terms, key=lambda t: int(t.theta_index[t.theta_index >= 0].min()))
+    return design.lme4_terms
 
 
 def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
@@ -64,7 +64,7 @@ def random_effects_frames(design: ModelDesign, effects: dict[str, np.ndarray]) -
     out: dict[str, pd.Series | pd.DataFrame] = {}
     for term in lme4_term_order(design):
         block = effects[term.name]
-        index = pd.Index(term.levels, name=term.name)
+        index = term.level_index
         if term.n_columns == 1:
             out[term.name] = pd.Series(block[:, 0], index=index, name=term.column_names[0])
         else:

@@ -9,6 +9,8 @@ structure that does not depend on y and starting from the fitted theta.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .errors import InterlaceError
@@ -55,5 +57,7 @@ def refit_response(result, y):
     fun, with_gradient = deviance_functions(system, reml)
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
+    model = replace(result.model, endog=system.design.y)
     return _assemble(system.design, system, record, reml, result.method, result.df_method,
-                     result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options)
+                     result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
+                     model)
