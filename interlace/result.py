@@ -286,7 +286,7 @@ class CrossedLMEResult:
         >>> m.simulate(3, seed=1).shape
         (30, 3)
         """
-        from .simulate import simulate_responses
+        from .simulation import simulate_responses
 
         return simulate_responses(self, nsim, seed, use_re)
 
@@ -302,7 +302,7 @@ class CrossedLMEResult:
         >>> bool(abs(again.llf - m.llf) < 1e-8)
         True
         """
-        from .simulate import refit_response
+        from .simulation import refit_response
 
         return refit_response(self, y)
 

@@ -105,3 +105,11 @@ def test_refit_reproduces_the_fit_and_matches_a_direct_fit():
     np.testing.assert_allclose(refitted.fe_params, direct.fe_params, rtol=1e-5)
     with pytest.raises(interlace.InterlaceError, match=r"y: expected 180 values"):
         m.refit(y[:10])
+
+
+def test_module_functions_stay_callable_after_simulating():
+    m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+    m.simulate(1, seed=1)
+    m.refit(m.model.endog)
+    assert interlace.simulate(m, 2, seed=1).shape == (30, 2)
+    assert interlace.predict(m).shape == (30,)
