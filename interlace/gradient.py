@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from .kernels.dense_deviance import dense_scalar_deviance
+from .kernels.dense_deviance import dense_scalar_deviance, minimize_scalar_deviance
 from .linalg.system import PenalizedSystem
 from .objective import LOG_2PI, profiled_deviance
 
@@ -33,6 +33,16 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
         return compiled.value, compiled
     return Objective(system, reml), DenseDeviance(system, reml)
 
+
+COMPILED_GTOL = 1e-6
+"""Projected-gradient tolerance of the compiled optimiser (deviance units per theta unit)."""
+
+COMPILED_FTOL = 1e-15
+"""Relative decrease of the deviance below which the compiled optimiser stops."""
+
+COMPILED_STALL_GTOL = 1e-3
+"""A line search that stalls still counts as converged below this projected gradient
+(lme4 warns at 2e-3 on its scaled gradient)."""
 
 COMPILED_MAX_SIZE = 200
 """Largest dense system of scalar terms evaluated by the compiled kernel (its loops
@@ -67,6 +77,24 @@ class CompiledScalarDeviance:
         nu = self.n_obs - self.n_fixed if self.reml else self.n_obs
         value = logdet_random + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
         return (value + logdet_fixed if self.reml else value), nu
+
+    def minimize(self, start: np.ndarray, lower: np.ndarray, max_evaluations: int):
+        """The whole optimisation in compiled code (projected BFGS): a scipy-like result."""
+        from scipy.optimize import OptimizeResult
+
+        x, f, evaluations, status = minimize_scalar_deviance(
+            self.system.rest_crossprod, self.term_of, self.n_theta, self.q, self.reml, self.n_obs,
+            self.n_fixed, np.asarray(start, dtype=np.float64), np.where(np.isfinite(lower), lower, -1e300),
+            int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL)
+        self.n_evaluations += int(evaluations)
+        messages = {1: "converged", 0: "evaluation budget used up", -1: "line search found no descent"}
+        success = status == 1
+        if status == -1:  # stopped at a point with no descent: converged if the gradient is small
+            value, grad = self(x)
+            projected = np.where((x <= lower) & (grad > 0), 0.0, grad)
+            success = bool(np.max(np.abs(projected)) < COMPILED_STALL_GTOL)
+        return OptimizeResult(x=x, fun=float(f), success=success, message=messages[int(status)],
+                              nfev=int(evaluations))
 
     def value(self, theta: np.ndarray) -> float:
         ok, ld_random, ld_fixed, pwrss, _, _ = self._evaluate(theta)

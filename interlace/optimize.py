@@ -21,6 +21,12 @@ from scipy.optimize import Bounds, minimize
 from .errors import InterlaceError
 
 OPTIMIZERS = ("auto", "cobyqa", "l-bfgs-b", "powell", "nelder-mead")
+
+GRADIENT_METHODS = ("auto-compiled", "l-bfgs-b")
+
+NEAR_BOUNDARY = 1e-4
+"""A gradient run ending with a variance parameter this close to zero (lme4's
+singularity tolerance) is checked by a derivative-free run from the start."""
 """Names accepted by ``optimizer=``."""
 
 BOUNDARY_TOL = 1e-5
@@ -29,10 +35,11 @@ BOUNDARY_TOL = 1e-5
 RESTART_STEP = 1e-5
 """Step off the boundary used by the ``restart_edge`` check (lme4's ``btol``)."""
 
-RESTART_FROM = 0.1
+RESTART_FROM = 1e-3
 """Where a boundary coordinate restarts from when the check says the deviance falls
 off the boundary. At zero a diagonal entry of a relative factor is a stationary
-point (the deviance is even in it), where a gradient method would stay."""
+point (the deviance is even in it), where a gradient method would stay; just off
+it the gradient points away from the boundary."""
 
 MAX_EVALUATIONS = 100_000
 """Evaluation budget of one optimisation (lme4's nloptwrap ``maxeval``)."""
@@ -79,6 +86,8 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
     bounds = Bounds(lower, np.full_like(lower, np.inf))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        if name == "auto-compiled":
+            return fun_and_grad.minimize(start, lower, max_evaluations)
         if name == "l-bfgs-b" and fun_and_grad is not None:
             result = minimize(fun_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
                               options={"ftol": 1e-14, "gtol": 1e-8, "maxfun": max_evaluations,
@@ -121,7 +130,10 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     if name not in OPTIMIZERS:
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
     if name == "auto":
-        name = "l-bfgs-b" if fun_and_grad is not None else "cobyqa"
+        if fun_and_grad is None:
+            name = "cobyqa"
+        else:
+            name = "auto-compiled" if hasattr(fun_and_grad, "minimize") else "l-bfgs-b"
     count = 0
 
     def counted(theta: np.ndarray) -> float:
@@ -130,7 +142,9 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         return fun(np.maximum(np.asarray(theta, dtype=np.float64), lower))
 
     counted_grad = None
-    if fun_and_grad is not None:
+    if name == "auto-compiled":
+        counted_grad = fun_and_grad  # it counts its own evaluations
+    elif fun_and_grad is not None:
         def counted_grad(theta: np.ndarray):
             nonlocal count
             count += 1
@@ -138,6 +152,8 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
 
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     result = _run(name, counted, start, lower, max_evaluations, counted_grad)
+    if name == "auto-compiled":
+        count += result.nfev
     theta, value = np.maximum(result.x, lower), float(result.fun)
     converged, message = bool(result.success), str(result.message)
     # lme4's restart_edge: a zero variance whose deviance falls when moved off the bound
@@ -148,10 +164,28 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         trial[i] = lower[i] + RESTART_STEP
         if counted(trial) < value:
             falling.append(i)
+    restarts = []
     if falling:
         restart = theta.copy()
         restart[falling] = lower[falling] + RESTART_FROM
+        restarts.append(restart)
+    if on_bound.size and name in GRADIENT_METHODS:
+        # a gradient method can stop in a local minimum on the boundary that a
+        # derivative-free search from lme4's start passes by: try again from there
+        restart = theta.copy()
+        restart[on_bound] = np.maximum(start[on_bound], lower[on_bound] + 0.1)
+        restarts.append(restart)
+    for restart in restarts:
         again = _run(name, counted, restart, lower, max_evaluations, counted_grad)
+        if name == "auto-compiled":
+            count += again.nfev
+        if again.fun < value:
+            theta, value = np.maximum(again.x, lower), float(again.fun)
+            converged, message = bool(again.success), str(again.message)
+    if name in GRADIENT_METHODS and np.any(np.isfinite(lower) & (theta - lower < NEAR_BOUNDARY)):
+        # zero is a stationary point of every variance (the deviance is even in it):
+        # near the boundary, confirm with the derivative-free search from the start
+        again = _run("cobyqa", counted, start, lower, max_evaluations)
         if again.fun < value:
             theta, value = np.maximum(again.x, lower), float(again.fun)
             converged, message = bool(again.success), str(again.message)
