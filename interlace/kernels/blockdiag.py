@@ -8,8 +8,9 @@ from ._jit import kernel
 
 
 @kernel
-def _small_cholesky(a, out):
-    """Lower Cholesky factor of the small SPD matrix ``a`` into ``out``; False if not PD."""
+def small_cholesky(a, out):
+    """Lower Cholesky factor of the SPD matrix ``a`` into ``out`` (may be ``a`` itself:
+    only the lower triangle is read, the upper one is zeroed); False if not PD."""
     k = a.shape[0]
     for j in range(k):
         s = a[j, j]
@@ -63,7 +64,7 @@ def factor_leading_block(crossprod, relative_cov_factor):
                     s += relative_cov_factor[r, i] * tmp[r, j]
                 work[i, j] = s
             work[i, i] += 1.0
-        if not _small_cholesky(work, chol[l]):
+        if not small_cholesky(work, chol[l]):
             return chol, shrink, np.inf, False
         L = chol[l]
         for i in range(k):

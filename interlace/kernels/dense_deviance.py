@@ -15,32 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .blockdiag import small_cholesky
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 FIRST_STEP = 0.1
 """Length (largest coordinate) of the compiled optimiser's first step in theta; a
 long first step can jump past the optimum to a zero variance."""
-
-
-@kernel
-def _cholesky_in_place(S):
-    """Lower Cholesky factor of S in place (upper part left as is); False if not PD."""
-    n = S.shape[0]
-    for j in range(n):
-        s = S[j, j]
-        for k in range(j):
-            s -= S[j, k] * S[j, k]
-        if s <= 0.0:
-            return False
-        d = np.sqrt(s)
-        S[j, j] = d
-        for i in range(j + 1, n):
-            t = S[i, j]
-            for k in range(j):
-                t -= S[i, k] * S[j, k]
-            S[i, j] = t / d
-    return True
 
 
 @kernel
@@ -54,7 +35,7 @@ def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml):
             S[i, i] += 1.0
     dr2 = np.zeros(n_theta)
     dlogdet = np.zeros(n_theta)
-    if not _cholesky_in_place(S):
+    if not small_cholesky(S, S):  # in place: reads the lower triangle, zeroes the upper
         return False, np.inf, np.inf, np.inf, dlogdet, dr2
     m = size - 1
     logdet_random = 0.0
