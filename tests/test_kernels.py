@@ -35,7 +35,6 @@ from interlace.formula.random import split_formula
 from interlace.kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
-    coupling_transpose_times,
     downdate_rest,
     downdate_rest_scalar,
     factor_leading_block,
@@ -401,17 +400,6 @@ def test_coupling_times(design, data):
     expected = term_z(lead).T @ (rest_matrix(design) @ vector)
     assert out.shape == (lead.n_levels, lead.k)
     assert_close(out.ravel(), expected)
-
-
-@settings(max_examples=MAX_EXAMPLES, deadline=None)
-@given(designs(), st.data())
-def test_coupling_transpose_times(design, data):
-    ptr, idx, val = coupling_oracle(design)
-    lead = design.lead
-    per_level = data.draw(float_arrays((lead.n_levels, lead.k)))
-    out = coupling_transpose_times(ptr, idx, val, per_level, design.rest_size)
-    expected = rest_matrix(design).T @ (term_z(lead) @ per_level.ravel())
-    assert_close(out, expected)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

@@ -192,21 +192,6 @@ def coupling_times(ptr, idx, val, vector):
 
 
 @kernel
-def coupling_transpose_times(ptr, idx, val, per_level, size):
-    """[Z_rest X y]'Z_1 @ x for x given per level as (n_levels, k1); a vector of ``size``."""
-    n_levels = ptr.shape[0] - 1
-    k = val.shape[1]
-    out = np.zeros(size)
-    for l in range(n_levels):
-        for a in range(ptr[l], ptr[l + 1]):
-            s = 0.0
-            for c in range(k):
-                s += val[a, c] * per_level[l, c]
-            out[idx[a]] += s
-    return out
-
-
-@kernel
 def scale_symmetric_blocks(matrix, block_offset, block_k, block_levels, factors, factor_start):
     """matrix <- Lambda' matrix Lambda in place, Lambda block-diagonal over the random terms.
 
