@@ -23,46 +23,25 @@ Usage: ``python benchmarks/run_inference.py [--workloads P1,P2,K1,K2,S1] [--repe
 [--threads 1] [--no-r]``. Results go to ``benchmarks/results/inference.json`` (git-ignored).
 """
 
-import argparse
-import json
-import os
-import platform
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-THREAD_ENV_VARS = "OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS NUMBA_NUM_THREADS".split()
-ONE_RUN_THRESHOLD_S = 60.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO_ROOT / "benchmarks" / "results" / "inference.json"
+import _harness
+
 R_PACKAGES = ("lme4", "lmerTest", "pbkrtest")
 
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Time interlace inference against lme4/lmerTest.")
-    parser.add_argument("--workloads", default="P1,P2,K1,K2,S1", help="comma-separated, e.g. P1,K1")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per workload")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/numba threads")
-    parser.add_argument("--no-r", action="store_true", help="skip R")
-    args = parser.parse_args(argv)
-    args.workloads = [key.strip().upper() for key in args.workloads.split(",") if key.strip()]
-    return args
-
-
 # Threads must be pinned before numpy (and numba, via interlace) is imported.
-ARGS = parse_args()
-for _var in THREAD_ENV_VARS:
-    os.environ[_var] = str(ARGS.threads)
+ARGS = _harness.parse_args(
+    "Time interlace inference against lme4/lmerTest.", repeats_help="timed calls per workload",
+    no_r_help="skip R", workloads="P1,P2,K1,K2,S1", example="P1,K1",
+)
+_harness.pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-sys.path.insert(0, str(REPO_ROOT))  # benchmark the checkout this script lives in
+_harness.use_checkout()  # benchmark the checkout this script lives in
 import interlace  # noqa: E402
 
 SLEEP = ("sleepstudy", "Reaction ~ Days + (Days | Subject)")
@@ -100,26 +79,13 @@ R_CALLS = {
 }
 
 
-# --- python timing ---------------------------------------------------------
-def time_repeated(call_once, repeats):
-    """Warm up untimed, then time ``repeats`` calls (one if the first exceeds 60 s)."""
-    call_once()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = call_once()
-        seconds.append(time.perf_counter() - start)
-        if seconds[0] > ONE_RUN_THRESHOLD_S:
-            break
-    return seconds, result
-
-
+# --- timing ----------------------------------------------------------------
 def time_interlace(workload, frame, repeats):
     """Time the inference call; the fits it runs on are made untimed beforehand."""
     fit = lambda: interlace.fit(workload.formula, frame, method="REML")  # noqa: E731
     if workload.kind == "profile":
         m = fit()  # confint caches nothing on the result: one fit serves every call
-        seconds, table = time_repeated(lambda: m.confint(method="profile"), repeats)
+        seconds, table = _harness.time_repeated(lambda: m.confint(method="profile"), repeats)
         names, values = list(table.index), table.to_numpy(dtype=float).ravel()
         converged = m.converged
     else:
@@ -129,25 +95,14 @@ def time_interlace(workload, frame, repeats):
             call = lambda: next(fits).with_df_method("kenward-roger").fe_df  # noqa: E731
         else:
             call = lambda: next(fits).fe_df  # noqa: E731
-        seconds, df = time_repeated(call, repeats)
+        seconds, df = _harness.time_repeated(call, repeats)
         names, values, converged = list(df.index), df.to_numpy(dtype=float), True
     return {
-        "seconds": seconds,
-        "median": statistics.median(seconds),
+        **_harness.summarize(seconds),
         "names": names,
         "values": values.tolist(),
         "converged": bool(converged),
     }
-
-
-# --- R timing --------------------------------------------------------------
-def r_factor_lines(frame):
-    """``factor()`` calls giving each categorical column the frame's own level order."""
-    lines = []
-    for column in frame.select_dtypes("category").columns:
-        levels = ", ".join(json.dumps(str(level)) for level in frame[column].cat.categories)
-        lines.append(f"d${column} <- factor(d${column}, levels = c({levels}))")
-    return "\n".join(lines)
 
 
 def r_timing_script(workload, frame, csv_path, repeats):
@@ -155,51 +110,28 @@ def r_timing_script(workload, frame, csv_path, repeats):
     package, expression, table = R_CALLS[workload.kind]
     return f"""\
 suppressPackageStartupMessages(library({package}))
-d <- read.csv({json.dumps(str(csv_path))}, stringsAsFactors = TRUE)
-{r_factor_lines(frame)}
+d <- read.csv({_harness.r_string(csv_path)}, stringsAsFactors = TRUE)
+{_harness.r_factor_lines(frame)}
 m <- lmer({workload.formula}, d, REML = TRUE)  # untimed
 s <- {expression}  # warm-up, untimed
-for (i in seq_len({repeats})) {{
-  el <- system.time(s <- {expression})[["elapsed"]]
-  cat("time", sprintf("%.6f", el), "\\n")
-  if (i == 1 && el > {ONE_RUN_THRESHOLD_S}) break
-}}
+{_harness.r_timed_loop(f"s <- {expression}", repeats)}
 v <- as.matrix({table})
 cat("names", rownames(v), "\\n")
 cat("value", sprintf("%.17g", as.vector(t(v))), "\\n")
 """
 
 
-def r_versions():
-    """{package: version} of the R packages that load; empty without Rscript."""
-    if shutil.which("Rscript") is None:
-        return {}
-    probe = (
-        f"for (p in c({', '.join(json.dumps(p) for p in R_PACKAGES)})) "
-        "if (requireNamespace(p, quietly = TRUE)) cat(p, as.character(packageVersion(p)), '\\n')"
-    )
-    proc = subprocess.run(["Rscript", "-e", probe], capture_output=True, text=True)
-    return dict(line.split() for line in proc.stdout.splitlines() if line.strip())
-
-
 def time_r(workload, frame, csv_path, repeats, tmp_dir):
-    script_path = Path(tmp_dir) / f"{workload.key}.R"
-    script_path.write_text(r_timing_script(workload, frame, csv_path, repeats))
-    # os.environ already carries the pinned thread counts
-    proc = subprocess.run(["Rscript", str(script_path)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"R failed on {workload.key}:\n{proc.stderr}")
-    fields = {}
-    for line in proc.stdout.splitlines():
-        key, *values = line.split()
-        fields.setdefault(key, []).extend(values)
-    seconds = [float(v) for v in fields["time"]]
+    fields, stderr = _harness.run_rscript(
+        Path(tmp_dir) / f"{workload.key}.R",
+        r_timing_script(workload, frame, csv_path, repeats),
+        f"R failed on {workload.key}",
+    )
     return {
-        "seconds": seconds,
-        "median": statistics.median(seconds),
+        **_harness.summarize([float(v) for v in fields["time"]]),
         "names": fields.get("names", []),
         "values": [float(v) for v in fields["value"]],
-        "stderr": proc.stderr.strip(),
+        "stderr": stderr,
     }
 
 
@@ -219,19 +151,14 @@ def compare(python_side, r_side):
 
 def format_table(rows):
     """One line per workload; "-" where R did not run or the value counts differ."""
-    cell = lambda value, fmt: "-" if value is None else format(value, fmt)  # noqa: E731
-    table = pd.DataFrame(
-        {
-            "workload": [f"{row['key']} {row['label']}" for row in rows],
-            "interlace [s]": [cell(row["interlace"]["median"], ".4f") for row in rows],
-            "R [s]": [cell(row["r"] and row["r"]["median"], ".4f") for row in rows],
-            "ratio (x faster)": [
-                cell(row["ratio"], ".2f") + ("x" if row["ratio"] else "") for row in rows
-            ],
-            "max rel diff": [cell(row["max_rel_diff"], ".1e") for row in rows],
-        }
-    )
-    return table.to_string(index=False)
+    cell = _harness.cell
+    return _harness.format_table({
+        "workload": [f"{row['key']} {row['label']}" for row in rows],
+        "interlace [s]": [cell(row["interlace"]["median"], ".4f") for row in rows],
+        "R [s]": [cell(row["r"] and row["r"]["median"], ".4f") for row in rows],
+        "ratio (x faster)": [cell(row["ratio"], ".2f", "x" if row["ratio"] else "") for row in rows],
+        "max rel diff": [cell(row["max_rel_diff"], ".1e") for row in rows],
+    })
 
 
 def run_workload(workload, versions, tmp_dir):
@@ -244,7 +171,7 @@ def run_workload(workload, versions, tmp_dir):
     needed = ("lme4",) if workload.kind == "profile" else ("lmerTest", "pbkrtest")
     r_side = None
     if all(package in versions for package in needed):
-        csv_path = Path(interlace.__file__).parent / "datasets" / f"{workload.dataset}.csv"
+        csv_path = _harness.bundled_csv(workload.dataset)
         r_side = time_r(workload, frame, csv_path, ARGS.repeats, tmp_dir)
     return {
         **asdict(workload),
@@ -256,38 +183,18 @@ def run_workload(workload, versions, tmp_dir):
     }
 
 
-def describe_environment(r_label):
-    """Settings and versions: printed above the table and stored in the JSON."""
-    return {
-        "threads": ARGS.threads,
-        "repeats": ARGS.repeats,
-        "interlace": f"{getattr(interlace, '__version__', '?')} at {interlace.__file__}",
-        "R": r_label,
-        "python": f"{platform.python_version()} (numpy {np.__version__}, pandas {pd.__version__})",
-        "machine": platform.platform(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
 def main():
-    unknown = [key for key in ARGS.workloads if key not in WORKLOADS]
-    if unknown:
-        sys.exit(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
-    versions = {} if ARGS.no_r else r_versions()
-    r_label = "skipped (--no-r)" if ARGS.no_r else (
-        ", ".join(f"{p} {v}" for p, v in versions.items()) or "not available"
-    )
-    meta = describe_environment(r_label)
-    print(f"threads: {ARGS.threads} (OMP/OpenBLAS/MKL/numba, Python and R)")
-    print("\n".join(f"{key}: {value}" for key, value in meta.items() if key != "threads"))
+    _harness.check_workloads(ARGS.workloads, WORKLOADS)
+    versions = {} if ARGS.no_r else _harness.r_versions(R_PACKAGES)
+    r_label = ", ".join(f"{p} {v}" for p, v in versions.items())
+    meta = _harness.describe_environment(ARGS, "R", r_label)
+    _harness.print_environment(meta)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
         rows = [run_workload(WORKLOADS[key], versions, tmp_dir) for key in ARGS.workloads]
 
     print("\n" + format_table(rows))
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps({"meta": meta, "workloads": rows}, indent=2))
-    print(f"results written to {RESULTS_PATH.relative_to(REPO_ROOT)}")
+    _harness.write_results("inference", {"meta": meta, "workloads": rows})
 
 
 if __name__ == "__main__":

@@ -30,44 +30,28 @@ Usage: ``python benchmarks/run_refit.py [--repeats 3] [--threads 1] [--no-r]``.
 Results also go to ``benchmarks/results/refit.json`` (git-ignored).
 """
 
-import argparse
-import json
-import os
-import platform
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-THREAD_ENV_VARS = "OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS NUMBA_NUM_THREADS".split()
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO_ROOT / "benchmarks" / "results" / "refit.json"
+import _harness
+
 FORMULA = "y ~ x + (1 | subj) + (1 | item)"
 N_SIM = 200
 N_WARMUP = 3
 TARGET_RATIO = 20.0
 
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Time interlace refits against lme4::refit.")
-    parser.add_argument("--repeats", type=int, default=3, help="timed loops of 200 refits")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/numba threads")
-    parser.add_argument("--no-r", action="store_true", help="skip lme4")
-    return parser.parse_args(argv)
-
-
 # Threads must be pinned before numpy (and numba, via interlace) is imported.
-ARGS = parse_args()
-for _var in THREAD_ENV_VARS:
-    os.environ[_var] = str(ARGS.threads)
+ARGS = _harness.parse_args(
+    "Time interlace refits against lme4::refit.", repeats_help="timed loops of 200 refits",
+    repeats=3,
+)
+_harness.pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-sys.path.insert(0, str(REPO_ROOT))  # benchmark the checkout this script lives in
+_harness.use_checkout()  # benchmark the checkout this script lives in
 import interlace  # noqa: E402
 
 
@@ -82,27 +66,18 @@ def simulate_w3():
     return pd.DataFrame({"y": y, "x": x, "subj": as_factor(subj), "item": as_factor(item)})
 
 
-# --- python timing ---------------------------------------------------------
-def timed(call, repeats):
-    """Wall seconds of ``repeats`` calls (the caller warms up) and the last result."""
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = call()
-        seconds.append(time.perf_counter() - start)
-    return seconds, result
-
-
+# --- timing ----------------------------------------------------------------
 def summarize(seconds, n_refits):
-    median = statistics.median(seconds)
-    return {"seconds": seconds, "median": median, "refits_per_s": n_refits / median}
+    """Timings and median, as `_harness.summarize`, plus the refits per second."""
+    timing = _harness.summarize(seconds)
+    return {**timing, "refits_per_s": n_refits / timing["median"]}
 
 
 def time_interlace(m, Y, repeats):
     """The refit loop and the two bootMer calls; one entry per table row."""
     for j in range(N_WARMUP):
         m.refit(Y[:, j])
-    seconds, fits = timed(lambda: [m.refit(Y[:, j]) for j in range(Y.shape[1])], repeats)
+    seconds, fits = _harness.timed(lambda: [m.refit(Y[:, j]) for j in range(Y.shape[1])], repeats)
     loop = summarize(seconds, Y.shape[1])
     loop["slopes"] = [float(fit.fe_params["x"]) for fit in fits]
     loop["n_not_converged"] = sum(not fit.converged for fit in fits)
@@ -110,7 +85,7 @@ def time_interlace(m, Y, repeats):
     for n_jobs in (1, 2):
         boot = lambda: m.bootMer(B=N_SIM, seed=1, n_jobs=n_jobs)  # noqa: B023, E731
         boot()  # untimed: warms the JIT, and for n_jobs=2 starts the worker pool
-        seconds, result = timed(boot, repeats)
+        seconds, result = _harness.timed(boot, repeats)
         rows[f"W3 bootMer n_jobs={n_jobs}"] = {
             **summarize(seconds, N_SIM),
             "n_failed": int(result.replicates.isna().any(axis=1).sum()),
@@ -118,86 +93,52 @@ def time_interlace(m, Y, repeats):
     return rows
 
 
-# --- R timing --------------------------------------------------------------
 def r_timing_script(data_csv, y_csv, repeats):
     """R source: fit, untimed warm-up refit, timed loops of refits, the last loop's slopes."""
-    # json.dumps(text) is a double-quoted literal that R reads as the same string
+    refits = "for (j in seq_len(ncol(Y))) fits[[j]] <- refit(m, Y[, j])"
     return f"""\
 suppressPackageStartupMessages(library(lme4))
-d <- read.csv({json.dumps(str(data_csv))}, colClasses = c(subj = "character", item = "character"))
+d <- read.csv({_harness.r_string(data_csv)}, colClasses = c(subj = "character", item = "character"))
 d$subj <- factor(d$subj, levels = as.character(0:29))
 d$item <- factor(d$item, levels = as.character(0:19))
-Y <- as.matrix(read.csv({json.dumps(str(y_csv))}, header = FALSE))
+Y <- as.matrix(read.csv({_harness.r_string(y_csv)}, header = FALSE))
 m <- lmer({FORMULA}, d, REML = TRUE)
 invisible(refit(m, Y[, 1]))  # warm-up, untimed
 fits <- vector("list", ncol(Y))
-for (i in seq_len({repeats})) {{
-  t <- system.time(for (j in seq_len(ncol(Y))) fits[[j]] <- refit(m, Y[, j]))[["elapsed"]]
-  cat("time", sprintf("%.6f", t), "\\n")
-}}
+{_harness.r_timed_loop(refits, repeats, stop_after=None)}
 cat("slope", sprintf("%.17g", vapply(fits, function(f) fixef(f)[["x"]], 0)), "\\n")
 """
-
-
-def lme4_version():
-    """lme4's version string, or None if Rscript or lme4 is missing."""
-    if shutil.which("Rscript") is None:
-        return None
-    probe = "suppressMessages(library(lme4)); cat(as.character(packageVersion('lme4')))"
-    proc = subprocess.run(["Rscript", "-e", probe], capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def time_lme4(frame, Y, repeats, tmp_dir):
     data_csv, y_csv, script = (Path(tmp_dir) / name for name in ("w3.csv", "Y.csv", "w3.R"))
     frame.to_csv(data_csv, index=False)  # pandas writes floats round-trip exact
     np.savetxt(y_csv, Y, fmt="%.17g", delimiter=",")
-    script.write_text(r_timing_script(data_csv, y_csv, repeats))
-    # os.environ already carries the pinned thread counts
-    proc = subprocess.run(["Rscript", str(script)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"lme4 failed on W3:\n{proc.stderr}")
-    fields = {}
-    for line in proc.stdout.splitlines():
-        key, *values = line.split()
-        fields.setdefault(key, []).extend(float(v) for v in values)
-    return {**summarize(fields["time"], Y.shape[1]), "slopes": fields["slope"], "stderr": proc.stderr.strip()}
+    fields, stderr = _harness.run_rscript(
+        script, r_timing_script(data_csv, y_csv, repeats), "lme4 failed on W3"
+    )
+    seconds = [float(v) for v in fields["time"]]
+    slopes = [float(v) for v in fields["slope"]]
+    return {**summarize(seconds, Y.shape[1]), "slopes": slopes, "stderr": stderr}
 
 
 # --- comparison and table --------------------------------------------------
 def format_table(rows):
     """One line per row; "-" where lme4 did not run or the responses differ."""
-    cell = lambda value, fmt, suffix="": "-" if value is None else format(value, fmt) + suffix  # noqa: E731
-    table = pd.DataFrame(
-        {
-            "workload": [row["workload"] for row in rows],
-            "interlace refits/s": [cell(row["interlace"]["refits_per_s"], ".1f") for row in rows],
-            "lme4 refits/s": [cell(row["lme4_refits_per_s"], ".1f") for row in rows],
-            "ratio (interlace/lme4)": [cell(row["ratio"], ".2f", "x") for row in rows],
-            "agreement (mean|dslope|)": [cell(row["mean_abs_dslope"], ".1e") for row in rows],
-        }
-    )
-    return table.to_string(index=False)
-
-
-def describe_environment(lme4_label):
-    """Settings and versions: printed above the table and stored in the JSON."""
-    return {
-        "threads": ARGS.threads,
-        "repeats": ARGS.repeats,
-        "interlace": f"{getattr(interlace, '__version__', '?')} at {interlace.__file__}",
-        "lme4": lme4_label,
-        "python": f"{platform.python_version()} (numpy {np.__version__}, pandas {pd.__version__})",
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    cell = _harness.cell
+    return _harness.format_table({
+        "workload": [row["workload"] for row in rows],
+        "interlace refits/s": [cell(row["interlace"]["refits_per_s"], ".1f") for row in rows],
+        "lme4 refits/s": [cell(row["lme4_refits_per_s"], ".1f") for row in rows],
+        "ratio (interlace/lme4)": [cell(row["ratio"], ".2f", "x") for row in rows],
+        "agreement (mean|dslope|)": [cell(row["mean_abs_dslope"], ".1e") for row in rows],
+    })
 
 
 def main():
-    lme4 = None if ARGS.no_r else lme4_version()
-    meta = describe_environment("skipped (--no-r)" if ARGS.no_r else (lme4 or "not available"))
-    print(f"threads: {ARGS.threads} (OMP/OpenBLAS/MKL/numba, Python and R)")
-    print("\n".join(f"{key}: {value}" for key, value in meta.items() if key != "threads"))
+    lme4 = None if ARGS.no_r else _harness.r_versions(["lme4"]).get("lme4")
+    meta = _harness.describe_environment(ARGS, "lme4", lme4, cpus=True)
+    _harness.print_environment(meta)
 
     frame = simulate_w3()
     m = interlace.fit(FORMULA, frame, method="REML")
@@ -231,10 +172,8 @@ def main():
     if rows[0]["ratio"] is not None:
         verdict = "met" if rows[0]["ratio"] >= TARGET_RATIO else "not met"
         print(f"target (W3 refit loop >= {TARGET_RATIO:.0f}x lme4): {verdict}")
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps({"meta": meta, "formula": FORMULA, "n_obs": len(frame),
-                                        "lme4": r_side, "rows": rows}, indent=2))
-    print(f"results written to {RESULTS_PATH.relative_to(REPO_ROOT)}")
+    _harness.write_results("refit", {"meta": meta, "formula": FORMULA, "n_obs": len(frame),
+                                     "lme4": r_side, "rows": rows})
 
 
 if __name__ == "__main__":
