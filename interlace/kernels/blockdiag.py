@@ -31,6 +31,34 @@ def small_cholesky(a, out):
 
 
 @kernel
+def lower_inverse(L, out, size):
+    """out[:size, :size] = the inverse of the lower-triangular L[:size, :size] (lower)."""
+    for j in range(size):
+        for i in range(j):
+            out[i, j] = 0.0
+        out[j, j] = 1.0 / L[j, j]
+        for i in range(j + 1, size):
+            s = 0.0
+            for t in range(j, i):
+                s -= L[i, t] * out[t, j]
+            out[i, j] = s / L[i, i]
+
+
+@kernel
+def _product(a, b, out, transpose_a, transpose_b):
+    """out = op(a) @ op(b) for small square matrices, op = transpose when asked."""
+    k = out.shape[0]
+    for i in range(k):
+        for j in range(k):
+            s = 0.0
+            for r in range(k):
+                left = a[r, i] if transpose_a else a[i, r]
+                right = b[j, r] if transpose_b else b[r, j]
+                s += left * right
+            out[i, j] = s
+
+
+@kernel
 def factor_leading_block(crossprod, relative_cov_factor):
     """Factor T'A_l T + I for every level l of the leading term.
 
@@ -49,49 +77,20 @@ def factor_leading_block(crossprod, relative_cov_factor):
     tmp = np.empty((k, k))
     inv = np.empty((k, k))
     for l in range(n_levels):
-        a = crossprod[l]
-        # work = T' a T + I
+        # work = T' A_l T + I
+        _product(crossprod[l], relative_cov_factor, tmp, False, False)
+        _product(relative_cov_factor, tmp, work, True, False)
         for i in range(k):
-            for j in range(k):
-                s = 0.0
-                for r in range(k):
-                    s += a[i, r] * relative_cov_factor[r, j]
-                tmp[i, j] = s
-        for i in range(k):
-            for j in range(k):
-                s = 0.0
-                for r in range(k):
-                    s += relative_cov_factor[r, i] * tmp[r, j]
-                work[i, j] = s
             work[i, i] += 1.0
         if not small_cholesky(work, chol[l]):
             return chol, shrink, np.inf, False
         L = chol[l]
         for i in range(k):
             logdet += 2.0 * np.log(L[i, i])
-        # inv = L^{-1} (lower)
-        for j in range(k):
-            for i in range(k):
-                inv[i, j] = 0.0
-            inv[j, j] = 1.0 / L[j, j]
-            for i in range(j + 1, k):
-                s = 0.0
-                for t in range(j, i):
-                    s -= L[i, t] * inv[t, j]
-                inv[i, j] = s / L[i, i]
-        # tmp = T L^{-T}  (k x k); shrink = tmp tmp'
-        for i in range(k):
-            for j in range(k):
-                s = 0.0
-                for r in range(k):
-                    s += relative_cov_factor[i, r] * inv[j, r]
-                tmp[i, j] = s
-        for i in range(k):
-            for j in range(k):
-                s = 0.0
-                for r in range(k):
-                    s += tmp[i, r] * tmp[j, r]
-                shrink[l, i, j] = s
+        # shrink = (T L^{-T}) (T L^{-T})'
+        lower_inverse(L, inv, k)
+        _product(relative_cov_factor, inv, tmp, False, True)
+        _product(tmp, tmp, shrink[l], False, True)
     return chol, shrink, logdet, True
 
 

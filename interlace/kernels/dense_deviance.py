@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .blockdiag import small_cholesky
+from .blockdiag import lower_inverse, small_cholesky
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -62,14 +62,8 @@ def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml):
         dr2[term_of[i]] += -2.0 * ze * x[i]
     # inverse of the leading block (M for REML, P for ML) through L^{-1}
     mm = m if reml else q
-    Linv = np.zeros((mm, mm))
-    for j in range(mm):
-        Linv[j, j] = 1.0 / S[j, j]
-        for i in range(j + 1, mm):
-            t = 0.0
-            for k in range(j, i):
-                t -= S[i, k] * Linv[k, j]
-            Linv[i, j] = t / S[i, i]
+    Linv = np.empty((mm, mm))
+    lower_inverse(S, Linv, mm)
     # trace_i = [W Lambda~' A]_ii, W = (leading block)^{-1}. As Lambda~' A Lambda~ =
     # block - diag(I, 0): trace_i = (1 - W_ii) / scale_i, and 0 where scale_i = 0
     # (W's row i is then e_i). Only diag(W) = column norms of L^{-1} is needed.
