@@ -57,10 +57,7 @@ class CompiledScalarDeviance:
         self.reml = reml
         self.n_obs, self.n_fixed = system.design.n_obs, system.n_fixed
         self.q = system.n_rest_random
-        term_of, positions = [], []
-        for term in system.rest_terms:
-            term_of.append(np.full(term.n_levels, int(term.theta_index[0, 0])))
-            positions.append(term.n_levels)
+        term_of = [np.full(t.n_levels, int(t.theta_index[0, 0])) for t in system.rest_terms]
         self.term_of = np.concatenate(term_of).astype(np.int64)
         self.n_theta = system.design.n_theta
         self.scale = np.ones(system.size)

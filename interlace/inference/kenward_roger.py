@@ -24,6 +24,7 @@ from scipy import linalg, stats
 
 from ..design import ModelDesign
 from ..kernels.crossprod import dense_crossprod
+from ..linalg.system import stack_terms
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,7 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> Kenwa
     n, p = design.n_obs, design.n_fixed
     terms = design.terms
     q = design.n_random
-    codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]))
-    designs = np.ascontiguousarray(np.hstack([t.design for t in terms]))
-    ks = np.array([t.n_columns for t in terms], dtype=np.int64)
-    design_start = np.concatenate([[0], np.cumsum(ks)]).astype(np.int64)
-    index_offset = np.concatenate([[0], np.cumsum([t.n_effects for t in terms])[:-1]]).astype(np.int64)
+    codes, designs, design_start, index_offset, _, _ = stack_terms(terms, n)
     full = dense_crossprod(codes, designs, design_start, index_offset, np.ascontiguousarray(design.X), q + p)
     A_zz = sp.csr_matrix(full[:q, :q])
     A_zx = full[:q, q:]

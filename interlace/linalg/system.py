@@ -35,8 +35,9 @@ from ..kernels.blockdiag import (
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
 
 
-def _stack_terms(terms: tuple[RandomTerm, ...], n: int):
-    """Stacked arrays of several terms for the cross-product kernels."""
+def stack_terms(terms: tuple[RandomTerm, ...], n: int):
+    """Stacked arrays of several terms for the cross-product kernels: codes, designs,
+    design_start, index_offset, columns per term, levels per term."""
     if terms:
         codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]))
         designs = np.ascontiguousarray(np.hstack([t.design for t in terms]))
@@ -123,7 +124,7 @@ class PenalizedSystem:
         self.rest_terms = terms[n_leading:]
         n, p = design.n_obs, design.n_fixed
         xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
-        codes, designs, design_start, index_offset, ks, levels = _stack_terms(self.rest_terms, n)
+        codes, designs, design_start, index_offset, ks, levels = stack_terms(self.rest_terms, n)
         self.n_rest_random = int(sum(t.n_effects for t in self.rest_terms))
         self.size = self.n_rest_random + p + 1
         self._block_offset = index_offset
@@ -332,7 +333,6 @@ class PenalizedSystem:
             T1 = lead.relative_cov_factor(theta)
             ptr, idx, val = self.coupling
             blocks = np.empty((lead.n_levels, k1, k1))
-            rest_scale = self._rest_factors(theta)
             for l in range(lead.n_levels):
                 Pinv = np.linalg.inv(chol[l] @ chol[l].T)
                 blocks[l] = Pinv
@@ -343,7 +343,7 @@ class PenalizedSystem:
                     if rows.size:
                         C = np.zeros((q, k1))
                         C[rows] = val[ptr[l] : ptr[l + 1]][inside] @ T1
-                        C = self._scale_rows(C, theta, rest_scale)
+                        C = self._scale_rows(C, theta)
                         W = Linv @ (C @ Pinv)
                         blocks[l] += W.T @ W
             out.append(blocks)
@@ -351,7 +351,6 @@ class PenalizedSystem:
         for t in self.rest_terms:
             k = t.n_columns
             cols = Linv[:, pos : pos + t.n_effects]
-            gram = np.einsum("ia,ib->ab", cols, cols, optimize=True) if k == 1 else None
             if k == 1:
                 blocks = np.sum(cols * cols, axis=0).reshape(t.n_levels, 1, 1)
             else:
@@ -359,12 +358,11 @@ class PenalizedSystem:
                 for l in range(t.n_levels):
                     c = cols[:, l * k : (l + 1) * k]
                     blocks[l] = c.T @ c
-            del gram
             out.append(blocks)
             pos += t.n_effects
         return out
 
-    def _scale_rows(self, C: np.ndarray, theta: np.ndarray, rest_scale) -> np.ndarray:
+    def _scale_rows(self, C: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Lambda_r' C for a matrix C with rows in the rest's random-effect index."""
         out = np.empty_like(C)
         pos = 0
