@@ -62,7 +62,7 @@ class RandomTerm:
     factors: tuple[str, ...] = ()
     part_specs: tuple = ()
 
-    @property
+    @cached_property
     def n_levels(self) -> int:
         """Number of levels of the grouping factor."""
         return len(self.levels)
@@ -72,20 +72,35 @@ class RandomTerm:
         """The levels as an Index named after the factor (rows of the BLUP tables)."""
         return pd.Index(self.levels, name=self.name)
 
-    @property
+    @cached_property
     def n_columns(self) -> int:
         """Number of effects per level (k)."""
         return len(self.column_names)
 
-    @property
+    @cached_property
     def n_effects(self) -> int:
         """Number of random effects of the term, n_levels * k."""
         return self.n_levels * self.n_columns
 
+    @cached_property
+    def diagonal_theta(self) -> np.ndarray:
+        """Indices in theta of the diagonal of T (the relative standard deviations)."""
+        return np.diag(self.theta_index).copy()
+
+    @cached_property
+    def _theta_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat positions in T, theta indices) of the entries of T that are parameters."""
+        flat = self.theta_index.ravel()
+        positions = np.flatnonzero(flat >= 0)
+        return positions, flat[positions]
+
     def relative_cov_factor(self, theta: np.ndarray) -> np.ndarray:
         """The lower-triangular k x k factor T of this term at ``theta``."""
-        index = self.theta_index
-        return np.where(index >= 0, np.asarray(theta)[np.maximum(index, 0)], 0.0)
+        positions, indices = self._theta_positions
+        k = self.theta_index.shape[0]
+        out = np.zeros(k * k)
+        out[positions] = np.asarray(theta)[indices]
+        return out.reshape(k, k)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from .design import ModelDesign, RandomTerm
 from .kernels.products import z_times
@@ -46,7 +47,7 @@ def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray
     nu = residual_dof(design.n_obs, design.n_fixed, reml)
     scale = factor.pwrss / nu
     Lx = factor.fixed_chol
-    inv = np.linalg.solve(Lx, np.eye(Lx.shape[0]))
+    inv = lapack.dtrtri(Lx, lower=1)[0] if Lx.size else Lx  # L_X^{-1}
     fe_cov = scale * (inv.T @ inv)
     effects: dict[str, np.ndarray] = {}
     fitted = design.X @ beta
@@ -96,11 +97,8 @@ def variance_components(design: ModelDesign, theta: np.ndarray, scale: float):
 
 def boundary_flags(design: ModelDesign, theta: np.ndarray, tol: float = SINGULAR_TOL) -> dict[str, bool]:
     """Per grouping factor: whether a diagonal entry of its relative factor is below ``tol``."""
-    flags: dict[str, bool] = {}
-    for term in lme4_term_order(design):
-        diagonal = theta[np.diag(term.theta_index)]
-        flags[term.name] = bool(np.any(diagonal < tol))
-    return flags
+    theta = np.asarray(theta)
+    return {term.name: bool(theta[term.diagonal_theta].min() < tol) for term in lme4_term_order(design)}
 
 
 def conditional_sd(system: PenalizedSystem, factor: Factor, theta: np.ndarray, scale: float) -> dict[str, np.ndarray]:

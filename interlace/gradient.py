@@ -37,12 +37,17 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
 COMPILED_GTOL = 1e-6
 """Projected-gradient tolerance of the compiled optimiser (deviance units per theta unit)."""
 
-COMPILED_FTOL = 1e-15
-"""Relative decrease of the deviance below which the compiled optimiser stops."""
+COMPILED_FTOL = 1e-14
+"""Relative decrease of the deviance (made, or predicted by the quasi-Newton model)
+below which the compiled optimiser stops: 1e-14 of a deviance of 10^3 is 10^-11,
+about where rounding makes deviance differences meaningless."""
 
 COMPILED_STALL_GTOL = 1e-3
 """A line search that stalls still counts as converged below this projected gradient
 (lme4 warns at 2e-3 on its scaled gradient)."""
+
+CURVATURE_STEP = 1e-4
+"""Relative step of the central differences behind :meth:`CompiledScalarDeviance.inverse_hessian`."""
 
 COMPILED_MAX_SIZE = 200
 """Largest dense system of scalar terms evaluated by the compiled kernel (its loops
@@ -60,6 +65,7 @@ class CompiledScalarDeviance:
         term_of = [np.full(t.n_levels, int(t.theta_index[0, 0])) for t in system.rest_terms]
         self.term_of = np.concatenate(term_of).astype(np.int64)
         self.n_theta = system.design.n_theta
+        self.n_diagonal = system.rest_terms[0].n_levels  # a scalar term's Z'Z is diagonal
         self.scale = np.ones(system.size)
         self.n_evaluations = 0
 
@@ -68,20 +74,27 @@ class CompiledScalarDeviance:
         theta = np.asarray(theta, dtype=np.float64)
         self.scale[: self.q] = theta[self.term_of]
         return dense_scalar_deviance(self.system.rest_crossprod, self.scale, self.term_of, self.n_theta,
-                                     self.q, self.reml)
+                                     self.q, self.reml, self.n_diagonal)
 
     def _deviance(self, logdet_random: float, logdet_fixed: float, pwrss: float) -> tuple[float, int]:
         nu = self.n_obs - self.n_fixed if self.reml else self.n_obs
         value = logdet_random + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
         return (value + logdet_fixed if self.reml else value), nu
 
-    def minimize(self, start: np.ndarray, lower: np.ndarray, max_evaluations: int):
-        """The whole optimisation in compiled code (projected BFGS): a scipy-like result."""
+    def minimize(self, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
+                 inverse_hessian: np.ndarray | None = None):
+        """The whole optimisation in compiled code (projected BFGS): a scipy-like result.
+
+        ``inverse_hessian`` starts BFGS with known curvature (see :meth:`inverse_hessian`).
+        """
         from scipy.optimize import OptimizeResult
 
+        if inverse_hessian is None:
+            inverse_hessian = np.zeros((0, 0))
         x, f, evaluations, status = minimize_scalar_deviance(
             self.system.rest_crossprod, self.term_of, self.n_theta, self.q, self.reml, self.n_obs,
-            self.n_fixed, np.asarray(start, dtype=np.float64), np.where(np.isfinite(lower), lower, -1e300),
+            self.n_fixed, self.n_diagonal, np.asarray(start, dtype=np.float64),
+            np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
             int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL)
         self.n_evaluations += int(evaluations)
         messages = {1: "converged", 0: "evaluation budget used up", -1: "line search found no descent"}
@@ -92,6 +105,30 @@ class CompiledScalarDeviance:
             success = bool(np.max(np.abs(projected)) < COMPILED_STALL_GTOL)
         return OptimizeResult(x=x, fun=float(f), success=success, message=messages[int(status)],
                               nfev=int(evaluations))
+
+    def inverse_hessian(self, theta: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
+        """The inverse of the deviance's Hessian at ``theta`` (central differences of the
+        analytic gradient), or None when theta is on a bound or the Hessian is not
+        positive definite there. Refits of the same design to new responses start BFGS
+        from it: their optima lie close by, so the first steps are almost Newton's.
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        if np.any(theta - lower < CURVATURE_STEP * 10):
+            return None
+        hessian = np.empty((self.n_theta, self.n_theta))
+        for i in range(self.n_theta):
+            step = np.zeros(self.n_theta)
+            step[i] = CURVATURE_STEP * max(1.0, abs(theta[i]))
+            hessian[i] = (self(theta + step)[1] - self(theta - step)[1]) / (2.0 * step[i])
+        hessian = 0.5 * (hessian + hessian.T)
+        if not np.all(np.isfinite(hessian)):
+            return None
+        try:
+            chol = np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            return None
+        inv = np.linalg.inv(chol)
+        return inv.T @ inv
 
     def value(self, theta: np.ndarray) -> float:
         ok, ld_random, ld_fixed, pwrss, _, _ = self._evaluate(theta)

@@ -82,12 +82,14 @@ def _projected_gradient(grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) 
 
 
 def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
-         fun_and_grad: Callable | None = None):
+         fun_and_grad: Callable | None = None, inverse_hessian: np.ndarray | None = None):
+    if name == "auto-compiled":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return fun_and_grad.minimize(start, lower, max_evaluations, inverse_hessian)
     bounds = Bounds(lower, np.full_like(lower, np.inf))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if name == "auto-compiled":
-            return fun_and_grad.minimize(start, lower, max_evaluations)
         if name == "l-bfgs-b" and fun_and_grad is not None:
             result = minimize(fun_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
                               options={"ftol": 1e-14, "gtol": 1e-8, "maxfun": max_evaluations,
@@ -114,11 +116,14 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
 
 def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower: np.ndarray,
                    optimizer: str = "auto", max_evaluations: int = MAX_EVALUATIONS,
-                   fun_and_grad: Callable | None = None) -> OptimizationRecord:
+                   fun_and_grad: Callable | None = None,
+                   inverse_hessian: np.ndarray | None = None) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks.
 
     ``max_evaluations`` bounds one optimiser run (lme4's ``maxfun``/``maxeval``);
-    ``fun_and_grad``, when given, returns (value, gradient) for L-BFGS-B.
+    ``fun_and_grad``, when given, returns (value, gradient) for L-BFGS-B;
+    ``inverse_hessian`` (the compiled optimiser only) starts its first run with known
+    curvature, as refits of one design do.
 
     Examples
     --------
@@ -151,7 +156,8 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
             return fun_and_grad(np.maximum(np.asarray(theta, dtype=np.float64), lower))
 
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
-    result = _run(name, counted, start, lower, max_evaluations, counted_grad)
+    result = _run(name, counted, start, lower, max_evaluations, counted_grad,
+                  inverse_hessian if name == "auto-compiled" else None)
     if name == "auto-compiled":
         count += result.nfev
     theta, value = np.maximum(result.x, lower), float(result.fun)

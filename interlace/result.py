@@ -306,6 +306,13 @@ class CrossedLMEResult:
 
         return refit_response(self, y)
 
+    @cached_property
+    def _refit_curvature(self) -> np.ndarray | None:
+        """The inverse Hessian of the criterion at theta that starts every refit (or None)."""
+        from .simulation import refit_curvature
+
+        return refit_curvature(self)
+
     def bootMer(self, statistic=None, B: int = 500, seed=None, show_progress: bool = False,  # noqa: N802
                 n_jobs: int = 1, use_re: bool = False):
         """Parametric bootstrap, as lme4's ``bootMer``: B responses simulated from the

@@ -42,6 +42,16 @@ def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -
     return out
 
 
+def refit_curvature(result) -> np.ndarray | None:
+    """The inverse Hessian of the fit's criterion at its theta, where the compiled
+    optimiser has one (small dense systems of scalar terms), else None. Refits of
+    the design start BFGS from it instead of from the identity."""
+    _, with_gradient = deviance_functions(result._system, result.method == "REML")
+    if not hasattr(with_gradient, "inverse_hessian"):
+        return None
+    return with_gradient.inverse_hessian(result.theta, result._system.design.theta_lower)
+
+
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
     from .api import _assemble
@@ -56,7 +66,8 @@ def refit_response(result, y):
     reml = result.method == "REML"
     fun, with_gradient = deviance_functions(system, reml)
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
-                            result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
+                            result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
+                            inverse_hessian=result._refit_curvature)
     model = replace(result.model, endog=system.design.y)
     return _assemble(system.design, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,

@@ -205,6 +205,9 @@ class PenalizedSystem:
         new.__dict__.update(self.__dict__)
         design = self.design
         new.design = replace(design, fixed=replace(design.fixed, response=y))
+        for name in ("fixed_index", "lme4_terms"):  # cached, and independent of y
+            if name in design.__dict__:
+                new.design.__dict__[name] = design.__dict__[name]
         cross = np.empty(self.size)
         pos = 0
         for term in self.rest_terms:
