@@ -85,17 +85,32 @@ def _default_statistic(result) -> pd.Series:
     return result.fe_params
 
 
-def _replicates(result, statistic, seeds, use_re) -> list[pd.Series | None]:
-    out = []
-    for seed in seeds:
+def _values(value: Any, index: pd.Index) -> np.ndarray:
+    """A replicate's statistic as an array in the order of the original's ``index``."""
+    if isinstance(value, pd.Series):
+        if not value.index.equals(index):
+            value = value.reindex(index)
+        return value.to_numpy(dtype=float)
+    array = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
+    if array.size != len(index):
+        raise InterlaceError(f"statistic: expected {len(index)} values on every replicate (as on the fit), "
+                             f"found {array.size}")
+    return array
+
+
+def _replicates(result, statistic, seeds, use_re, index: pd.Index) -> np.ndarray:
+    """(len(seeds), len(index)) replicates of the statistic; a failed refit is a row of NaN."""
+    out = np.full((len(seeds), len(index)), np.nan)
+    for row, seed in enumerate(seeds):
         y = result.simulate(1, seed=seed, use_re=use_re)[:, 0]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SingularFitWarning)
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                out.append(_as_series(statistic(result.refit(y))))
+                value = statistic(result.refit(y))
         except (InterlaceError, np.linalg.LinAlgError, FloatingPointError):
-            out.append(None)
+            continue
+        out[row] = _values(value, index)
     return out
 
 
@@ -126,26 +141,27 @@ def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None,
     if not callable(statistic):
         raise InterlaceError(f"statistic: expected a function of a fitted model, found {type(statistic).__name__}")
     seeds = np.random.SeedSequence(seed).spawn(int(B))
+    original = _as_series(statistic(result))
+    index = original.index
     progress = _Progress(int(B), show_progress)
-    rows: list[pd.Series | None] = []
+    parts: list[np.ndarray] = []
     if n_jobs == 1:
         for seed_i in seeds:
-            rows.extend(_replicates(result, statistic, [seed_i], use_re))
+            parts.append(_replicates(result, statistic, [seed_i], use_re, index))
             progress.advance(1)
     else:
         try:
             from joblib import Parallel, delayed
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise InterlaceError("n_jobs: parallel bootstrap needs joblib (pip install 'interlace[parallel]')") from exc
+        result._refit_curvature  # noqa: B018 - computed once here, shipped to the workers with the result
         chunk = max(1, int(np.ceil(B / (4 * max(abs(n_jobs), 1)))))
         chunks = [seeds[i : i + chunk] for i in range(0, len(seeds), chunk)]
-        tasks = (delayed(_replicates)(result, statistic, c, use_re) for c in chunks)
+        tasks = (delayed(_replicates)(result, statistic, c, use_re, index) for c in chunks)
         for part in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
-            rows.extend(part)
+            parts.append(part)
             progress.advance(len(part))
-    original = _as_series(statistic(result))
-    table = pd.DataFrame([r if r is not None else pd.Series(np.nan, index=original.index) for r in rows],
-                         columns=original.index).reset_index(drop=True)
+    table = pd.DataFrame(np.vstack(parts), columns=index)
     return BootstrapResult(original, table, seed)
 
 
