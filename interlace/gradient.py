@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from .kernels.dense_deviance import dense_scalar_deviance, minimize_scalar_deviance
+from .kernels.dense_deviance import dense_block_deviance, dense_scalar_deviance, minimize_deviance
 from .linalg.system import PenalizedSystem
 from .objective import LOG_2PI, profiled_deviance
 
@@ -28,10 +28,30 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
 
     if system.n_leading:
         return Objective(system, reml), None
-    if all(t.n_columns == 1 for t in system.rest_terms) and system.size <= COMPILED_MAX_SIZE:
-        compiled = CompiledScalarDeviance(system, reml)
+    if system.size <= COMPILED_MAX_SIZE:
+        compiled = CompiledDeviance(system, reml)
         return compiled.value, compiled
     return Objective(system, reml), DenseDeviance(system, reml)
+
+
+def theta_positions(terms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each theta entry sits in Lambda: (row a, column b, theta index) per
+    level and entry of T, over consecutive terms starting at index 0."""
+    a_idx, b_idx, which = [], [], []
+    offset = 0
+    for term in terms:
+        k = term.n_columns
+        base = offset + np.arange(term.n_levels) * k
+        for r in range(k):
+            for c in range(r + 1):
+                i = term.theta_index[r, c]
+                if i >= 0:
+                    a_idx.append(base + r)
+                    b_idx.append(base + c)
+                    which.append(np.full(term.n_levels, i))
+        offset += term.n_effects
+    return (np.concatenate(a_idx).astype(np.int64), np.concatenate(b_idx).astype(np.int64),
+            np.concatenate(which).astype(np.int64))
 
 
 COMPILED_GTOL = 1e-6
@@ -47,34 +67,68 @@ COMPILED_STALL_GTOL = 1e-3
 (lme4 warns at 2e-3 on its scaled gradient)."""
 
 CURVATURE_STEP = 1e-4
-"""Relative step of the central differences behind :meth:`CompiledScalarDeviance.inverse_hessian`."""
+"""Relative step of the central differences behind :meth:`CompiledDeviance.inverse_hessian`."""
 
 COMPILED_MAX_SIZE = 200
-"""Largest dense system of scalar terms evaluated by the compiled kernel (its loops
-beat LAPACK's call overhead on small systems only)."""
+"""Largest dense system evaluated by the compiled kernels (their loops beat LAPACK's
+call overhead on small systems only)."""
 
 
-class CompiledScalarDeviance:
-    """:class:`DenseDeviance` for scalar terms, in one compiled call per theta."""
+class CompiledDeviance:
+    """:class:`DenseDeviance` in one compiled call per theta, for small dense systems.
+
+    Scalar terms use :func:`~interlace.kernels.dense_deviance.dense_scalar_deviance`
+    (the first term's diagonal block eliminated pivot by pivot); terms with random
+    slopes use :func:`~interlace.kernels.dense_deviance.dense_block_deviance`.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    >>> value, grad = CompiledDeviance(m._system, reml=True)(m.theta)
+    >>> round(value, 3), bool(np.max(np.abs(grad)) < 1e-2)
+    (1743.628, True)
+    """
 
     def __init__(self, system: PenalizedSystem, reml: bool):
+        if system.n_leading:
+            raise ValueError("CompiledDeviance: expected a dense-path system (n_leading = 0)")
         self.system = system
         self.reml = reml
         self.n_obs, self.n_fixed = system.design.n_obs, system.n_fixed
         self.q = system.n_rest_random
-        term_of = [np.full(t.n_levels, int(t.theta_index[0, 0])) for t in system.rest_terms]
-        self.term_of = np.concatenate(term_of).astype(np.int64)
         self.n_theta = system.design.n_theta
-        self.n_diagonal = system.rest_terms[0].n_levels  # a scalar term's Z'Z is diagonal
+        terms = system.rest_terms
+        self.general = not all(t.n_columns == 1 for t in terms)
+        none = np.zeros(0, dtype=np.int64)
+        if self.general:
+            self.term_of, self.n_diagonal = none, 0
+            sizes = np.array([t.n_columns**2 for t in terms], dtype=np.int64)
+            self.layout = (
+                np.concatenate([t.theta_index.ravel() for t in terms]).astype(np.int64),
+                system._block_offset.astype(np.int64),
+                system._block_k.astype(np.int64),
+                system._block_levels.astype(np.int64),
+                np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+                *theta_positions(terms),
+            )
+        else:
+            term_of = [np.full(t.n_levels, int(t.theta_index[0, 0])) for t in terms]
+            self.term_of = np.concatenate(term_of).astype(np.int64)
+            self.n_diagonal = terms[0].n_levels  # a scalar term's Z'Z is diagonal
+            self.layout = (none,) * 8
         self.scale = np.ones(system.size)
         self.n_evaluations = 0
 
     def _evaluate(self, theta: np.ndarray):
         self.n_evaluations += 1
         theta = np.asarray(theta, dtype=np.float64)
+        A = self.system.rest_crossprod
+        if self.general:
+            return dense_block_deviance(A, theta, *self.layout, self.n_theta, self.q, self.reml)
         self.scale[: self.q] = theta[self.term_of]
-        return dense_scalar_deviance(self.system.rest_crossprod, self.scale, self.term_of, self.n_theta,
-                                     self.q, self.reml, self.n_diagonal)
+        return dense_scalar_deviance(A, self.scale, self.term_of, self.n_theta, self.q, self.reml,
+                                     self.n_diagonal)
 
     def _deviance(self, logdet_random: float, logdet_fixed: float, pwrss: float) -> tuple[float, int]:
         nu = self.n_obs - self.n_fixed if self.reml else self.n_obs
@@ -91,9 +145,9 @@ class CompiledScalarDeviance:
 
         if inverse_hessian is None:
             inverse_hessian = np.zeros((0, 0))
-        x, f, evaluations, status = minimize_scalar_deviance(
-            self.system.rest_crossprod, self.term_of, self.n_theta, self.q, self.reml, self.n_obs,
-            self.n_fixed, self.n_diagonal, np.asarray(start, dtype=np.float64),
+        x, f, evaluations, status = minimize_deviance(
+            self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
+            self.general, self.term_of, self.n_diagonal, *self.layout, np.asarray(start, dtype=np.float64),
             np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
             int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL)
         self.n_evaluations += int(evaluations)
@@ -164,22 +218,7 @@ class DenseDeviance:
         design = system.design
         self.n_obs, self.n_fixed = design.n_obs, system.n_fixed
         self.q = system.n_rest_random
-        a_idx, b_idx, which = [], [], []
-        offset = 0
-        for term in system.rest_terms:
-            k = term.n_columns
-            base = offset + np.arange(term.n_levels) * k
-            for r in range(k):
-                for c in range(r + 1):
-                    i = term.theta_index[r, c]
-                    if i >= 0:
-                        a_idx.append(base + r)
-                        b_idx.append(base + c)
-                        which.append(np.full(term.n_levels, i))
-            offset += term.n_effects
-        self.a_idx = np.concatenate(a_idx)
-        self.b_idx = np.concatenate(b_idx)
-        self.which = np.concatenate(which)
+        self.a_idx, self.b_idx, self.which = theta_positions(system.rest_terms)
         self.n_theta = design.n_theta
         self.n_evaluations = 0
 

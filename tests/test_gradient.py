@@ -1,9 +1,10 @@
-"""The compiled deviance of scalar-term systems against the general dense path.
+"""The compiled deviance of small dense systems against the general dense path.
 
-The compiled kernel eliminates the first term's diagonal block one pivot at a time
-and reads diag((leading block)^{-1}) off a partitioned inverse: its value must
-equal :class:`interlace.objective.Objective` and its gradient the general
-:class:`interlace.gradient.DenseDeviance` at any theta, boundary included.
+The scalar kernel eliminates the first term's diagonal block one pivot at a time
+and reads diag((leading block)^{-1}) off a partitioned inverse; the block kernel
+handles random slopes. Their values must equal :class:`interlace.objective.Objective`
+and their gradients :class:`interlace.gradient.DenseDeviance` (LAPACK) at any theta,
+boundary included.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 import interlace
-from interlace.gradient import CompiledScalarDeviance, DenseDeviance, deviance_functions
+from interlace.gradient import CompiledDeviance, DenseDeviance, deviance_functions
 from interlace.linalg.system import PenalizedSystem
 from interlace.objective import Objective
 from interlace.optimize import optimize_theta
@@ -35,6 +36,10 @@ MODELS = {
     "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", lambda: interlace.load_dataset("Penicillin")),
     "dyestuff": ("Yield ~ 1 + (1 | Batch)", lambda: interlace.load_dataset("Dyestuff")),
     "crossed": ("y ~ x + (1 | subj) + (1 | item)", _crossed),
+    "slope": ("Reaction ~ Days + (Days | Subject)", lambda: interlace.load_dataset("sleepstudy")),
+    "uncorrelated": ("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
+                     lambda: interlace.load_dataset("sleepstudy")),
+    "crossed_slope": ("y ~ x + (1 + x | subj) + (1 | item)", _crossed),
     "three": ("y ~ x + (1 | subj) + (1 | item) + (1 | x_group)",
               lambda: _crossed().assign(x_group=lambda d: np.where(d.x > 0, "hi", "lo"))),
 }
@@ -44,19 +49,20 @@ MODELS = {
 def system(request):
     formula, load = MODELS[request.param]
     m = interlace.fit(formula, load(), solver="dense")
-    assert all(t.n_columns == 1 for t in m._system.rest_terms)
     return m._system
 
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_compiled_value_and_gradient_equal_the_dense_path(system, reml):
-    compiled = CompiledScalarDeviance(system, reml)
+    compiled = CompiledDeviance(system, reml)
     general = DenseDeviance(system, reml)
     objective = Objective(system, reml)
     rng = np.random.default_rng(0)
     n_theta = system.design.n_theta
-    points = [rng.uniform(0.05, 2.0, n_theta) for _ in range(4)]
-    points.append(np.r_[0.0, rng.uniform(0.1, 1.0, n_theta - 1)])  # a zero variance
+    lower = system.design.theta_lower
+    points = [np.where(np.isfinite(lower), rng.uniform(0.05, 2.0, n_theta), rng.uniform(-0.5, 0.5, n_theta))
+              for _ in range(4)]
+    points.append(np.where(np.arange(n_theta) == 0, 0.0, np.abs(points[0])))  # a zero variance
     for theta in points:
         value, grad = compiled(theta)
         expected_value, expected_grad = general(theta)
@@ -66,8 +72,9 @@ def test_compiled_value_and_gradient_equal_the_dense_path(system, reml):
 
 
 def test_compiled_gradient_equals_finite_differences(system):
-    compiled = CompiledScalarDeviance(system, True)
+    compiled = CompiledDeviance(system, True)
     theta = np.linspace(0.4, 1.3, system.design.n_theta)
+    theta[~np.isfinite(system.design.theta_lower)] *= -0.3  # correlations may be negative
     h = 1e-6
     numeric = [(compiled.value(theta + h * e) - compiled.value(theta - h * e)) / (2 * h)
                for e in np.eye(theta.size)]
@@ -81,13 +88,13 @@ def test_not_positive_definite_is_infinite():
     broken.__dict__.update(system.__dict__)
     broken.rest_crossprod = system.rest_crossprod.copy()
     broken.rest_crossprod[-1, -1] = -1.0  # y'y < 0: no factor
-    compiled = CompiledScalarDeviance(broken, True)
+    compiled = CompiledDeviance(broken, True)
     assert compiled.value(m.theta) == np.inf
 
 
 def test_inverse_hessian_inverts_the_finite_difference_hessian():
     m = interlace.fit(MODELS["crossed"][0], _crossed(), solver="dense")
-    compiled = CompiledScalarDeviance(m._system, True)
+    compiled = CompiledDeviance(m._system, True)
     lower = m._system.design.theta_lower
     inverse = compiled.inverse_hessian(m.theta, lower)
     h = 1e-4

@@ -92,12 +92,72 @@ def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray
     """
     if expr.strip() == "1":
         return np.ones((len(table), 1)), ("Intercept",), None
+    plain = PlainColumns.parse(expr, table)
+    if plain is not None:
+        return plain.matrix(table), plain.column_names, plain
     try:
         mm = model_matrix(expr, table, na_action="raise")
     except (FormulaicError, ValueError, TypeError, NameError) as exc:
         raise FormulaError(f"random term {source!r}: {exc}") from exc
     return (np.ascontiguousarray(mm.to_numpy(dtype=np.float64)), tuple(str(c) for c in mm.columns),
             mm.model_spec)
+
+
+@dataclass(frozen=True)
+class PlainColumns:
+    """A random term's left-hand side that is an optional intercept plus numeric
+    columns by name (``Days``, ``1 + x``, ``0 + x``): its columns are the data's, with
+    formulaic's names, built without formulaic (the common case, and the cost of a
+    small fit).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> PlainColumns.parse("1 + x", pd.DataFrame({"x": [1, 2]})).column_names
+    ('Intercept', 'x')
+    >>> PlainColumns.parse("log(x)", pd.DataFrame({"x": [1, 2]})) is None
+    True
+    """
+
+    intercept: bool
+    names: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, expr: str, table: pd.DataFrame) -> PlainColumns | None:
+        """The plain form of ``expr`` on ``table``, or None when formulaic is needed."""
+        intercept = True
+        names: list[str] = []
+        for token in (t.strip() for t in expr.split("+")):
+            if token == "1":
+                continue
+            if token in ("0", "-1"):
+                intercept = False
+            elif (token.isidentifier() and token in table.columns and token not in names
+                  and pd.api.types.is_numeric_dtype(table[token].dtype)
+                  and not pd.api.types.is_bool_dtype(table[token].dtype)):
+                names.append(token)
+            else:
+                return None
+        if not names:
+            return None
+        return cls(intercept, tuple(names))
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """formulaic's names of the columns."""
+        return (("Intercept",) if self.intercept else ()) + self.names
+
+    @property
+    def required_variables(self) -> set[str]:
+        """The data columns read."""
+        return set(self.names)
+
+    def matrix(self, table: pd.DataFrame) -> np.ndarray:
+        """The n x k columns for the rows of ``table``."""
+        columns = [table[name].to_numpy(dtype=np.float64) for name in self.names]
+        if self.intercept:
+            columns.insert(0, np.ones(len(table)))
+        return np.ascontiguousarray(np.column_stack(columns))
 
 
 def check_levels(model_spec: Any, table: pd.DataFrame) -> None:
@@ -119,6 +179,11 @@ def design_for_new_data(model_spec: Any, table: pd.DataFrame) -> np.ndarray:
     """The fitted columns (same contrasts) for new rows; None spec means an intercept."""
     if model_spec is None:
         return np.ones((len(table), 1))
+    if isinstance(model_spec, PlainColumns):
+        try:
+            return model_spec.matrix(table)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"newdata: {exc}") from exc
     check_levels(model_spec, table)
     try:
         return np.asarray(model_spec.get_model_matrix(table, na_action="ignore"), dtype=np.float64)
