@@ -59,3 +59,37 @@ def test_solver_option_reaches_the_fit():
     blocked = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, solver="sparse")
     assert (dense.solver_path, blocked.solver_path) == ("dense", "sparse")
     assert dense.llf == pytest.approx(blocked.llf, abs=1e-6)
+
+
+def _dense_meeting_design(n=4000, n1=60, n2=50, seed=2):
+    """Two crossed factors where every g1 level meets most g2 levels."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g1, g2, x = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.standard_normal(n)
+    y = 1 + 0.5 * x + rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
+    frame = pd.DataFrame({"y": y, "x": x, "g1": [f"a{i}" for i in g1], "g2": [f"b{i}" for i in g2]})
+    return build_design(*split_formula("y ~ x + (1 | g1) + (1 | g2)"), frame)
+
+
+def test_downdate_rule_and_syrk_equals_scatter():
+    from interlace.linalg.dispatch import build_system, choose_downdate
+
+    dense_meeting = PenalizedSystem(_dense_meeting_design(), 1)
+    assert choose_downdate(dense_meeting) == "syrk"
+    instEval = build_design(*split_formula("y ~ 1 + service + (1 | s) + (1 | d)"), interlace.load_dataset("InstEval"))
+    assert choose_downdate(PenalizedSystem(instEval, 1)) == "scatter"
+    assert build_system(_dense_meeting_design(), "sparse").downdate == "syrk"
+    syrk = dense_meeting.with_syrk_downdate()
+    for theta in (np.array([0.8, 0.4]), np.array([0.0, 1.3])):
+        a, b = dense_meeting.factorize(theta), syrk.factorize(theta)
+        assert (a.logdet_random, a.logdet_fixed, a.pwrss) == pytest.approx((b.logdet_random, b.logdet_fixed, b.pwrss),
+                                                                          rel=1e-12)
+    # a new response or a new tail rebuilds the dense coupling
+    y = np.random.default_rng(0).standard_normal(dense_meeting.design.n_obs)
+    theta = np.array([0.7, 0.5])
+    assert syrk.with_response(y).factorize(theta).pwrss == pytest.approx(
+        dense_meeting.with_response(y).factorize(theta).pwrss, rel=1e-12)
+    tail = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # drop x: [1, y]
+    assert syrk.with_fixed_tail(tail).factorize(theta).pwrss == pytest.approx(
+        dense_meeting.with_fixed_tail(tail).factorize(theta).pwrss, rel=1e-12)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from ..design import ModelDesign, RandomTerm
 from ..kernels.blockdiag import (
@@ -143,6 +143,31 @@ class PenalizedSystem:
             self.lead_crossprod = None
             self.coupling = None
             self.coupling_by_row = None
+        self.downdate = "scatter"
+        self._dense_coupling = None
+
+    def with_syrk_downdate(self) -> PenalizedSystem:
+        """The same system downdating its rest with one BLAS ``syrk`` on the coupling as a
+        dense (n_levels x size) matrix instead of a scatter per level: faster when the
+        levels of the leading term meet a large share of the rest (the rule is in
+        :mod:`interlace.linalg.dispatch`). Scalar leading and rest terms only."""
+        if self.lead_term is None or self.lead_term.n_columns != 1 or not all(self._block_k == 1):
+            raise ValueError("with_syrk_downdate: expected a blocked system of scalar terms")
+        new = object.__new__(PenalizedSystem)
+        new.__dict__.update(self.__dict__)
+        new.downdate = "syrk"
+        return new
+
+    def dense_coupling(self) -> np.ndarray:
+        """The coupling Z_1'[Z_rest X y] as a dense (n_levels x size) matrix, built on
+        first use and again whenever the coupling is replaced (new response, new tail)."""
+        cached = self._dense_coupling
+        if cached is None or cached[0] is not self.coupling:
+            ptr, idx, val = self.coupling
+            dense = np.zeros((len(ptr) - 1, self.size))
+            dense[np.repeat(np.arange(len(ptr) - 1), np.diff(ptr)), idx] = val[:, 0]
+            self._dense_coupling = cached = (self.coupling, dense)
+        return cached[1]
 
     @property
     def n_fixed(self) -> int:
@@ -261,7 +286,13 @@ class PenalizedSystem:
             if not ok:
                 return Factor(lead_chol, lead_shrink, np.inf, self.rest_crossprod.copy(), q, False)
         scale = self._scalar_scale(theta)
-        if scale is not None:
+        if self.downdate == "syrk":
+            # A_rr - C' M C by one syrk on sqrt(M) C, then Lambda_r' . Lambda_r + diag(I, 0)
+            work = self.rest_crossprod.copy()
+            weighted = self.dense_coupling() * np.sqrt(lead_shrink[:, 0, 0])[:, None]
+            blas.dsyrk(-1.0, weighted.T, beta=1.0, c=work.T, trans=0, lower=1, overwrite_c=1)
+            assemble_scaled_upper(work, scale, q, work)
+        elif scale is not None:
             # scalar rest terms: scale while copying, downdate the scaled matrix (upper triangle)
             work = np.empty_like(self.rest_crossprod)
             assemble_scaled_upper(self.rest_crossprod, scale, q, work)
