@@ -5,7 +5,8 @@ lint, and the benchmarks.
     nox -s tests_oldest   # the oldest supported numpy / pandas / narwhals / formulaic
     nox -s kernels_nojit  # kernel tests with NUMBA_DISABLE_JIT=1 (coverage of kernel lines)
     nox -s lint           # ruff
-    nox -s bench          # benchmarks/run_core.py side by side with lme4 when Rscript is there
+    nox -s bench          # the benchmark suite W1-W11, side by side with lme4 when Rscript has it
+    nox -s bench -- --only W1,W2 --repeats 3   # arguments after -- go to benchmarks/run_suite.py
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """The core benchmark (W1, W2, W4, W6), with lme4 side by side when Rscript has it."""
-    session.install(".[bench]")
-    session.run("python", "benchmarks/run_core.py", *session.posargs)
+    """The benchmark suite (``benchmarks/run_suite.py``), with lme4 side by side when
+    ``Rscript`` has it; the arguments after ``--`` go to the suite (see benchmarks/README.md).
+    With ``nox --no-venv -s bench`` it benchmarks the current environment, installing nothing.
+    """
+    if session.venv_backend != "none":
+        session.install(".[bench,pyarrow]")
+    session.run("python", "benchmarks/run_suite.py", *session.posargs)

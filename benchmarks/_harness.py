@@ -1,9 +1,10 @@
-"""What the benchmark scripts share: arguments, thread pinning, timing, R, output.
+"""What the benchmark scripts share: arguments, thread pinning, timing, processes, R, output.
 
-``run_core.py``, ``run_inference.py`` and ``run_refit.py`` import this module from
-their own directory (first on ``sys.path`` when run as ``python benchmarks/run_X.py``).
-It imports only the standard library at module level, so that a script can parse its
-arguments and pin the thread counts before numpy is imported::
+``run_suite.py`` (and the processes it starts), ``run_inference.py`` and
+``run_refit.py`` import this module from their own directory (first on ``sys.path``
+when run as ``python benchmarks/run_X.py``). It imports only the standard library at
+module level, so that a script can parse its arguments and pin the thread counts
+before numpy is imported::
 
     import _harness
 
@@ -18,22 +19,39 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 ONE_RUN_THRESHOLD_S = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+GNU_TIME = "/usr/bin/time"
 
 
 # --- command line and set-up -----------------------------------------------
-def parse_args(description, *, repeats_help, repeats=5, no_r_help="skip lme4",
-               workloads=None, example=None, argv=None):
+def parse_args(
+    description,
+    *,
+    repeats_help,
+    repeats=5,
+    no_r_help="skip lme4",
+    workloads=None,
+    example=None,
+    argv=None,
+):
     """Parse the options every script has, and ``--workloads`` if it has workloads.
 
     Parameters
@@ -61,14 +79,23 @@ def parse_args(description, *, repeats_help, repeats=5, no_r_help="skip lme4",
     """
     parser = argparse.ArgumentParser(description=description)
     if workloads is not None:
-        parser.add_argument("--workloads", default=workloads, help=f"comma-separated, e.g. {example}")
-    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
-    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/numba threads")
-    parser.add_argument("--no-r", action="store_true", help=no_r_help)
+        parser.add_argument(
+            "--workloads", default=workloads, help=f"comma-separated, e.g. {example}"
+        )
+    add_common_options(parser, repeats_help=repeats_help, repeats=repeats, no_r_help=no_r_help)
     args = parser.parse_args(argv)
     if workloads is not None:
         args.workloads = [key.strip().upper() for key in args.workloads.split(",") if key.strip()]
     return args
+
+
+def add_common_options(parser, *, repeats_help, repeats=5, no_r_help="skip lme4"):
+    """Add ``--repeats``, ``--threads`` and ``--no-r`` to an `argparse.ArgumentParser`."""
+    parser.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS/OpenMP/numba threads, Python and R (default 1)"
+    )
+    parser.add_argument("--no-r", action="store_true", help=no_r_help)
 
 
 def pin_threads(threads):
@@ -171,6 +198,87 @@ def summarize(seconds):
     return {"seconds": seconds, "median": statistics.median(seconds)}
 
 
+# --- processes and memory ----------------------------------------------------
+@dataclass
+class Measured:
+    """A finished process: exit code, output, wall seconds and peak resident memory."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_bytes: int | None
+
+
+def peak_method():
+    """How `run_measured` reads a process's peak memory, as stated in the output."""
+    if Path(GNU_TIME).exists():
+        return f"`{GNU_TIME} -v`"
+    return "ru_maxrss from wait4()"
+
+
+def run_measured(command, env=None, cwd=None):
+    """Run ``command`` to its end; time it and read its peak resident set size.
+
+    The peak comes from GNU ``time -v`` ("Maximum resident set size") when
+    `GNU_TIME` exists, else from the ``ru_maxrss`` that ``wait4()`` returns for the
+    process: the same kernel figure. ``seconds`` is the wall time seen from here.
+
+    Parameters
+    ----------
+    command : list of str
+        The program and its arguments.
+    env : dict, optional
+        The environment; default ``os.environ`` (which carries the pinned threads).
+    cwd : path, optional
+        Working directory.
+
+    Returns
+    -------
+    Measured
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err, report = (Path(tmp) / name for name in ("stdout", "stderr", "time"))
+        gnu_time = Path(GNU_TIME).exists()
+        full = [GNU_TIME, "-v", "-o", str(report), *command] if gnu_time else list(command)
+        with out.open("w") as fout, err.open("w") as ferr:
+            start = time.perf_counter()
+            proc = subprocess.Popen(full, stdout=fout, stderr=ferr, env=env, cwd=cwd)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        peak = _ru_maxrss_bytes(usage.ru_maxrss)
+        if gnu_time:
+            peak = _gnu_time_peak(report.read_text()) if report.exists() else None
+        return Measured(proc.returncode, out.read_text(), err.read_text(), seconds, peak)
+
+
+def _gnu_time_peak(report):
+    """Bytes of "Maximum resident set size (kbytes)" in a ``time -v`` report, or None."""
+    for line in report.splitlines():
+        if "Maximum resident set size" in line:
+            return int(line.rsplit(":", 1)[1]) * 1024
+    return None
+
+
+def _ru_maxrss_bytes(value):
+    """``ru_maxrss`` in bytes: the kernel gives kilobytes on Linux, bytes on macOS."""
+    return int(value) if sys.platform == "darwin" else int(value) * 1024
+
+
+def self_peak_bytes():
+    """Peak resident set size of this process so far, in bytes (``getrusage``)."""
+    return _ru_maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def format_bytes(value):
+    """``123 MB`` or ``1.23 GB`` (powers of 1024); "-" for None."""
+    if value is None:
+        return "-"
+    mb = value / 2**20
+    return f"{mb / 1024:.2f} GB" if mb >= 1024 else f"{mb:.0f} MB"
+
+
 # --- R ---------------------------------------------------------------------
 def r_string(text):
     """A double-quoted R string literal of ``str(text)`` (R reads JSON's escapes alike)."""
@@ -265,16 +373,23 @@ def run_rscript(script_path, source, error):
     stderr : str
         What R wrote to stderr, stripped.
     """
+    fields, proc = run_rscript_measured(script_path, source, error)
+    return fields, proc.stderr.strip()
+
+
+def run_rscript_measured(script_path, source, error):
+    """As `run_rscript`, but return the `Measured` process (peak memory) for the stderr."""
     script_path.write_text(source)
     # os.environ already carries the pinned thread counts
-    proc = subprocess.run(["Rscript", str(script_path)], capture_output=True, text=True)
+    proc = run_measured(["Rscript", str(script_path)])
     if proc.returncode != 0:
         raise RuntimeError(f"{error}:\n{proc.stderr}")
     fields = {}
     for line in proc.stdout.splitlines():
-        key, *values = line.split()
-        fields.setdefault(key, []).extend(values)
-    return fields, proc.stderr.strip()
+        if line.strip():
+            key, *values = line.split()
+            fields.setdefault(key, []).extend(values)
+    return fields, proc
 
 
 def bundled_csv(dataset):

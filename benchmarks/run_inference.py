@@ -9,7 +9,7 @@ S1 Satterthwaite df, ``m.fe_df`` against lmerTest's ``summary(m)``, for context.
 P1, K1, S1 use sleepstudy ``Reaction ~ Days + (Days | Subject)``; P2, K2 Penicillin
 ``diameter ~ 1 + (1 | plate) + (1 | sample)``.
 
-Protocol as ``run_core.py``: threads pinned to ``--threads`` before numpy is imported,
+Protocol as ``run_suite.py``: threads pinned to ``--threads`` before numpy is imported,
 one untimed warm-up call, then the median of ``--repeats`` timed calls (one if the
 first exceeds 60 s); R runs the same protocol in one ``Rscript`` process per workload.
 The df are cached on the result (``functools.cached_property``), so K and S workloads
@@ -34,8 +34,11 @@ R_PACKAGES = ("lme4", "lmerTest", "pbkrtest")
 
 # Threads must be pinned before numpy (and numba, via interlace) is imported.
 ARGS = _harness.parse_args(
-    "Time interlace inference against lme4/lmerTest.", repeats_help="timed calls per workload",
-    no_r_help="skip R", workloads="P1,P2,K1,K2,S1", example="P1,K1",
+    "Time interlace inference against lme4/lmerTest.",
+    repeats_help="timed calls per workload",
+    no_r_help="skip R",
+    workloads="P1,P2,K1,K2,S1",
+    example="P1,K1",
 )
 _harness.pin_threads(ARGS.threads)
 
@@ -74,7 +77,11 @@ WORKLOADS = {
 # R side: (package, timed expression, table `v` holding the values, taken row by row)
 R_CALLS = {
     "profile": ("lme4", 'confint(m, method = "profile", oldNames = FALSE)', "s"),
-    "kenward-roger": ("lmerTest", 'summary(m, ddf = "Kenward-Roger")', 'coef(s)[, "df", drop = FALSE]'),
+    "kenward-roger": (
+        "lmerTest",
+        'summary(m, ddf = "Kenward-Roger")',
+        'coef(s)[, "df", drop = FALSE]',
+    ),
     "satterthwaite": ("lmerTest", "summary(m)", 'coef(s)[, "df", drop = FALSE]'),
 }
 
@@ -152,18 +159,26 @@ def compare(python_side, r_side):
 def format_table(rows):
     """One line per workload; "-" where R did not run or the value counts differ."""
     cell = _harness.cell
-    return _harness.format_table({
-        "workload": [f"{row['key']} {row['label']}" for row in rows],
-        "interlace [s]": [cell(row["interlace"]["median"], ".4f") for row in rows],
-        "R [s]": [cell(row["r"] and row["r"]["median"], ".4f") for row in rows],
-        "ratio (x faster)": [cell(row["ratio"], ".2f", "x" if row["ratio"] else "") for row in rows],
-        "max rel diff": [cell(row["max_rel_diff"], ".1e") for row in rows],
-    })
+    return _harness.format_table(
+        {
+            "workload": [f"{row['key']} {row['label']}" for row in rows],
+            "interlace [s]": [cell(row["interlace"]["median"], ".4f") for row in rows],
+            "R [s]": [cell(row["r"] and row["r"]["median"], ".4f") for row in rows],
+            "ratio (x faster)": [
+                cell(row["ratio"], ".2f", "x" if row["ratio"] else "") for row in rows
+            ],
+            "max rel diff": [cell(row["max_rel_diff"], ".1e") for row in rows],
+        }
+    )
 
 
 def run_workload(workload, versions, tmp_dir):
     """Time one workload on both sides and return its result row."""
-    print(f"running {workload.key}: {workload.label}, {workload.formula} ...", file=sys.stderr, flush=True)
+    print(
+        f"running {workload.key}: {workload.label}, {workload.formula} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     frame = interlace.load_dataset(workload.dataset)
     python_side = time_interlace(workload, frame, ARGS.repeats)
     if not python_side["converged"]:

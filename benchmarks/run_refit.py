@@ -1,7 +1,7 @@
 """Refit-speed benchmark (workload W3): interlace against lme4's ``refit``.
 
 W3 is the refit loop of a simulation study: 30 subjects x 20 items (600 rows,
-seed 1, see ``simulate_w3``), ``y ~ x + (1 | subj) + (1 | item)`` fitted by REML,
+seed 1, W3's design in ``workloads.py``), ``y ~ x + (1 | subj) + (1 | item)`` fitted by REML,
 200 responses simulated from the fit, and the same model refitted to each
 (lme4: ``refit(m, y)``). The performance spec's target is at least 20 times lme4's
 refits per second.
@@ -35,21 +35,23 @@ import tempfile
 from pathlib import Path
 
 import _harness
+import workloads
 
-FORMULA = "y ~ x + (1 | subj) + (1 | item)"
-N_SIM = 200
+W3 = workloads.WORKLOADS["W3"]
+FORMULA = W3.formula
+N_SIM = W3.n_refits
 N_WARMUP = 3
 TARGET_RATIO = 20.0
 
 # Threads must be pinned before numpy (and numba, via interlace) is imported.
 ARGS = _harness.parse_args(
-    "Time interlace refits against lme4::refit.", repeats_help="timed loops of 200 refits",
+    "Time interlace refits against lme4::refit.",
+    repeats_help="timed loops of 200 refits",
     repeats=3,
 )
 _harness.pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 _harness.use_checkout()  # benchmark the checkout this script lives in
 import interlace  # noqa: E402
@@ -57,13 +59,7 @@ import interlace  # noqa: E402
 
 def simulate_w3():
     """The W3 frame: 30 x 20 fully crossed; subj and item are Categoricals of "0", "1", ..."""
-    subj = np.repeat(np.arange(30), 20)
-    item = np.tile(np.arange(20), 30)
-    rng = np.random.default_rng(1)  # draw order matters: keep it as in the spec
-    x = rng.standard_normal(600)
-    y = 1 + 0.5 * x + rng.standard_normal(30)[subj] + 0.5 * rng.standard_normal(20)[item] + rng.standard_normal(600)
-    as_factor = lambda codes: pd.Categorical(codes).rename_categories(str)  # noqa: E731
-    return pd.DataFrame({"y": y, "x": x, "subj": as_factor(subj), "item": as_factor(item)})
+    return workloads.as_factors(W3.data.frame(), W3.data.factors)
 
 
 # --- timing ----------------------------------------------------------------
@@ -126,13 +122,15 @@ def time_lme4(frame, Y, repeats, tmp_dir):
 def format_table(rows):
     """One line per row; "-" where lme4 did not run or the responses differ."""
     cell = _harness.cell
-    return _harness.format_table({
-        "workload": [row["workload"] for row in rows],
-        "interlace refits/s": [cell(row["interlace"]["refits_per_s"], ".1f") for row in rows],
-        "lme4 refits/s": [cell(row["lme4_refits_per_s"], ".1f") for row in rows],
-        "ratio (interlace/lme4)": [cell(row["ratio"], ".2f", "x") for row in rows],
-        "agreement (mean|dslope|)": [cell(row["mean_abs_dslope"], ".1e") for row in rows],
-    })
+    return _harness.format_table(
+        {
+            "workload": [row["workload"] for row in rows],
+            "interlace refits/s": [cell(row["interlace"]["refits_per_s"], ".1f") for row in rows],
+            "lme4 refits/s": [cell(row["lme4_refits_per_s"], ".1f") for row in rows],
+            "ratio (interlace/lme4)": [cell(row["ratio"], ".2f", "x") for row in rows],
+            "agreement (mean|dslope|)": [cell(row["mean_abs_dslope"], ".1e") for row in rows],
+        }
+    )
 
 
 def main():
@@ -157,23 +155,29 @@ def main():
         dslope = None
         if r_side is not None and "slopes" in python_side:
             dslope = float(np.mean(np.abs(np.subtract(python_side["slopes"], r_side["slopes"]))))
-        rows.append({
-            "workload": name,
-            "interlace": python_side,
-            "lme4_refits_per_s": r_rate,
-            "ratio": python_side["refits_per_s"] / r_rate if r_rate else None,
-            "mean_abs_dslope": dslope,
-        })
+        rows.append(
+            {
+                "workload": name,
+                "interlace": python_side,
+                "lme4_refits_per_s": r_rate,
+                "ratio": python_side["refits_per_s"] / r_rate if r_rate else None,
+                "mean_abs_dslope": dslope,
+            }
+        )
 
     print("\n" + format_table(rows))
     loop = python_rows["W3 refit loop"]
-    print(f"\ninterlace refits not converged: {loop['n_not_converged']} of {N_SIM}; "
-          f"bootMer failed replicates: {[r['interlace'].get('n_failed') for r in rows[1:]]}")
+    print(
+        f"\ninterlace refits not converged: {loop['n_not_converged']} of {N_SIM}; "
+        f"bootMer failed replicates: {[r['interlace'].get('n_failed') for r in rows[1:]]}"
+    )
     if rows[0]["ratio"] is not None:
         verdict = "met" if rows[0]["ratio"] >= TARGET_RATIO else "not met"
         print(f"target (W3 refit loop >= {TARGET_RATIO:.0f}x lme4): {verdict}")
-    _harness.write_results("refit", {"meta": meta, "formula": FORMULA, "n_obs": len(frame),
-                                     "lme4": r_side, "rows": rows})
+    _harness.write_results(
+        "refit",
+        {"meta": meta, "formula": FORMULA, "n_obs": len(frame), "lme4": r_side, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

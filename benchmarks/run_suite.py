@@ -1,0 +1,340 @@
+"""The benchmark suite: workloads W1-W11 of the performance spec, interlace next to lme4.
+
+Each workload runs in its own fresh Python process (``_child.py``), so its peak memory
+is its own; lme4 runs in its own ``Rscript`` process on the same file, in the same
+run. The workloads are defined in ``workloads.py``; ``benchmarks/README.md`` says how
+each side is timed and how memory is measured.
+
+Usage (from the repository root)::
+
+    python benchmarks/run_suite.py                       # W1-W11, 5 repeats, 1 thread
+    python benchmarks/run_suite.py --only W1,W2 --repeats 2
+    python benchmarks/run_suite.py --quick --repeats 1   # smoke run, simulated data 10-100x smaller
+    python benchmarks/run_suite.py --r-large             # lme4 on W7 and W11 too (minutes)
+    python benchmarks/run_suite.py --list                # the workloads
+
+It prints the machine and versions, then one Markdown table, and writes everything to
+``benchmarks/results/suite.json`` (``suite-quick.json`` with ``--quick``; git-ignored).
+"""
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import _harness
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args(argv=None):
+    """The suite's command line."""
+    parser = argparse.ArgumentParser(description="Run the benchmark suite W1-W11 against lme4.")
+    parser.add_argument(
+        "--only", default="", help="comma-separated workloads, e.g. W1,W2 (default all)"
+    )
+    parser.add_argument("--skip", default="", help="comma-separated workloads to leave out")
+    _harness.add_common_options(
+        parser,
+        repeats_help="timed runs per workload, median kept; one when a run exceeds 60 s "
+        "(default 5)",
+        no_r_help="interlace only, no lme4",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: simulated workloads 10-100x smaller (targets not judged)",
+    )
+    parser.add_argument(
+        "--r-large",
+        action="store_true",
+        help="also run lme4 on W7 and W11, which take minutes in lme4",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="JSON file name in benchmarks/results (default suite.json, "
+        "suite-quick.json with --quick)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args()
+_harness.pin_threads(ARGS.threads)  # before numpy is imported; the processes inherit it
+
+import _coldstart  # noqa: E402
+import _lme4  # noqa: E402
+import _machine  # noqa: E402
+import _report  # noqa: E402
+import workloads  # noqa: E402
+
+
+def _keys(text):
+    return [key.strip().upper() for key in text.split(",") if key.strip()]
+
+
+def selected():
+    """The workloads ``--only`` and ``--skip`` choose, in the table's order."""
+    only, skip = _keys(ARGS.only), _keys(ARGS.skip)
+    _harness.check_workloads(only + skip, workloads.WORKLOADS)
+    return [
+        w for key, w in workloads.WORKLOADS.items() if (not only or key in only) and key not in skip
+    ]
+
+
+def lme4_status(workload, have_lme4):
+    """Why lme4 does not run on this workload, as the table shows it; "" if it runs."""
+    if ARGS.no_r:
+        return "not run (--no-r)"
+    if not have_lme4:
+        return "not run (no lme4)"
+    if workload.lme4 == "no":
+        return "not run (too long)"
+    if workload.lme4 == "large" and not (ARGS.r_large or ARGS.quick):
+        return "not run (--r-large)"
+    return ""
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- one workload ----------------------------------------------------------------
+def prepare_data(workload, with_r, tmp):
+    """Write the workload's data once; where both sides read it, and R's factor lines."""
+    data = workload.sized(ARGS.quick)
+    if isinstance(data, str):  # a bundled dataset: both sides read its CSV
+        factors_r = ""
+        if with_r:
+            import interlace
+
+            factors_r = _lme4.factor_lines(frame=interlace.load_dataset(data))
+        return {
+            "dataset": data,
+            "data_path": str(_harness.bundled_csv(data)),
+            "factors_r": factors_r,
+        }
+    path = tmp / f"{workload.key}{workloads.data_suffix(with_r)}"  # R here reads no Parquet
+    workloads.write_frame(data.frame(), path)
+    return {
+        "dataset": None,
+        "data_path": str(path),
+        "factors_r": _lme4.factor_lines(factors=data.factors),
+    }
+
+
+def run_child(workload, data, tmp):
+    """interlace's side in a fresh process; (result, None) or (None, error text)."""
+    spec = {
+        "key": workload.key,
+        "kind": workload.kind,
+        "formula": workload.formula,
+        "dataset": data["dataset"],
+        "data_path": data["data_path"],
+        "factors": list(workload.factors),
+        "repeats": ARGS.repeats,
+        "n_refits": workload.n_refits,
+        "y_path": str(tmp / f"{workload.key}-Y.csv"),
+        "out_path": str(tmp / f"{workload.key}.out.json"),
+    }
+    spec_path = tmp / f"{workload.key}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "_child.py"), str(spec_path)],
+        capture_output=True,
+        text=True,
+        cwd=_harness.REPO_ROOT,
+    )
+    if proc.stderr.strip():
+        _log(proc.stderr.strip()[-3000:])
+    if proc.returncode != 0:
+        return None, proc.stderr.strip()[-3000:] or f"exit status {proc.returncode}"
+    return json.loads(Path(spec["out_path"]).read_text()), None
+
+
+def run_r(workload, data, tmp):
+    """lme4's side; (result, None) or (None, error text)."""
+    if workload.kind == "refit":
+        source = _lme4.refit_script(
+            workload.formula,
+            data["data_path"],
+            data["factors_r"],
+            tmp / f"{workload.key}-Y.csv",
+            ARGS.repeats,
+        )
+    else:
+        source = _lme4.fit_script(
+            workload.formula, data["data_path"], data["factors_r"], ARGS.repeats
+        )
+    try:
+        return _lme4.run(workload.key, source, tmp), None
+    except RuntimeError as error:
+        return None, str(error)[-3000:]
+
+
+def _row(workload, quick_scaled):
+    return {
+        "key": workload.key,
+        "description": f"{workload.description}; {workload.size(ARGS.quick)}",
+        "formula": workload.formula,
+        "kind": workload.kind,
+        "scaled": quick_scaled,
+        "target_text": workload.target.text,
+    }
+
+
+def run_workload(workload, have_lme4, tmp):
+    """Both sides of one fit or refit workload: its row of the table."""
+    row = _row(workload, ARGS.quick and workload.scales)
+    status = lme4_status(workload, have_lme4)
+    row["lme4_status"] = status or "failed"
+    if status in ("not run (too long)", "not run (--r-large)"):  # the workload's own reason
+        row["lme4_note"] = workload.lme4_note
+    _log(f"{workload.key}: writing data ({workload.size(ARGS.quick)}) ...")
+    data = prepare_data(workload, not status, tmp)
+    _log(f"{workload.key}: interlace, {workload.formula} ...")
+    row["interlace"], row["interlace_error"] = run_child(workload, data, tmp)
+    if not status and workload.kind == "refit" and row["interlace"] is None:
+        row["lme4_status"] = "not run (W3's responses come from interlace)"
+    elif not status:
+        _log(f"{workload.key}: lme4 ...")
+        row["lme4"], row["lme4_error"] = run_r(workload, data, tmp)
+    if data["dataset"] is None:
+        Path(data["data_path"]).unlink()  # W8's file is large: free the disk now
+    return _finish(row, workload.target)
+
+
+def _finish(row, target):
+    row["ratio"] = _report.ratio(row)
+    row["met"] = _report.verdict(target, row)
+    row["agreement"] = _report.agreement(row)
+    return row
+
+
+def run_cold_start(workload, have_lme4):
+    """W10's three rows: cold-start fit, ``import interlace``, first fit on an empty cache."""
+    status = lme4_status(workload, have_lme4)
+    _log(f"{workload.key}: fresh processes ...")
+    try:
+        found = _coldstart.measure(workload.formula, ARGS.repeats, with_r=not status)
+    except RuntimeError as error:
+        row = {**_row(workload, False), "interlace": None, "interlace_error": str(error)[-3000:]}
+        return [_finish(row, workload.target)]
+    fit = {
+        **_row(workload, False),
+        "interlace": found["fit"],
+        "lme4": found["lme4_fit"],
+        "lme4_status": status or "failed",
+        "lme4_error": found["lme4_error"],
+    }
+    imported = {
+        "key": "W10 import",
+        "description": "`import interlace` in a fresh process (`-X importtime`, cumulative)",
+        "formula": "",
+        "kind": "import",
+        "target_text": workloads.IMPORT_TARGET.text,
+        "interlace": found["import"],
+        "lme4": None,
+        "lme4_status": "-",
+    }
+    cold = {
+        "key": "W10 cold cache",
+        "description": "as W10, NUMBA_CACHE_DIR an empty directory: "
+        "the first fit, kernels compiled",
+        "formula": "",
+        "kind": "cold-cache",
+        "target_text": "context",
+        "interlace": found["cold_cache"],
+        "lme4": found["lme4_fit"],
+        "lme4_status": fit["lme4_status"],
+    }
+    return [
+        _finish(fit, workload.target),
+        _finish(imported, workloads.IMPORT_TARGET),
+        _finish(cold, None),
+    ]
+
+
+# --- the run -----------------------------------------------------------------------
+def _ms(value):
+    return "?" if value is None else f"{value * 1000:.1f} ms"
+
+
+def notes(rows, info):
+    """What the table cannot say: memory methods, skipped lme4 runs, failures, W10 details."""
+    lines = [
+        "interlace peak memory: maximum resident set size (ru_maxrss) of the workload's own "
+        "fresh Python process, read by it after its timed runs: interpreter, imports, data, "
+        "warm-up and timed fits. W10 rows: of the timed fresh processes, from "
+        f"{info['peak_method']}.",
+        "lme4 peak memory: maximum resident set size of the Rscript process, from "
+        f"{info['peak_method']}: R, lme4, data and every fit.",
+    ]
+    if ARGS.quick:
+        lines.append(
+            "--quick: simulated workloads run 10-100x smaller; their targets are not judged."
+        )
+    for row in rows:
+        if row.get("lme4_note"):
+            lines.append(f"{row['key']}: lme4 {row['lme4_status']}: {row['lme4_note']}.")
+        for side in ("interlace", "lme4"):
+            if row.get(f"{side}_error"):
+                lines.append(f"{row['key']}: {side} failed: ...{row[f'{side}_error'][-300:]}")
+        if row["key"] == "W10 import" and row["interlace"]:
+            imp = row["interlace"]
+            lines.append(
+                'W10 import: wall time of `python -c "import interlace"` minus `python -c pass`: '
+                f"{_ms(imp['wall_difference']['median'])} (median of "
+                f"{len(imp['wall_difference']['seconds'])} pairs); heavy modules loaded by "
+                f"`import interlace`: {', '.join(imp['heavy_modules_loaded']) or 'none'}."
+            )
+    return lines
+
+
+def main():
+    rows_to_run = selected()
+    if ARGS.list:
+        for w in rows_to_run:
+            print(f"{w.key}: {w.description}; {w.size()}; {w.formula}; target {w.target.text}")
+        return
+    info = _machine.describe(ARGS.threads, with_r=not ARGS.no_r)
+    info["peak_method"] = _harness.peak_method()
+    have_lme4 = "lme4" in info["r_versions"]
+    command = "python benchmarks/run_suite.py " + shlex.join(sys.argv[1:])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="interlace-bench-") as tmp:
+        for workload in rows_to_run:
+            if workload.kind == "cold-start":
+                rows += run_cold_start(workload, have_lme4)
+            else:
+                rows.append(run_workload(workload, have_lme4, Path(tmp)))
+
+    print("\n".join(_machine.summary_lines(info)))
+    print(f"command: {command.strip()}")
+    print(
+        f"repeats: {ARGS.repeats} (median; one run when a run exceeds 60 s)"
+        + ("; --quick smoke run" if ARGS.quick else "")
+    )
+    print("\n" + _machine.provenance(info, command.strip(), ARGS.repeats))
+    print("\n" + _report.main_table(rows) + "\n")
+    print("\n".join(f"- {line}" for line in notes(rows, info)))
+    agreement = _report.agreement_table(rows)
+    if agreement:
+        print("\n" + agreement)
+    name = ARGS.output or ("suite-quick" if ARGS.quick else "suite")
+    payload = {
+        "command": command.strip(),
+        "args": vars(ARGS),
+        "machine": info,
+        "rows": rows,
+        "table": _report.main_table(rows),
+    }
+    _harness.write_results(name.removesuffix(".json"), payload)
+
+
+if __name__ == "__main__":
+    main()

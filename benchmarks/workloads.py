@@ -1,0 +1,324 @@
+"""The workloads W1-W11 of the performance spec, one definition each.
+
+A `Workload` holds what the suite needs to run one row of its table: the data (a
+bundled lme4 dataset, a `Simulation` by the spec's recipe, or the `Crossed` design
+of W3), the formula, a size label, how it is timed (``kind``), its target and when
+lme4 runs. The recipe is in ``shared/spec/performance.md``; `Simulation.frame`
+follows it draw for draw (``numpy.random.default_rng(1)``).
+
+Grouping columns of generated data are written as integer codes and turned into
+factors with levels in numeric order on both sides (`read_frame` in Python,
+``factor(d$g1)`` in R), so interlace and lme4 see the same levels in the same order.
+
+numpy and pandas are imported inside the functions, so that ``run_suite.py`` can pin
+the BLAS threads before anything imports numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+SIM_FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
+SLOPE_FORMULA = "y ~ x + (1 + x | g1) + (1 | g2)"
+SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
+
+
+# --- data ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Simulation:
+    """Two crossed factors by the spec's recipe; ``variant`` "plain", "slope" or "sparse".
+
+    ``quick`` is how much ``--quick`` divides the rows and the level counts by.
+    """
+
+    n: int
+    n1: int
+    n2: int
+    variant: str = "plain"
+    quick: int = 10
+    seed: int = 1
+    factors: tuple[str, ...] = ("g1", "g2")
+
+    def scaled(self, quick):
+        """This simulation, or with ``quick`` its ``--quick`` size (n, n1, n2 divided)."""
+        if not quick:
+            return self
+        return replace(
+            self, n=self.n // self.quick, n1=self.n1 // self.quick, n2=self.n2 // self.quick
+        )
+
+    @property
+    def size(self):
+        """E.g. ``"n = 1e5, 5,000 x 1,000 levels"``."""
+        return f"n = {_count(self.n)}, {self.n1:,} x {self.n2:,} levels"
+
+    def frame(self):
+        """The simulated frame: ``y``, ``x`` and integer codes ``g1``, ``g2``."""
+        import numpy as np
+        import pandas as pd
+
+        n, n1, n2 = self.n, self.n1, self.n2
+        rng = np.random.default_rng(self.seed)  # the draw order is the spec's: keep it
+        g1 = rng.integers(0, n1, n)
+        if self.variant == "sparse":  # each g1 level meets about 20 neighbouring g2 levels
+            g2 = (g1 * n2 // n1 + rng.integers(-10, 10, n)) % n2
+        else:
+            g2 = rng.integers(0, n2, n)
+        x = rng.standard_normal(n)
+        u1 = rng.standard_normal(n1) * 1.0
+        u2 = rng.standard_normal(n2) * 0.5
+        y = 1 + 0.5 * x + u1[g1] + u2[g2] + rng.standard_normal(n)
+        if self.variant == "slope":
+            b1 = rng.standard_normal(n1) * 0.3
+            y += b1[g1] * x
+        return pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2})
+
+
+@dataclass(frozen=True)
+class Crossed:
+    """W3's design: ``n_subj`` subjects x ``n_item`` items, fully crossed, one row each."""
+
+    n_subj: int = 30
+    n_item: int = 20
+    seed: int = 1
+    factors: tuple[str, ...] = ("subj", "item")
+
+    def scaled(self, quick):
+        """Unchanged: W3 is small already."""
+        return self
+
+    @property
+    def size(self):
+        """E.g. ``"30 x 20 crossed, 600 rows"``."""
+        return f"{self.n_subj} x {self.n_item} crossed, {self.n_subj * self.n_item} rows"
+
+    def frame(self):
+        """The W3 frame: ``y``, ``x`` and integer codes ``subj``, ``item``."""
+        import numpy as np
+        import pandas as pd
+
+        subj = np.repeat(np.arange(self.n_subj), self.n_item)
+        item = np.tile(np.arange(self.n_item), self.n_subj)
+        rng = np.random.default_rng(self.seed)  # the draw order matters: keep it
+        x = rng.standard_normal(len(subj))
+        u_subj = rng.standard_normal(self.n_subj)
+        u_item = 0.5 * rng.standard_normal(self.n_item)
+        y = 1 + 0.5 * x + u_subj[subj] + u_item[item] + rng.standard_normal(len(subj))
+        return pd.DataFrame({"y": y, "x": x, "subj": subj, "item": item})
+
+
+def data_suffix(for_r):
+    """ ".csv" if R reads the file or pyarrow is missing, else ".parquet" (faster to read)."""
+    import importlib.util
+
+    return ".csv" if for_r or importlib.util.find_spec("pyarrow") is None else ".parquet"
+
+
+def write_frame(frame, path):
+    """Write a generated frame: CSV (R reads it too) or, for a ``.parquet`` path, Parquet.
+
+    pandas writes floats in their shortest round-trip form, so both readers get the
+    same doubles.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+def read_frame(path, factors):
+    """Read a frame written by `write_frame`, with `as_factors` applied to ``factors``."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, float_precision="round_trip")
+    return as_factors(frame, factors)
+
+
+def as_factors(frame, factors):
+    """Turn the integer-coded ``factors`` columns of ``frame`` into Categoricals, in place.
+
+    Each factor's levels are its distinct codes in numeric order, renamed to strings:
+    the order R's ``factor()`` gives the same codes.
+    """
+    import pandas as pd
+
+    for column in factors:
+        frame[column] = pd.Categorical(frame[column]).rename_categories(str)
+    return frame
+
+
+def _count(n):
+    """``100000`` as ``"1e5"``, other counts with thousands separators."""
+    text = f"{n:.0e}".replace("e+0", "e").replace("e+", "e")
+    return text if n >= 10_000 and float(text) == n else f"{n:,}"
+
+
+# --- targets ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """What a workload must reach; every limit given must hold for "met".
+
+    ``min_ratio`` is on lme4's seconds over interlace's; ``max_seconds`` and
+    ``max_memory_gb`` bound interlace's median time and peak memory;
+    ``memory_vs_lme4`` asks for interlace's peak memory to be no more than lme4's.
+    """
+
+    text: str
+    min_ratio: float | None = None
+    max_seconds: float | None = None
+    max_memory_gb: float | None = None
+    memory_vs_lme4: bool = False
+
+
+# --- workloads -------------------------------------------------------------
+@dataclass(frozen=True)
+class Workload:
+    """One row of the suite's table.
+
+    ``kind``: "fit" times whole ``interlace.fit(formula, frame)`` calls; "refit" times
+    loops of ``n_refits`` ``result.refit(y)`` calls; "cold-start" times fresh processes
+    (see ``_coldstart.py``). ``data`` is a bundled dataset's name, a `Simulation` or a
+    `Crossed` design. ``lme4`` says when lme4 runs: "yes", "large" (only with
+    ``--r-large`` or ``--quick``) or "no", with ``lme4_note`` saying why.
+    """
+
+    key: str
+    description: str
+    formula: str
+    data: str | Simulation | Crossed
+    target: Target
+    kind: str = "fit"
+    lme4: str = "yes"
+    lme4_note: str = ""
+    n_refits: int = 0
+
+    def sized(self, quick):
+        """The data at full size, or at ``--quick`` size."""
+        return self.data if isinstance(self.data, str) else self.data.scaled(quick)
+
+    def size(self, quick=False):
+        """The size label, e.g. ``"n = 1e5, 5,000 x 1,000 levels"``."""
+        data = self.sized(quick)
+        return DATASET_SIZES.get(data, data) if isinstance(data, str) else data.size
+
+    @property
+    def scales(self):
+        """True if ``--quick`` changes this workload's size."""
+        return isinstance(self.data, Simulation)
+
+    @property
+    def factors(self):
+        """Grouping columns to turn into factors after reading generated data."""
+        return () if isinstance(self.data, str) else self.data.factors
+
+
+DATASET_SIZES = {
+    "sleepstudy": "180 rows, 18 subjects",
+    "Penicillin": "144 rows, 24 x 6 levels",
+    "InstEval": "73,421 rows, 2,972 x 1,128 (x 14) levels",
+}
+
+_LARGE_NOTE = "minutes in lme4: run with --r-large"
+
+WORKLOADS = {
+    w.key: w
+    for w in (
+        Workload(
+            "W1",
+            "sleepstudy, whole fit() from a frame",
+            SLEEP_FORMULA,
+            "sleepstudy",
+            Target(">= 2x", min_ratio=2.0),
+        ),
+        Workload(
+            "W2",
+            "Penicillin",
+            "diameter ~ 1 + (1 | plate) + (1 | sample)",
+            "Penicillin",
+            Target(">= 3x", min_ratio=3.0),
+        ),
+        Workload(
+            "W3",
+            "200 refits (time of the loop), responses simulated from the fit",
+            "y ~ x + (1 | subj) + (1 | item)",
+            Crossed(),
+            Target(">= 20x refits/s", min_ratio=20.0),
+            kind="refit",
+            n_refits=200,
+        ),
+        Workload(
+            "W4",
+            "InstEval, REML",
+            "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)",
+            "InstEval",
+            Target(">= 30x", min_ratio=30.0),
+        ),
+        Workload(
+            "W5",
+            "InstEval, service x dept fixed effects",
+            "y ~ service * dept + (1 | s) + (1 | d)",
+            "InstEval",
+            Target(">= 30x", min_ratio=30.0),
+        ),
+        Workload(
+            "W6",
+            "simulated",
+            SIM_FORMULA,
+            Simulation(100_000, 5_000, 1_000, quick=10),
+            Target(">= 30x", min_ratio=30.0),
+        ),
+        Workload(
+            "W7",
+            "simulated",
+            SIM_FORMULA,
+            Simulation(1_000_000, 5_000, 1_000, quick=100),
+            Target(">= 30x, memory <= lme4's", min_ratio=30.0, memory_vs_lme4=True),
+            lme4="large",
+            lme4_note=_LARGE_NOTE,
+        ),
+        Workload(
+            "W8",
+            "simulated",
+            SIM_FORMULA,
+            Simulation(10_000_000, 100_000, 10_000, quick=100),
+            Target("< 120 s, < 8 GB", max_seconds=120.0, max_memory_gb=8.0),
+            lme4="no",
+            lme4_note="lme4 would likely take hours at 1e7 rows",
+        ),
+        Workload(
+            "W9",
+            "simulated, slope variant",
+            SLOPE_FORMULA,
+            Simulation(100_000, 5_000, 1_000, variant="slope", quick=10),
+            Target(">= 10x", min_ratio=10.0),
+        ),
+        Workload(
+            "W10",
+            "cold start: new process, import interlace + fit sleepstudy "
+            "(Numba cache warm) vs Rscript -e 'library(lme4); lmer(...)'",
+            SLEEP_FORMULA,
+            "sleepstudy",
+            Target("<= Rscript", min_ratio=1.0),
+            kind="cold-start",
+        ),
+        Workload(
+            "W11",
+            "simulated, sparse co-occurrence (about 20 g2 levels per g1 level)",
+            SIM_FORMULA,
+            Simulation(1_000_000, 50_000, 50_000, variant="sparse", quick=100),
+            Target("< 60 s, < 4 GB", max_seconds=60.0, max_memory_gb=4.0),
+            lme4="large",
+            lme4_note=_LARGE_NOTE,
+        ),
+    )
+}
+"""Every workload, by key, in the order the table lists them."""
+
+IMPORT_TARGET = Target("< 0.5 s", max_seconds=0.5)
+"""W10's second target: ``import interlace`` in a fresh process, start-up subtracted."""
