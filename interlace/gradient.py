@@ -14,6 +14,8 @@ REML: d = dlog|M| + (n - p) dr^2 / r^2; ML: d = dlog|P| + n dr^2 / r^2.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -137,12 +139,11 @@ class CompiledDeviance:
 
     def minimize(self, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
                  inverse_hessian: np.ndarray | None = None):
-        """The whole optimisation in compiled code (projected BFGS): a scipy-like result.
+        """The whole optimisation in compiled code (projected BFGS): a result with
+        scipy's ``x``, ``fun``, ``success``, ``message`` and ``nfev``.
 
         ``inverse_hessian`` starts BFGS with known curvature (see :meth:`inverse_hessian`).
         """
-        from scipy.optimize import OptimizeResult
-
         if inverse_hessian is None:
             inverse_hessian = np.zeros((0, 0))
         x, f, evaluations, status = minimize_deviance(
@@ -157,8 +158,8 @@ class CompiledDeviance:
             value, grad = self(x)
             projected = np.where((x <= lower) & (grad > 0), 0.0, grad)
             success = bool(np.max(np.abs(projected)) < COMPILED_STALL_GTOL)
-        return OptimizeResult(x=x, fun=float(f), success=success, message=messages[int(status)],
-                              nfev=int(evaluations))
+        return SimpleNamespace(x=x, fun=float(f), success=success, message=messages[int(status)],
+                               nfev=int(evaluations))
 
     def inverse_hessian(self, theta: np.ndarray, lower: np.ndarray) -> np.ndarray | None:
         """The inverse of the deviance's Hessian at ``theta`` (central differences of the

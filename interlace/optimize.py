@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, minimize
 
 from .errors import InterlaceError
 
@@ -87,6 +86,8 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return fun_and_grad.minimize(start, lower, max_evaluations, inverse_hessian)
+    from scipy.optimize import Bounds, minimize  # not needed by the compiled optimiser
+
     bounds = Bounds(lower, np.full_like(lower, np.inf))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import InterlaceError
 from .estimates import conditional_sd, random_effects_frames
-from .inference.kenward_roger import KenwardRoger, kenward_roger
-from .inference.satterthwaite import VarparDerivatives, satterthwaite_df, varpar_derivatives
 from .linalg.system import Factor, PenalizedSystem
 from .optimize import OptimizationRecord
+
+if TYPE_CHECKING:  # the inference modules (and scipy.stats) load on first use
+    from .inference.kenward_roger import KenwardRoger
+    from .inference.satterthwaite import VarparDerivatives
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class CrossedLMEResult:
 
     @cached_property
     def _varpar(self) -> VarparDerivatives:
+        from .inference.satterthwaite import varpar_derivatives
+
         return varpar_derivatives(self._system, self.theta, float(np.sqrt(self.scale)), self.method == "REML")
 
     @cached_property
@@ -146,6 +149,8 @@ class CrossedLMEResult:
                 f"df_method='kenward-roger': Kenward-Roger is defined for REML fits (as pbkrtest), "
                 f"found method={self.method!r}; refit with method='REML'"
             )
+        from .inference.kenward_roger import kenward_roger
+
         return kenward_roger(self._system.design, self.theta, self.scale)
 
     def with_df_method(self, df_method: str) -> CrossedLMEResult:
@@ -184,6 +189,8 @@ class CrossedLMEResult:
         if self.df_method == "kenward-roger":
             values = [self.kenward_roger.ddf(eye[j]) for j in range(p)]
         else:
+            from .inference.satterthwaite import satterthwaite_df
+
             values = [satterthwaite_df(eye[j], self.fe_cov, self._varpar) for j in range(p)]
         return pd.Series(values, index=self.fe_params.index, name="df")
 
@@ -191,6 +198,8 @@ class CrossedLMEResult:
     def fe_pvalues(self) -> pd.Series:
         """Two-sided p-values, t distribution with :attr:`fe_df` (lmerTest's ``Pr(>|t|)``)."""
         t = self.fe_tvalues.to_numpy()
+        from scipy import stats
+
         return pd.Series(2.0 * stats.t.sf(np.abs(t), self.fe_df.to_numpy()),
                          index=self.fe_params.index, name="Pr(>|t|)")
 
@@ -206,6 +215,8 @@ class CrossedLMEResult:
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        from scipy import stats
+
         q = stats.t.ppf(0.5 + level / 2.0, self.fe_df.to_numpy())
         half = q * self.fe_bse.to_numpy()
         est = self.fe_params.to_numpy()
@@ -423,6 +434,8 @@ class CrossedLMEResult:
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
+        from scipy import stats
+
         z = stats.norm.ppf(0.5 + level / 2.0)
         out: dict[str, pd.DataFrame] = {}
         for name, est in self.random_effects.items():
