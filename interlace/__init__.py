@@ -36,6 +36,10 @@ _EXPORTS = {
     "SingularFitWarning": "interlace.errors",
     "RankDeficiencyWarning": "interlace.errors",
     "MissingValuesWarning": "interlace.errors",
+    "hlm_resid": "interlace.diagnostics",
+    "hlm_influence": "interlace.diagnostics",
+    "hlm_leverage": "interlace.diagnostics",
+    "hlm_augment": "interlace.diagnostics",
 }
 
 __all__ = sorted(_EXPORTS)
