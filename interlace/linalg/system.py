@@ -333,11 +333,9 @@ class PenalizedSystem:
         resid_cross = coupling_times(ptr, idx, val, w)  # Z1'(Z_r b_r + X beta - y)
         T1 = self.lead_term.relative_cov_factor(theta)
         rhs1 = -(resid_cross @ T1)  # rows: T1' v per level
-        chol = factor.lead_chol
-        u1 = np.empty_like(rhs1)
-        for l in range(rhs1.shape[0]):  # small k x k solves
-            y1 = np.linalg.solve(chol[l], rhs1[l])
-            u1[l] = np.linalg.solve(chol[l].T, y1)
+        chol = factor.lead_chol  # (L_l L_l') u_l = rhs_l, all levels in two batched solves
+        y1 = np.linalg.solve(chol, rhs1[:, :, None])
+        u1 = np.linalg.solve(np.swapaxes(chol, 1, 2), y1)[:, :, 0]
         return np.concatenate([u1.ravel(), u_rest]), beta
 
     @staticmethod
