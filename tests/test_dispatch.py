@@ -93,3 +93,90 @@ def test_downdate_rule_and_syrk_equals_scatter():
     tail = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # drop x: [1, y]
     assert syrk.with_fixed_tail(tail).factorize(theta).pwrss == pytest.approx(
         dense_meeting.with_fixed_tail(tail).factorize(theta).pwrss, rel=1e-12)
+
+
+def _sparse_meeting_frame(n=6000, n1=1500, n2=1500, seed=3):
+    """W11's recipe, small: each g1 level meets about 20 neighbouring g2 levels."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g1 = rng.integers(0, n1, n)
+    g2 = (g1 * n2 // n1 + rng.integers(-10, 10, n)) % n2
+    x = rng.standard_normal(n)
+    y = 1 + 0.5 * x + rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+
+
+def test_rest_rule_picks_sparse_for_sparse_fill_and_dense_otherwise():
+    from interlace.linalg import dispatch
+
+    sparse_fill = build_design(*split_formula("y ~ x + (1 | g1) + (1 | g2)"), _sparse_meeting_frame())
+    dense_fill = _dense_meeting_design()
+    instEval = build_design(*split_formula("y ~ 1 + service + (1 | s) + (1 | d)"), interlace.load_dataset("InstEval"))
+    small = build_design(*split_formula("Reaction ~ Days + (Days | Subject)"), interlace.load_dataset("sleepstudy"))
+    original = dispatch.SPARSE_REST_MIN_SIZE
+    try:
+        dispatch.SPARSE_REST_MIN_SIZE = 1000  # the small designs of the test stand for large ones
+        assert dispatch.choose_rest(sparse_fill) == "sparse"
+        assert dispatch.choose_rest(dense_fill) == "dense"
+        assert dispatch.choose_rest(instEval) == "dense"
+        assert dispatch.choose_rest(small) == "dense"
+        assert type(dispatch.build_system(sparse_fill)).__name__ == "SparseRestSystem"
+    finally:
+        dispatch.SPARSE_REST_MIN_SIZE = original
+    assert dispatch.choose_rest(sparse_fill) == "dense"  # 1,503 rows: below the minimum size
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g1) + (1 | g2)", "y ~ x + (1 + x | g1) + (1 | g2)"])
+def test_sparse_rest_agrees_with_dense_rest(formula):
+    from interlace.linalg.sparse_rest import SparseRestSystem
+
+    design = build_design(*split_formula(formula), _sparse_meeting_frame())
+    dense, sparse = PenalizedSystem(design, 1), SparseRestSystem(design)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        theta = np.where(np.isfinite(design.theta_lower), rng.uniform(0.1, 1.5, design.n_theta),
+                         rng.uniform(-0.5, 0.5, design.n_theta))
+        for reml in (True, False):
+            a = profiled_deviance(dense.factorize(theta), design.n_obs, design.n_fixed, reml)
+            b = profiled_deviance(sparse.factorize(theta), design.n_obs, design.n_fixed, reml)
+            assert a == pytest.approx(b, rel=PATHS_REL)
+    fa, fb = dense.factorize(theta), sparse.factorize(theta)
+    ea = compute_estimates(dense, fa, theta, True, 0.0)
+    eb = compute_estimates(sparse, fb, theta, True, 0.0)
+    np.testing.assert_allclose(ea.beta, eb.beta, rtol=PATHS_REL)
+    np.testing.assert_allclose(ea.fe_cov, eb.fe_cov, rtol=PATHS_REL)
+    np.testing.assert_allclose(ea.fitted, eb.fitted, rtol=0, atol=PATHS_REL * np.sqrt(ea.scale))
+    sa, sb = conditional_sd(dense, fa, theta, ea.scale), conditional_sd(sparse, fb, theta, eb.scale)
+    for name in sa:
+        np.testing.assert_allclose(ea.effects[name], eb.effects[name], rtol=0, atol=PATHS_REL * np.sqrt(ea.scale))
+        np.testing.assert_allclose(sa[name], sb[name], rtol=PATHS_REL, atol=1e-14)
+    # a new response: the same as building the system on it
+    y = np.random.default_rng(5).standard_normal(design.n_obs)
+    a = profiled_deviance(dense.with_response(y).factorize(theta), design.n_obs, design.n_fixed, True)
+    b = profiled_deviance(sparse.with_response(y).factorize(theta), design.n_obs, design.n_fixed, True)
+    assert a == pytest.approx(b, rel=PATHS_REL)
+
+
+def test_fit_on_the_sparse_rest_equals_the_dense_fit():
+    from interlace.linalg import dispatch
+
+    frame = _sparse_meeting_frame()
+    original = dispatch.SPARSE_REST_MIN_SIZE
+    try:
+        dispatch.SPARSE_REST_MIN_SIZE = 1000
+        sparse_fit = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", frame)
+    finally:
+        dispatch.SPARSE_REST_MIN_SIZE = original
+    dense_fit = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", frame)
+    assert type(sparse_fit._system).__name__ == "SparseRestSystem"
+    assert type(dense_fit._system).__name__ == "PenalizedSystem"
+    assert sparse_fit.llf == pytest.approx(dense_fit.llf, rel=1e-10, abs=1e-7)
+    np.testing.assert_allclose(sparse_fit.fe_params, dense_fit.fe_params, rtol=1e-6)
+    np.testing.assert_allclose(sparse_fit.fe_df, dense_fit.fe_df, rtol=1e-4)
+    refit = sparse_fit.refit(sparse_fit.model.endog)
+    assert refit.llf == pytest.approx(sparse_fit.llf, rel=1e-12)
+    with pytest.raises(interlace.InterlaceError, match="sparse rest"):
+        sparse_fit.confint(method="profile")
+    with pytest.raises(interlace.InterlaceError, match="sparse matrix"):
+        interlace.hlm_leverage(sparse_fit)

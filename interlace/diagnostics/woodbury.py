@@ -25,6 +25,7 @@ from scipy import sparse
 from scipy.linalg import cho_solve
 
 from ..design import RandomTerm
+from ..errors import InterlaceError
 from ..kernels.diagnostics import column_quadratic_forms
 
 
@@ -87,6 +88,12 @@ class MarginalPrecision:
     def __init__(self, result):
         system = result._system
         factor = result._factor
+        if system.rest_layout != "dense":
+            raise InterlaceError(
+                "result: the diagnostics read the dense factor of the rest; this fit factored its "
+                "rest as a sparse matrix (a design whose dense rest would not fit), found "
+                f"{system.n_rest_random} rest effects"
+            )
         theta = np.asarray(result.theta, dtype=np.float64)
         design = system.design
         self.sigma2 = float(result.scale)

@@ -7,7 +7,7 @@ Cholesky) when the system has at most :data:`DENSE_MAX_SIZE` rows (q + p + 1);
 there one LAPACK call beats the per-level bookkeeping. Otherwise the **sparse** (blocked)
 path eliminates the term with the most random effects level by level (its block
 is block-diagonal, so this costs O(levels) and creates fill-in only where its
-levels meet the other terms) and factors the rest densely. ``solver="dense"`` or
+levels meet the other terms) and factors the rest. ``solver="dense"`` or
 ``"sparse"`` (the blocked path) forces either; both give the same estimates.
 
 On the blocked path with scalar terms, the rest is downdated by the leading
@@ -18,6 +18,17 @@ The syrk is chosen when the scatter's updates exceed :data:`SYRK_SHARE` of the
 syrk's work, the levels meeting a large share of the rest (1e6 rows on 5,000 x 1,000
 levels: each level meets ~180 of the 1,000), and the dense coupling fits in
 :data:`DENSE_COUPLING_MAX_BYTES`. Both give the same factor.
+
+The rest itself is factored **densely** (LAPACK) unless it is large and sparse: with
+more than :data:`SPARSE_REST_MIN_SIZE` rows, and the entries the data and the
+leading levels can create (sum_l nnz_l^2 / 2 plus the rest's own cross-products)
+fewer than :data:`SPARSE_REST_SHARE` of its triangle, or whenever the dense rest
+would exceed :data:`DENSE_REST_MAX_BYTES`, it is factored by the sparse Cholesky of
+:mod:`interlace.linalg.sparse_rest` (fill-reducing ordering and symbolic factor once,
+numeric refactorisation per theta). InstEval's rest (1,145 rows, the instructors
+meeting through students nearly all pairs) stays dense; 50,000 x 50,000 levels that
+meet ~20 neighbours each go sparse (a dense rest would need 20 GB). Scalar rest
+terms only.
 """
 
 from __future__ import annotations
@@ -90,10 +101,54 @@ def choose_downdate(system: PenalizedSystem) -> str:
     return "syrk" if fits and scatter > SYRK_SHARE * syrk else "scatter"
 
 
+SPARSE_REST_MIN_SIZE = 4000
+"""Smallest rest (q_rest + p + 1 rows) that may be factored as a sparse matrix."""
+
+SPARSE_REST_SHARE = 0.05
+"""Largest share of the rest's triangle the downdate may fill for the sparse rest."""
+
+DENSE_REST_MAX_BYTES = 4 * 2**30
+"""Largest dense rest (float64) ever built; larger ones are factored sparse."""
+
+
+def choose_rest(design: ModelDesign) -> str:
+    """``"dense"`` or ``"sparse"``: how the blocked path holds and factors its rest.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.design import build_design
+    >>> from interlace.formula.random import split_formula
+    >>> d = build_design(*split_formula("y ~ 1 + service + (1 | s) + (1 | d)"),
+    ...                  interlace.load_dataset("InstEval"))
+    >>> choose_rest(d)
+    'dense'
+    """
+    rest = design.terms[1:]
+    size = sum(t.n_effects for t in rest) + design.n_fixed + 1
+    if not rest or any(t.n_columns != 1 for t in rest) or size <= SPARSE_REST_MIN_SIZE:
+        return "dense"
+    if size * size * 8 > DENSE_REST_MAX_BYTES:
+        return "sparse"
+    lead = design.terms[0]
+    pairs = 0.0
+    for term in rest:  # distinct (leading level, rest level) meetings bound the clique sizes
+        meetings = np.unique(lead.group_codes.astype(np.int64) * term.n_levels + term.group_codes)
+        per_level = np.bincount(meetings // term.n_levels, minlength=lead.n_levels)
+        pairs += float(np.sum(per_level * (per_level + 1) / 2)) * len(rest)
+    own = float(design.n_obs) * len(rest) ** 2 / 2  # the rest's own cross-products, at most
+    return "sparse" if pairs + own < SPARSE_REST_SHARE * size * size / 2 else "dense"
+
+
 def build_system(design: ModelDesign, solver: str = "auto") -> PenalizedSystem:
-    """The penalised system on the path :func:`choose_path` picks, downdated as
-    :func:`choose_downdate` says."""
-    system = PenalizedSystem(design, choose_path(design, solver))
+    """The penalised system on the path :func:`choose_path` picks, its rest held as
+    :func:`choose_rest` and downdated as :func:`choose_downdate` say."""
+    n_leading = choose_path(design, solver)
+    if n_leading and choose_rest(design) == "sparse":
+        from .sparse_rest import SparseRestSystem
+
+        return SparseRestSystem(design)
+    system = PenalizedSystem(design, n_leading)
     if system.n_leading and choose_downdate(system) == "syrk":
         system = system.with_syrk_downdate()
     return system

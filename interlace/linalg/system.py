@@ -253,6 +253,11 @@ class PenalizedSystem:
         return new
 
     @property
+    def rest_layout(self) -> str:
+        """``"dense"``: the rest is one dense matrix (see :mod:`interlace.linalg.sparse_rest`)."""
+        return "dense"
+
+    @property
     def path(self) -> str:
         """``"dense"`` or ``"sparse"`` (the blocked path: sparse by-level elimination of
         the leading term), the names ``solver=`` takes."""

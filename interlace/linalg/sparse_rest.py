@@ -1,0 +1,316 @@
+"""The blocked path with a *sparse* rest: for designs whose Schur complement is sparse.
+
+After the leading term is eliminated level by level (:mod:`interlace.linalg.system`),
+the rest S = Lambda_r' (A_rr - A_r1 M A_1r) Lambda_r + diag(I, 0) has non-zeros only
+where two rest effects meet in the data or through a common leading level. When the
+leading levels each meet a few neighbouring levels of the other factor (1e6 rows
+on 50,000 x 50,000 levels, each meeting ~20), S is sparse although its dense form
+would need 20 GB. It is then factored by :class:`~interlace.linalg.sparse_cholesky.SparseCholesky`:
+a fill-reducing ordering and the symbolic factor once, when the system is built, and
+one numeric refactorisation per theta, with [X y] kept last so that log|R_X| and
+r^2 are read off the trailing dense block of L. Scalar rest terms only (their
+Lambda_r is a diagonal scaling of the pattern's values).
+
+The rule that picks this path is in :mod:`interlace.linalg.dispatch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..design import ModelDesign
+from ..errors import InterlaceError
+from ..kernels.blockdiag import factor_leading_block, transpose_coupling
+from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
+from ..kernels.products import z_transpose_times
+from ..kernels.sparse_rest import (
+    count_level_pairs,
+    downdate_pattern,
+    level_pair_positions,
+    scale_pattern,
+)
+from .sparse_cholesky import SparseCholesky
+from .system import PenalizedSystem, stack_terms
+
+
+@dataclass(frozen=True)
+class SparseFactor:
+    """The factor of a sparse-rest system at one theta (the fields
+    :class:`~interlace.linalg.system.Factor` computes, stored).
+
+    Attributes
+    ----------
+    lead_chol, lead_shrink : numpy.ndarray
+        As :class:`~interlace.linalg.system.Factor`.
+    lead_logdet : float
+        2 sum log diag of the leading factors.
+    L_values : numpy.ndarray
+        The numeric sparse factor of the rest (a copy, on the system's symbolic factor).
+    logdet_random, logdet_fixed, pwrss : float
+        log|L_theta|^2, log|R_X|^2 and r^2.
+    fixed_chol : numpy.ndarray
+        L_X (p x p, lower).
+    n_rest_random : int
+        Number of random effects in the rest.
+    ok : bool
+        False when the system was not positive definite.
+    """
+
+    lead_chol: np.ndarray
+    lead_shrink: np.ndarray
+    lead_logdet: float
+    L_values: np.ndarray | None
+    logdet_random: float
+    logdet_fixed: float
+    pwrss: float
+    fixed_chol: np.ndarray
+    n_rest_random: int
+    ok: bool
+
+
+class SparseRestSystem(PenalizedSystem):
+    """A blocked system whose rest is held and factored as a sparse matrix.
+
+    Parameters
+    ----------
+    design : ModelDesign
+        The model's data; its first term is eliminated by level, the other terms
+        must be scalar (one effect per level).
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.objective import profiled_deviance
+    >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", interlace.load_dataset("Penicillin"))
+    >>> system = SparseRestSystem(m._system.design)
+    >>> factor = system.factorize(m.theta)
+    >>> round(profiled_deviance(factor, m.nobs, 1, True), 4) == round(-2 * m.llf, 4)
+    True
+    """
+
+    def __init__(self, design: ModelDesign):
+        terms = design.terms
+        if len(terms) < 2 or any(t.n_columns != 1 for t in terms[1:]):
+            raise InterlaceError(
+                "solver: the sparse rest needs a leading term and scalar other terms, found "
+                + ", ".join(f"{t.name} ({t.n_columns} columns)" for t in terms)
+            )
+        self.design = design
+        self.n_leading = 1
+        self.lead_term = terms[0]
+        self.rest_terms = terms[1:]
+        n, p = design.n_obs, design.n_fixed
+        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+        codes, designs, design_start, index_offset, ks, levels = stack_terms(self.rest_terms, n)
+        self.n_rest_random = q = int(sum(t.n_effects for t in self.rest_terms))
+        self.size = size = q + p + 1
+        self._block_offset, self._block_k, self._block_levels = index_offset, ks, levels
+        lead = self.lead_term
+        self.lead_crossprod = block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels)
+        self.coupling = coupling_crossprod(lead.group_codes, lead.design, lead.n_levels, codes, designs,
+                                           design_start, index_offset, xy, size)
+        self.coupling_by_row = transpose_coupling(self.coupling[0], self.coupling[1], size)
+        self.downdate = "sparse"
+        self._dense_coupling = None
+        # A_rr = [Z_r X y]'[Z_r X y] as a lower triangle (COO), Z_r sparse
+        rows = np.concatenate([index_offset[t] + codes[t].astype(np.int64) for t in range(len(self.rest_terms))])
+        z_rest = sp.csr_matrix((designs.T.ravel(), (np.tile(np.arange(n), len(self.rest_terms)), rows)),
+                               shape=(n, q))
+        ztz = sp.tril(z_rest.T @ z_rest).tocoo()
+        ztxy = np.asarray(z_rest.T @ xy)  # q x (p + 1)
+        xtx = np.tril(xy.T @ xy)
+        tail_rows, tail_cols = np.nonzero(np.ones((p + 1, q)))  # every [X y] x random entry
+        xx_rows, xx_cols = np.tril_indices(p + 1)
+        self._a_rows = np.concatenate([ztz.row, q + tail_rows, q + xx_rows]).astype(np.int64)
+        self._a_cols = np.concatenate([ztz.col, tail_cols, q + xx_cols]).astype(np.int64)
+        self._a_values = np.concatenate([ztz.data, ztxy.T.ravel(), xtx[xx_rows, xx_cols]])
+        # the pattern: A_rr, every level's coupling clique, the diagonal
+        ptr, idx, _ = self.coupling
+        level_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+        cliques = sp.csr_matrix((np.ones(idx.size), (level_of, idx)), shape=(len(ptr) - 1, size))
+        pattern = (sp.coo_matrix((np.ones(self._a_rows.size), (self._a_rows, self._a_cols)), shape=(size, size))
+                   + cliques.T @ cliques + sp.eye(size))
+        self.chol = SparseCholesky.analyse(sp.tril(pattern).tocsc(), n_trailing_dense=p + 1)
+        self._a_positions = self._locate(self._a_rows, self._a_cols)
+        pairs = np.empty(count_level_pairs(ptr), dtype=np.int64)
+        level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, pairs)
+        self._pair_positions = pairs
+        self._input_rows = self.chol.input_indices
+        self._input_cols = np.repeat(np.arange(size, dtype=np.int64), np.diff(self.chol.input_indptr))
+        self._random_chol = None
+
+    def _locate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        indptr, indices = self.chol.input_indptr, self.chol.input_indices
+        positions = np.empty(rows.size, dtype=np.int64)
+        for t, (r, c) in enumerate(zip(rows, cols, strict=True)):
+            lo, hi = indptr[c], indptr[c + 1]
+            positions[t] = lo + np.searchsorted(indices[lo:hi], r)
+        return positions
+
+    @property
+    def path(self) -> str:
+        """``"sparse"``: the blocked path (here with a sparse rest)."""
+        return "sparse"
+
+    @property
+    def rest_layout(self) -> str:
+        """``"sparse"``: the rest is a sparse matrix (``"dense"`` on the other systems)."""
+        return "sparse"
+
+    def _rest_values(self, theta: np.ndarray, lead_shrink: np.ndarray) -> np.ndarray:
+        """The rest S at theta in the sparse factor's input layout."""
+        scale = self._scalar_scale(theta)
+        values = np.zeros(self.chol.input_indices.size)
+        np.add.at(values, self._a_positions, self._a_values)
+        out = np.empty_like(values)
+        scale_pattern(values, self._input_rows, self._input_cols, scale, self.n_rest_random, out)
+        ptr, idx, val = self.coupling
+        downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self._pair_positions)
+        return out
+
+    def factorize(self, theta: np.ndarray) -> SparseFactor:
+        """Factor the system at ``theta`` (lme4's order)."""
+        q, p = self.n_rest_random, self.n_fixed
+        T1 = np.ascontiguousarray(self.lead_term.relative_cov_factor(theta), dtype=np.float64)
+        lead_chol, lead_shrink, lead_logdet, ok = factor_leading_block(self.lead_crossprod, T1)
+        failed = SparseFactor(lead_chol, lead_shrink, np.inf, None, np.inf, np.inf, np.inf, np.zeros((p, p)), q,
+                              False)
+        if not ok or not self.chol.refactor(self._rest_values(theta, lead_shrink)):
+            return failed
+        diagonal = self.chol.diagonal_of_L()
+        trailing = self.chol.trailing_factor()
+        return SparseFactor(
+            lead_chol, lead_shrink, float(lead_logdet), self.chol.L_values.copy(),
+            float(lead_logdet) + 2.0 * float(np.sum(np.log(diagonal[:q]))),
+            2.0 * float(np.sum(np.log(np.diagonal(trailing)[:p]))),
+            float(trailing[-1, -1]) ** 2, np.tril(trailing[:p, :p]), q, True,
+        )
+
+    def _load(self, factor: SparseFactor) -> SparseCholesky:
+        """The system's sparse factor holding ``factor``'s numbers."""
+        if not factor.ok:
+            raise InterlaceError("factor: expected a positive definite factor, found a failed one")
+        chol = self.chol
+        if chol.L_values is not factor.L_values:
+            chol.L_values[:] = factor.L_values
+            chol._inverse_values = None
+            chol.ok = True
+        return chol
+
+    def solve(self, factor: SparseFactor, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The spherical random effects u (factorisation order) and beta at the optimum."""
+        chol = self._load(factor)
+        unit = np.zeros(self.size)
+        unit[-1] = 1.0
+        x = chol.solve(unit)  # S^{-1} e_y = [-M^{-1} s; 1] / r^2
+        z = -x[:-1] / x[-1]
+        u_rest, beta = z[: self.n_rest_random], z[self.n_rest_random :]
+        b_rest = self.spherical_to_effects(u_rest, theta, self.rest_terms)
+        return self._lead_effects(factor, theta, b_rest, beta, u_rest)
+
+    def _lead_effects(self, factor, theta, b_rest, beta, u_rest):
+        from ..kernels.blockdiag import coupling_times
+
+        w = np.concatenate([b_rest, beta, [-1.0]])
+        ptr, idx, val = self.coupling
+        resid_cross = coupling_times(ptr, idx, val, w)
+        T1 = self.lead_term.relative_cov_factor(theta)
+        rhs1 = -(resid_cross @ T1)
+        chol = factor.lead_chol
+        y1 = np.linalg.solve(chol, rhs1[:, :, None])
+        u1 = np.linalg.solve(np.swapaxes(chol, 1, 2), y1)[:, :, 0]
+        return np.concatenate([u1.ravel(), u_rest]), beta
+
+    def conditional_precision_inverse_blocks(self, factor: SparseFactor, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term, the (n_levels, k, k) diagonal blocks of (Lambda'Z'Z Lambda + I)^{-1},
+        from the selected inverse of the rest's random block (factored on its own)."""
+        q = self.n_rest_random
+        values = self._rest_values(theta, factor.lead_shrink)
+        if self._random_chol is None:
+            pattern = sp.csc_matrix((np.ones(values.size), self.chol.input_indices, self.chol.input_indptr),
+                                    shape=(self.size, self.size))[:q, :q]
+            self._random_chol = SparseCholesky.analyse(pattern, n_trailing_dense=0)
+        random_chol = self._random_chol
+        full = sp.csc_matrix((values, self.chol.input_indices, self.chol.input_indptr),
+                             shape=(self.size, self.size))[:q, :q]
+        if not random_chol.refactor(random_chol.values_of(full)):
+            raise InterlaceError("theta: expected a positive definite random-effects block, found none")
+        diagonal = random_chol.selected_inverse_diagonal()
+        lead = self.lead_term
+        k1 = lead.n_columns
+        T1 = lead.relative_cov_factor(theta)
+        pinv = np.linalg.inv(factor.lead_chol @ np.swapaxes(factor.lead_chol, 1, 2))
+        ptr, idx, val = self.coupling
+        scale = self._scalar_scale(theta)
+        inside = idx < q
+        level_of = np.repeat(np.arange(lead.n_levels), np.diff(ptr))
+        entries_level, entries_idx = level_of[inside], idx[inside]
+        entries_val = (val[inside] @ T1) * scale[entries_idx][:, None]  # rows of Lambda_r' C T1
+        starts = np.searchsorted(entries_level, np.arange(lead.n_levels + 1))
+        pair_rows, pair_cols, pair_level, pair_i, pair_j = [], [], [], [], []
+        for l in range(lead.n_levels):  # all pairs within a level: its quadratic form
+            a, b = starts[l], starts[l + 1]
+            if b == a:
+                continue
+            ii, jj = np.meshgrid(np.arange(a, b), np.arange(a, b), indexing="ij")
+            pair_rows.append(entries_idx[ii.ravel()])
+            pair_cols.append(entries_idx[jj.ravel()])
+            pair_level.append(np.full(ii.size, l))
+            pair_i.append(ii.ravel())
+            pair_j.append(jj.ravel())
+        blocks = pinv.copy()
+        if pair_rows:
+            rows, cols = np.concatenate(pair_rows), np.concatenate(pair_cols)
+            inverse = random_chol.inverse_entries(rows, cols)
+            li, lj = np.concatenate(pair_i), np.concatenate(pair_j)
+            level = np.concatenate(pair_level)
+            # C_l' S^{-1} C_l, summed entry pair by entry pair
+            quad = np.zeros((lead.n_levels, k1, k1))
+            np.add.at(quad, level, inverse[:, None, None] * entries_val[li][:, :, None] * entries_val[lj][:, None, :])
+            blocks = blocks + np.einsum("lab,lbc,lcd->lad", pinv, quad, pinv)
+        out = [blocks]
+        pos = 0
+        for t in self.rest_terms:
+            out.append(diagonal[pos : pos + t.n_effects].reshape(t.n_levels, 1, 1))
+            pos += t.n_effects
+        return out
+
+    def with_response(self, y: np.ndarray) -> SparseRestSystem:
+        """The same design with a new response: only Z'y, X'y and y'y change."""
+        from dataclasses import replace
+
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        new = object.__new__(SparseRestSystem)
+        new.__dict__.update(self.__dict__)
+        design = self.design
+        new.design = replace(design, fixed=replace(design.fixed, response=y))
+        cross = np.empty(self.size)
+        pos = 0
+        for term in self.rest_terms:
+            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y,
+                                                                  term.n_levels).ravel()
+            pos += term.n_effects
+        cross[pos:-1] = design.X.T @ y
+        cross[-1] = y @ y
+        on_y = self._a_rows == self.size - 1
+        values = self._a_values.copy()
+        values[on_y] = cross[self._a_cols[on_y]]
+        new._a_values = values
+        ptr, idx, val = self.coupling
+        lead = self.lead_term
+        val = val.copy()
+        val[ptr[1:] - 1] = z_transpose_times(lead.group_codes, lead.design, y, lead.n_levels)
+        new.coupling = (ptr, idx, val)
+        new.chol = self.chol  # the symbolic factor is shared; numbers live in each SparseFactor
+        return new
+
+    def with_fixed_tail(self, tail: np.ndarray) -> PenalizedSystem:
+        """Not available with a sparse rest: profile intervals need the dense rest."""
+        raise InterlaceError(
+            "solver: profile intervals hold fixed effects through the dense rest; this fit used the "
+            "sparse rest (the design's Schur complement is too large to be dense). Use "
+            "confint(method='wald')"
+        )
