@@ -165,15 +165,17 @@ def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels
     """:func:`downdate_rest` for a scalar leading term (k1 = 1), with the rest already
     scaled by Lambda_r: rest[a, b] -= s_a s_b sum_l v_la m_l v_lb for b >= a."""
     size = rest.shape[0]
+    scaled = np.empty(idx.shape[0])  # v_la s_a, once per entry instead of once per pair
+    for t in range(idx.shape[0]):
+        scaled[t] = val[t, 0] * scale[idx[t]]
     for a in range(size):
-        sa = scale[a]
+        row = rest[a]
         for t in range(row_ptr[a], row_ptr[a + 1]):
             pos = positions[t]
             l = levels[t]
-            w = val[pos, 0] * shrink[l, 0, 0] * sa
+            w = scaled[pos] * shrink[l, 0, 0]
             for b in range(pos, ptr[l + 1]):
-                j = idx[b]
-                rest[a, j] -= w * val[b, 0] * scale[j]
+                row[idx[b]] -= w * scaled[b]
 
 
 @kernel
