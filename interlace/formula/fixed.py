@@ -1,4 +1,5 @@
-"""The fixed-effects part through formulaic: the only module that imports formulaic.
+"""The fixed-effects part through formulaic: the only module that imports formulaic
+(on first use: a formula of plain numeric columns is built without it).
 
 R's treatment contrasts, first level (or first pandas category) as reference.
 The :class:`formulaic.ModelSpec` is kept so that new data give the same columns.
@@ -11,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
-from formulaic.errors import FormulaicError
 
 from ..errors import DataError, FormulaError
 
@@ -56,6 +55,12 @@ def fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign:
     >>> d.column_names, d.matrix.shape
     (('Intercept', 'x'), (3, 2))
     """
+    plain = _plain_fixed_design(formula, table)
+    if plain is not None:
+        return plain
+    from formulaic import model_matrix  # deferred: plain formulas never need it
+    from formulaic.errors import FormulaicError
+
     try:
         matrices = model_matrix(formula, table, na_action="raise")
     except FormulaicError as exc:
@@ -79,6 +84,68 @@ def fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign:
     )
 
 
+class LazyModelSpec:
+    """formulaic's ModelSpec of a right-hand side, built on first use.
+
+    A fit whose fixed part is plain numeric columns builds X without formulaic; the
+    ModelSpec (for predictions on new data, contrasts, ANOVA tables) is made from
+    the same formula and rows only when one of those asks for it. Attributes are
+    those of the ModelSpec.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> spec = LazyModelSpec("x", pd.DataFrame({"x": [1.0, 2.0]}))
+    >>> spec.column_names
+    ('Intercept', 'x')
+    """
+
+    def __init__(self, rhs: str, table: pd.DataFrame):
+        self._rhs, self._table, self._spec = rhs, table, None
+
+    def _materialize(self) -> Any:
+        if self._spec is None:
+            from formulaic import model_matrix
+
+            self._spec = model_matrix(self._rhs, self._table, na_action="raise").model_spec
+        return self._spec
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._materialize(), name)
+
+    def __getstate__(self) -> dict:
+        return {"_rhs": self._rhs, "_table": self._table, "_spec": self._spec}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def _plain_fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign | None:
+    """``response ~ [1 +] a + b`` with numeric columns, built without formulaic (None
+    when the formula needs formulaic: transforms, factors, interactions)."""
+    if formula.count("~") != 1:
+        return None
+    lhs, rhs = (part.strip() for part in formula.split("~"))
+    if not (lhs.isidentifier() and lhs in table.columns and _plain_numeric(table[lhs])):
+        return None
+    plain = PlainColumns.parse(rhs, table, allow_intercept_only=True)
+    if plain is None:
+        return None
+    return FixedDesign(
+        response=np.ascontiguousarray(table[lhs].to_numpy(dtype=np.float64)),
+        response_name=lhs,
+        matrix=plain.matrix(table),
+        column_names=plain.column_names,
+        model_spec=LazyModelSpec(rhs, table),
+    )
+
+
+def _plain_numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+
+
 def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray, tuple[str, ...], Any]:
     """The per-row design (n x k) of a random term's left-hand side, its column names,
     and the ModelSpec that rebuilds it for new data (None for an intercept).
@@ -95,6 +162,9 @@ def term_design(expr: str, table: pd.DataFrame, source: str) -> tuple[np.ndarray
     plain = PlainColumns.parse(expr, table)
     if plain is not None:
         return plain.matrix(table), plain.column_names, plain
+    from formulaic import model_matrix
+    from formulaic.errors import FormulaicError
+
     try:
         mm = model_matrix(expr, table, na_action="raise")
     except (FormulaicError, ValueError, TypeError, NameError) as exc:
@@ -123,7 +193,7 @@ class PlainColumns:
     names: tuple[str, ...]
 
     @classmethod
-    def parse(cls, expr: str, table: pd.DataFrame) -> PlainColumns | None:
+    def parse(cls, expr: str, table: pd.DataFrame, allow_intercept_only: bool = False) -> PlainColumns | None:
         """The plain form of ``expr`` on ``table``, or None when formulaic is needed."""
         intercept = True
         names: list[str] = []
@@ -133,12 +203,11 @@ class PlainColumns:
             if token in ("0", "-1"):
                 intercept = False
             elif (token.isidentifier() and token in table.columns and token not in names
-                  and pd.api.types.is_numeric_dtype(table[token].dtype)
-                  and not pd.api.types.is_bool_dtype(table[token].dtype)):
+                  and _plain_numeric(table[token])):
                 names.append(token)
             else:
                 return None
-        if not names:
+        if not names and not (allow_intercept_only and intercept):
             return None
         return cls(intercept, tuple(names))
 
@@ -185,6 +254,8 @@ def design_for_new_data(model_spec: Any, table: pd.DataFrame) -> np.ndarray:
         except (ValueError, TypeError) as exc:
             raise DataError(f"newdata: {exc}") from exc
     check_levels(model_spec, table)
+    from formulaic.errors import FormulaicError
+
     try:
         return np.asarray(model_spec.get_model_matrix(table, na_action="ignore"), dtype=np.float64)
     except (FormulaicError, ValueError, TypeError, KeyError, NameError) as exc:
