@@ -96,3 +96,31 @@ def test_grouping_columns_of_any_dtype_are_factors(sleep):
 def test_two_terms_with_the_same_effect_on_one_factor_are_refused(sleep):
     with pytest.raises(interlace.FormulaError, match=r"appear in more than one term"):
         interlace.fit("Reaction ~ Days + (1 | Subject) + (1 | Subject)", sleep)
+
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days", "Reaction ~ 1", "Reaction ~ 0 + Days", "Reaction ~ Days + 1"])
+def test_plain_fixed_part_equals_formulaic(formula):
+    import pickle
+
+    from formulaic import model_matrix
+
+    from interlace.formula.fixed import LazyModelSpec, fixed_design
+
+    data = interlace.load_dataset("sleepstudy")
+    plain = fixed_design(formula, data)
+    reference = model_matrix(formula, data)
+    assert isinstance(plain.model_spec, LazyModelSpec)  # built without formulaic
+    assert plain.column_names == tuple(reference.rhs.columns)
+    np.testing.assert_array_equal(plain.matrix, reference.rhs.to_numpy(dtype=float))
+    np.testing.assert_array_equal(plain.response, reference.lhs.iloc[:, 0].to_numpy(dtype=float))
+    spec = pickle.loads(pickle.dumps(plain.model_spec))  # bootMer ships it to workers
+    new = data.head(5)
+    np.testing.assert_array_equal(np.asarray(spec.get_model_matrix(new)), reference.rhs.to_numpy(dtype=float)[:5])
+
+
+def test_formulas_needing_formulaic_are_not_plain():
+    from interlace.formula.fixed import LazyModelSpec, fixed_design
+
+    data = interlace.load_dataset("sleepstudy")
+    for formula in ("log(Reaction) ~ Days", "Reaction ~ Subject", "Reaction ~ Days + I(Days ** 2)", "Reaction ~ Days:Days"):
+        assert not isinstance(fixed_design(formula, data).model_spec, LazyModelSpec), formula
