@@ -46,7 +46,8 @@ def tests_oldest(session: nox.Session) -> None:
 def kernels_nojit(session: nox.Session) -> None:
     """Kernel oracle tests with the JIT disabled, so coverage sees the kernels' lines."""
     session.install(".[test]")
-    session.run("pytest", "tests/test_kernels.py", *session.posargs, env={"NUMBA_DISABLE_JIT": "1"})
+    session.run("pytest", "tests/test_kernels.py", "tests/test_sparse_cholesky.py", *session.posargs,
+                env={"NUMBA_DISABLE_JIT": "1"})
 
 
 @nox.session(python=PYTHON)
