@@ -78,3 +78,12 @@ def test_type3_with_kenward_roger_single_df_is_the_t_test():
     table = interlace.anova(m)
     assert table.loc["temp", "DenDF"] == pytest.approx(m.fe_df["temp"], rel=1e-10)
     assert "Kenward-Roger" in table.attrs["title"]
+
+
+def test_too_many_random_effects_is_a_clear_error(monkeypatch):
+    from interlace.inference import kenward_roger as kr_module
+
+    m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    monkeypatch.setattr(kr_module, "MAX_RANDOM_EFFECTS", 10)  # sleepstudy has 36
+    with pytest.raises(interlace.InterlaceError, match="df_method: Kenward-Roger .* found 36"):
+        m.with_df_method("kenward-roger")

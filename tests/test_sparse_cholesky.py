@@ -22,8 +22,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.sparse.linalg import splu
 
 from interlace.errors import InterlaceError
+from interlace.kernels.amd import approximate_minimum_degree
 from interlace.kernels.sparse_cholesky import (
-    approximate_minimum_degree,
     column_counts,
     elimination_tree,
     factor_pattern,

@@ -23,8 +23,12 @@ import scipy.sparse as sp
 from scipy import linalg, stats
 
 from ..design import ModelDesign
+from ..errors import InterlaceError
 from ..kernels.crossprod import dense_crossprod
 from ..linalg.system import stack_terms
+
+MAX_RANDOM_EFFECTS = 20_000
+"""Largest q for Kenward-Roger: its q x q matrices then take about 3 GB each."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> Kenwa
     n, p = design.n_obs, design.n_fixed
     terms = design.terms
     q = design.n_random
+    if q > MAX_RANDOM_EFFECTS:
+        raise InterlaceError(
+            f"df_method: Kenward-Roger works with dense q x q matrices; expected at most "
+            f"{MAX_RANDOM_EFFECTS:,} random effects, found {q:,} (use df_method='satterthwaite')"
+        )
     codes, designs, design_start, index_offset, _, _ = stack_terms(terms, n)
     full = dense_crossprod(codes, designs, design_start, index_offset, np.ascontiguousarray(design.X), q + p)
     A_zz = sp.csr_matrix(full[:q, :q])

@@ -22,7 +22,7 @@ Ordering
 --------
 ``ordering="auto"`` (the default) tries three orders of the leading block: an
 approximate minimum degree (AMD,
-:func:`~interlace.kernels.sparse_cholesky.approximate_minimum_degree`, in numba), scipy's
+:func:`~interlace.kernels.amd.approximate_minimum_degree`, in numba), scipy's
 reverse Cuthill-McKee (RCM) and the given order. For each it runs the symbolic phase
 (O(nnz(L)), tens of milliseconds at n = 50,000) and it keeps the one whose numeric phase
 does the fewest multiply-adds (sum of squared column counts, padding included), because
@@ -58,8 +58,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from ..errors import InterlaceError
+from ..kernels.amd import approximate_minimum_degree
 from ..kernels.sparse_cholesky import (
-    approximate_minimum_degree,
     column_counts,
     elimination_tree,
     factor_numeric,
