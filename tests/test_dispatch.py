@@ -180,3 +180,5 @@ def test_fit_on_the_sparse_rest_equals_the_dense_fit():
         sparse_fit.confint(method="profile")
     with pytest.raises(interlace.InterlaceError, match="sparse matrix"):
         interlace.hlm_leverage(sparse_fit)
+    with pytest.raises(interlace.InterlaceError, match="sparse matrix"):
+        interlace.hlm_influence(sparse_fit, level="g1", approx=False, leverage=())

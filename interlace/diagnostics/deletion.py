@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..design import RANK_TOLERANCE
-from ..errors import RankDeficiencyWarning
+from ..errors import InterlaceError, RankDeficiencyWarning
 from ..gradient import deviance_functions
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
 from ..kernels.diagnostics import subtract_coupling
@@ -57,6 +57,11 @@ def downdated_system(system: PenalizedSystem, rows: np.ndarray) -> PenalizedSyst
     >>> smaller.design.n_obs, round(float(smaller.rest_crossprod[-1, -1] - m._system.rest_crossprod[-1, -1]))
     (25, -11341025)
     """
+    if system.rest_layout != "dense":
+        raise InterlaceError(
+            "approx: exact deletion downdates the dense rest; this fit factored its rest as a "
+            "sparse matrix (a design whose dense rest would not fit); use approx=True"
+        )
     rows = np.unique(np.asarray(rows, dtype=np.int64))
     design = system.design
     n = design.n_obs
