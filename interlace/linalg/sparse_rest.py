@@ -26,6 +26,7 @@ from ..errors import InterlaceError
 from ..kernels.blockdiag import factor_leading_block, transpose_coupling
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
 from ..kernels.products import z_transpose_times
+from ..kernels.sparse_cholesky import locate_entries
 from ..kernels.sparse_rest import (
     count_level_pairs,
     downdate_pattern,
@@ -143,12 +144,8 @@ class SparseRestSystem(PenalizedSystem):
         self._random_chol = None
 
     def _locate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        indptr, indices = self.chol.input_indptr, self.chol.input_indices
-        positions = np.empty(rows.size, dtype=np.int64)
-        for t, (r, c) in enumerate(zip(rows, cols, strict=True)):
-            lo, hi = indptr[c], indptr[c + 1]
-            positions[t] = lo + np.searchsorted(indices[lo:hi], r)
-        return positions
+        """Positions of lower-triangle entries (rows >= cols) in the input layout."""
+        return locate_entries(self.chol.input_indptr, self.chol.input_indices, rows, cols)
 
     @property
     def path(self) -> str:
