@@ -161,21 +161,28 @@ def assemble_scaled_upper(crossprod, scale, n_random, out):
 
 
 @kernel
-def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale):
+def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale, n_head):
     """:func:`downdate_rest` for a scalar leading term (k1 = 1), with the rest already
-    scaled by Lambda_r: rest[a, b] -= s_a s_b sum_l v_la m_l v_lb for b >= a."""
+    scaled by Lambda_r: rest[a, b] -= s_a s_b sum_l v_la m_l v_lb for b >= a, on the
+    rows a < ``n_head`` (the random effects) only. Each level lists the [X y] tail last
+    (rest indices n_head, n_head + 1, ...), so a row's tail part is a contiguous loop;
+    the tail x tail block is left to the caller (one small dense product)."""
     size = rest.shape[0]
+    n_tail = size - n_head
     scaled = np.empty(idx.shape[0])  # v_la s_a, once per entry instead of once per pair
     for t in range(idx.shape[0]):
         scaled[t] = val[t, 0] * scale[idx[t]]
-    for a in range(size):
+    for a in range(n_head):
         row = rest[a]
         for t in range(row_ptr[a], row_ptr[a + 1]):
             pos = positions[t]
             l = levels[t]
             w = scaled[pos] * shrink[l, 0, 0]
-            for b in range(pos, ptr[l + 1]):
+            tail_start = ptr[l + 1] - n_tail
+            for b in range(pos, tail_start):
                 row[idx[b]] -= w * scaled[b]
+            for j in range(n_tail):
+                row[n_head + j] -= w * scaled[tail_start + j]
 
 
 @kernel

@@ -303,8 +303,14 @@ class PenalizedSystem:
             assemble_scaled_upper(self.rest_crossprod, scale, q, work)
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
-                downdate = downdate_rest_scalar if self.lead_term.n_columns == 1 else downdate_rest
-                downdate(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
+                if self.lead_term.n_columns == 1:
+                    downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q)
+                    # the [X y] x [X y] block: one small product over the levels' tails
+                    tail = val[(ptr[1:, None] - (self.size - q)) + np.arange(self.size - q), 0]
+                    weighted = tail * np.sqrt(lead_shrink[:, 0, 0])[:, None]
+                    work[q:, q:] -= np.triu(weighted.T @ weighted)
+                else:
+                    downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
         else:
             # vector rest terms: downdate unscaled, then Lambda_r' . Lambda_r block by block
             work = self.rest_crossprod.copy()
