@@ -182,11 +182,25 @@ def factor_pattern(upper_indptr, upper_indices, parent, L_indptr):
 
 
 @kernel
+def find_entry(indptr, indices, row, column):
+    """Position of entry (row, column) of a CSC pattern with sorted rows, by bisection
+    in the column; -1 if absent."""
+    lo = indptr[column]
+    hi = indptr[column + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < row:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < indptr[column + 1] and indices[lo] == row else -1
+
+
+@kernel
 def locate_entries(L_indptr, L_indices, rows, columns):
     """Position in the CSC arrays of each entry (rows[t], columns[t]), or -1 if absent.
 
-    Each entry is looked up in the lower triangle, at (max, min) of its two indices, by
-    bisection in its column's sorted rows.
+    Each entry is looked up in the lower triangle, at (max, min) of its two indices.
     """
     m = rows.shape[0]
     positions = np.empty(m, dtype=np.int64)
@@ -195,15 +209,7 @@ def locate_entries(L_indptr, L_indices, rows, columns):
         j = columns[t]
         if i < j:
             i, j = j, i
-        lo = L_indptr[j]
-        hi = L_indptr[j + 1]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if L_indices[mid] < i:
-                lo = mid + 1
-            else:
-                hi = mid
-        positions[t] = lo if lo < L_indptr[j + 1] and L_indices[lo] == i else -1
+        positions[t] = find_entry(L_indptr, L_indices, i, j)
     return positions
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .sparse_cholesky import find_entry
 
 
 @kernel
@@ -28,17 +29,7 @@ def level_pair_positions(ptr, idx, input_indptr, input_indices, out):
         for i in range(ptr[l], ptr[l + 1]):
             row = idx[i]
             for j in range(ptr[l], i + 1):
-                col = idx[j]
-                lo = input_indptr[col]
-                hi = input_indptr[col + 1]
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if input_indices[mid] < row:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                found = lo < input_indptr[col + 1] and input_indices[lo] == row
-                out[t] = lo if found else -1
+                out[t] = find_entry(input_indptr, input_indices, row, idx[j])
                 t += 1
 
 
