@@ -131,11 +131,11 @@ def choose_rest(design: ModelDesign) -> str:
     if size * size * 8 > DENSE_REST_MAX_BYTES:
         return "sparse"
     lead = design.terms[0]
-    pairs = 0.0
-    for term in rest:  # distinct (leading level, rest level) meetings bound the clique sizes
+    clique = np.zeros(lead.n_levels)  # rest effects each leading level meets: its downdate's clique
+    for term in rest:
         meetings = np.unique(lead.group_codes.astype(np.int64) * term.n_levels + term.group_codes)
-        per_level = np.bincount(meetings // term.n_levels, minlength=lead.n_levels)
-        pairs += float(np.sum(per_level * (per_level + 1) / 2)) * len(rest)
+        clique += np.bincount(meetings // term.n_levels, minlength=lead.n_levels)
+    pairs = float(np.sum(clique * (clique + 1) / 2))
     own = float(design.n_obs) * len(rest) ** 2 / 2  # the rest's own cross-products, at most
     return "sparse" if pairs + own < SPARSE_REST_SHARE * size * size / 2 else "dense"
 

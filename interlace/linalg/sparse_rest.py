@@ -25,7 +25,6 @@ from ..design import ModelDesign
 from ..errors import InterlaceError
 from ..kernels.blockdiag import factor_leading_block, transpose_coupling
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
-from ..kernels.products import z_transpose_times
 from ..kernels.sparse_cholesky import locate_entries
 from ..kernels.sparse_rest import (
     count_level_pairs,
@@ -204,22 +203,7 @@ class SparseRestSystem(PenalizedSystem):
         unit[-1] = 1.0
         x = chol.solve(unit)  # S^{-1} e_y = [-M^{-1} s; 1] / r^2
         z = -x[:-1] / x[-1]
-        u_rest, beta = z[: self.n_rest_random], z[self.n_rest_random :]
-        b_rest = self.spherical_to_effects(u_rest, theta, self.rest_terms)
-        return self._lead_effects(factor, theta, b_rest, beta, u_rest)
-
-    def _lead_effects(self, factor, theta, b_rest, beta, u_rest):
-        from ..kernels.blockdiag import coupling_times
-
-        w = np.concatenate([b_rest, beta, [-1.0]])
-        ptr, idx, val = self.coupling
-        resid_cross = coupling_times(ptr, idx, val, w)
-        T1 = self.lead_term.relative_cov_factor(theta)
-        rhs1 = -(resid_cross @ T1)
-        chol = factor.lead_chol
-        y1 = np.linalg.solve(chol, rhs1[:, :, None])
-        u1 = np.linalg.solve(np.swapaxes(chol, 1, 2), y1)[:, :, 0]
-        return np.concatenate([u1.ravel(), u_rest]), beta
+        return self._with_lead_effects(factor, theta, z[: self.n_rest_random], z[self.n_rest_random :])
 
     def conditional_precision_inverse_blocks(self, factor: SparseFactor, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n_levels, k, k) diagonal blocks of (Lambda'Z'Z Lambda + I)^{-1},
@@ -277,31 +261,13 @@ class SparseRestSystem(PenalizedSystem):
 
     def with_response(self, y: np.ndarray) -> SparseRestSystem:
         """The same design with a new response: only Z'y, X'y and y'y change."""
-        from dataclasses import replace
-
         y = np.ascontiguousarray(y, dtype=np.float64)
-        new = object.__new__(SparseRestSystem)
-        new.__dict__.update(self.__dict__)
-        design = self.design
-        new.design = replace(design, fixed=replace(design.fixed, response=y))
-        cross = np.empty(self.size)
-        pos = 0
-        for term in self.rest_terms:
-            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y,
-                                                                  term.n_levels).ravel()
-            pos += term.n_effects
-        cross[pos:-1] = design.X.T @ y
-        cross[-1] = y @ y
+        new = self._copy_with_response(y)  # shares the symbolic factor; numbers live in each SparseFactor
+        cross = self._response_cross(y)
         on_y = self._a_rows == self.size - 1
         values = self._a_values.copy()
         values[on_y] = cross[self._a_cols[on_y]]
         new._a_values = values
-        ptr, idx, val = self.coupling
-        lead = self.lead_term
-        val = val.copy()
-        val[ptr[1:] - 1] = z_transpose_times(lead.group_codes, lead.design, y, lead.n_levels)
-        new.coupling = (ptr, idx, val)
-        new.chol = self.chol  # the symbolic factor is shared; numbers live in each SparseFactor
         return new
 
     def with_fixed_tail(self, tail: np.ndarray) -> PenalizedSystem:

@@ -221,29 +221,29 @@ class PenalizedSystem:
     def with_response(self, y: np.ndarray) -> PenalizedSystem:
         """The same design with a new response: only Z'y, X'y and y'y change (one pass
         over the rows); codes, Z'Z, Z'X and the block structure are shared."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        new = self._copy_with_response(y)
+        cross = self._response_cross(y)
+        rest = self.rest_crossprod.copy()
+        rest[-1, :] = cross
+        rest[:, -1] = cross
+        new.rest_crossprod = rest
+        return new
+
+    def _copy_with_response(self, y: np.ndarray):
+        """A shallow copy with response y: the design (its y-free caches kept) and the
+        coupling's y column replaced; the caller replaces the rest's y row."""
         from dataclasses import replace
 
         from ..kernels.products import z_transpose_times
 
-        y = np.ascontiguousarray(y, dtype=np.float64)
-        new = object.__new__(PenalizedSystem)
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         design = self.design
         new.design = replace(design, fixed=replace(design.fixed, response=y))
         for name in ("fixed_index", "lme4_terms"):  # cached, and independent of y
             if name in design.__dict__:
                 new.design.__dict__[name] = design.__dict__[name]
-        cross = np.empty(self.size)
-        pos = 0
-        for term in self.rest_terms:
-            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y, term.n_levels).ravel()
-            pos += term.n_effects
-        cross[pos:-1] = design.X.T @ y
-        cross[-1] = y @ y
-        rest = self.rest_crossprod.copy()
-        rest[-1, :] = cross
-        rest[:, -1] = cross
-        new.rest_crossprod = rest
         if self.coupling is not None:
             ptr, idx, val = self.coupling
             lead = self.lead_term
@@ -251,6 +251,20 @@ class PenalizedSystem:
             val[ptr[1:] - 1] = z_transpose_times(lead.group_codes, lead.design, y, lead.n_levels)
             new.coupling = (ptr, idx, val)
         return new
+
+    def _response_cross(self, y: np.ndarray) -> np.ndarray:
+        """[Z_rest X y]'y, the rest's y row for the response y (one pass over the rows)."""
+        from ..kernels.products import z_transpose_times
+
+        cross = np.empty(self.size)
+        pos = 0
+        for term in self.rest_terms:
+            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y,
+                                                                  term.n_levels).ravel()
+            pos += term.n_effects
+        cross[pos:-1] = self.design.X.T @ y
+        cross[-1] = y @ y
+        return cross
 
     @property
     def rest_layout(self) -> str:
@@ -338,6 +352,11 @@ class PenalizedSystem:
         u_rest, beta = z[:q], z[q:]
         if self.lead_term is None:
             return u_rest, beta
+        return self._with_lead_effects(factor, theta, u_rest, beta)
+
+    def _with_lead_effects(self, factor, theta: np.ndarray, u_rest: np.ndarray,
+                           beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, beta) with the leading term's u_1 back-solved level by level from the rest's."""
         b_rest = self.spherical_to_effects(u_rest, theta, self.rest_terms)
         w = np.concatenate([b_rest, beta, [-1.0]])
         ptr, idx, val = self.coupling
