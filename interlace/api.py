@@ -38,6 +38,7 @@ from .gradient import deviance_functions
 from .linalg.dispatch import build_system
 from .optimize import OptimizationRecord, optimize_theta
 from .result import CrossedLMEResult, ModelInfo
+from .start import start_theta
 
 Method = Literal["REML", "ML"]
 NaAction = Literal["drop", "raise"]
@@ -178,11 +179,13 @@ def fit(
     method : {"REML", "ML"}
         Restricted (default, as lme4) or full maximum likelihood.
     start : sequence of float, optional
-        Start values of theta (lme4's order); lme4's start by default.
+        Start values of theta (lme4's order). By default lme4's start, or moment
+        estimates where the Newton optimiser runs (see :mod:`interlace.start`).
     optimizer : str
-        ``"auto"`` (default: L-BFGS-B with the analytic gradient on the dense path,
-        COBYQA on the sparse one), ``"cobyqa"``, ``"l-bfgs-b"``, ``"powell"`` or
-        ``"nelder-mead"``.
+        ``"auto"`` (default: a compiled BFGS or L-BFGS-B with the analytic gradient on
+        the dense path; Newton's method with the average information on the blocked
+        path when every term is scalar; COBYQA otherwise), ``"newton"``, ``"cobyqa"``,
+        ``"l-bfgs-b"``, ``"powell"`` or ``"nelder-mead"``.
     max_evaluations : int
         Budget of objective evaluations (lme4's ``maxfun``); a fit that runs out
         warns and reports ``converged=False``.
@@ -223,7 +226,7 @@ def fit(
     reml = method == "REML"
     objective, with_gradient = deviance_functions(system, reml)
     if start is None:
-        theta0 = design.start_theta()
+        theta0 = start_theta(system)
     else:
         theta0 = np.asarray(start, dtype=np.float64).ravel()
         if theta0.shape != (design.n_theta,):

@@ -1,12 +1,18 @@
 """The optimiser of theta, and a record of what it did.
 
-``optimizer="auto"`` (the default) uses L-BFGS-B with the analytic gradient where
-the model has one (the dense path, :mod:`interlace.gradient`), and otherwise
-scipy's COBYQA, a derivative-free trust-region method with bounds (a successor of
-the BOBYQA that lme4 uses through nloptwrap). Both start from lme4's start and are
-followed by lme4's two boundary checks: ``restart_edge`` (restart when moving a
-zero variance off the boundary lowers the deviance) and ``check.boundary`` (snap
-near-zero values to zero when that does not raise the deviance).
+``optimizer="auto"`` (the default) picks by what the criterion offers:
+
+- small dense systems: a projected BFGS in compiled code (:mod:`interlace.gradient`);
+- larger dense systems: L-BFGS-B with the analytic gradient;
+- blocked systems of scalar terms with a dense rest: Newton's method with the average
+  information (:mod:`interlace.newton`, :mod:`interlace.blocked_gradient`), from
+  moment estimates (:mod:`interlace.start`);
+- everything else: scipy's COBYQA, a derivative-free trust-region method with bounds
+  (a successor of the BOBYQA that lme4 uses through nloptwrap).
+
+Every run is followed by lme4's two boundary checks: ``restart_edge`` (restart when
+moving a zero variance off the boundary lowers the deviance) and ``check.boundary``
+(snap near-zero values to zero when that does not raise the deviance).
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import numpy as np
 
 from .errors import InterlaceError
 
-OPTIMIZERS = ("auto", "cobyqa", "l-bfgs-b", "powell", "nelder-mead")
+OPTIMIZERS = ("auto", "newton", "cobyqa", "l-bfgs-b", "powell", "nelder-mead")
 
-GRADIENT_METHODS = ("auto-compiled", "l-bfgs-b")
+GRADIENT_METHODS = ("auto-compiled", "l-bfgs-b", "newton")
 
 NEAR_BOUNDARY = 1e-4
 """A gradient run ending with a variance parameter this close to zero (lme4's
@@ -86,6 +92,10 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return fun_and_grad.minimize(start, lower, max_evaluations, inverse_hessian)
+    if name == "newton":
+        from .newton import minimize_average_information
+
+        return minimize_average_information(fun_and_grad, start, max_evaluations)
     from scipy.optimize import Bounds, minimize  # not needed by the compiled optimiser
 
     bounds = Bounds(lower, np.full_like(lower, np.inf))
@@ -135,9 +145,16 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     name = str(optimizer).lower()
     if name not in OPTIMIZERS:
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
+    if name == "newton" and not hasattr(fun_and_grad, "derivatives"):
+        raise InterlaceError(
+            "optimizer='newton': needs a blocked system of scalar terms with a dense rest "
+            "(crossed random intercepts on a large model); use 'auto' or 'cobyqa'"
+        )
     if name == "auto":
         if fun_and_grad is None:
             name = "cobyqa"
+        elif hasattr(fun_and_grad, "derivatives"):
+            name = "newton"
         else:
             name = "auto-compiled" if hasattr(fun_and_grad, "minimize") else "l-bfgs-b"
     count = 0
@@ -148,7 +165,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         return fun(np.maximum(np.asarray(theta, dtype=np.float64), lower))
 
     counted_grad = None
-    if name == "auto-compiled":
+    if name in ("auto-compiled", "newton"):
         counted_grad = fun_and_grad  # it counts its own evaluations
     elif fun_and_grad is not None:
         def counted_grad(theta: np.ndarray):
@@ -159,7 +176,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     result = _run(name, counted, start, lower, max_evaluations, counted_grad,
                   inverse_hessian if name == "auto-compiled" else None)
-    if name == "auto-compiled":
+    if name in ("auto-compiled", "newton"):
         count += result.nfev
     theta, value = np.maximum(result.x, lower), float(result.fun)
     converged, message = bool(result.success), str(result.message)
@@ -184,7 +201,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         restarts.append(restart)
     for restart in restarts:
         again = _run(name, counted, restart, lower, max_evaluations, counted_grad)
-        if name == "auto-compiled":
+        if name in ("auto-compiled", "newton"):
             count += again.nfev
         if again.fun < value:
             theta, value = np.maximum(again.x, lower), float(again.fun)

@@ -38,6 +38,7 @@ from interlace.kernels.blockdiag import (
     downdate_rest,
     downdate_rest_scalar,
     factor_leading_block,
+    lead_quadratic_forms,
     scale_symmetric_blocks,
     transpose_coupling,
 )
@@ -406,6 +407,23 @@ def test_coupling_times(design, data):
     expected = term_z(lead).T @ (rest_matrix(design) @ vector)
     assert out.shape == (lead.n_levels, lead.k)
     assert_close(out.ravel(), expected)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(lead_k=1), st.data())
+def test_lead_quadratic_forms(design, data):
+    ptr, idx, val = coupling_oracle(design)
+    size = design.rest_size
+    scale = data.draw(float_arrays(size, NONNEGATIVE))
+    raw = data.draw(float_arrays((size, size)))
+    inverse = raw + raw.T
+    n_head = data.draw(st.integers(0, size))
+    v = expand_coupling(ptr, idx, val, size)[:, :n_head] * scale[:n_head]
+    expected = np.einsum("la,ab,lb->l", v, inverse[:n_head, :n_head], v)
+    upper_only = np.triu(inverse) + np.tril(np.full((size, size), np.nan), -1)
+    out = lead_quadratic_forms(ptr, idx, val, scale, upper_only, n_head)
+    magnitude = float(np.max(np.abs(v), initial=0.0) ** 2 * np.max(np.abs(inverse), initial=0.0) * size**2)
+    assert_close(out, expected, magnitude)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

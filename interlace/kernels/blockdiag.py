@@ -243,3 +243,30 @@ def scale_symmetric_blocks(matrix, block_offset, block_k, block_levels, factors,
                     else:
                         for j in range(size):
                             matrix[base + c, j] += f * matrix[base + r, j]
+
+
+@kernel
+def lead_quadratic_forms(ptr, idx, val, scale, inverse, n_head):
+    """Per level l of a scalar leading term, v_l' W v_l over the rest indices below
+    ``n_head``, where v_l = val[ptr[l]:ptr[l+1], 0] * scale[idx] (the level's coupling,
+    scaled by Lambda_r) and W = ``inverse`` (symmetric; only its upper triangle,
+    W[a, b] with b >= a, is read, row by row). Each level's indices are sorted, so
+    the entries below ``n_head`` come first."""
+    n_levels = ptr.shape[0] - 1
+    out = np.zeros(n_levels)
+    for l in range(n_levels):
+        stop = ptr[l]
+        while stop < ptr[l + 1] and idx[stop] < n_head:
+            stop += 1
+        total = 0.0
+        for p in range(ptr[l], stop):
+            a = idx[p]
+            row = inverse[a]
+            cross = 0.0
+            for r in range(p + 1, stop):
+                b = idx[r]
+                cross += val[r, 0] * scale[b] * row[b]
+            va = val[p, 0] * scale[a]
+            total += va * (2.0 * cross + va * row[a])
+        out[l] = total
+    return out

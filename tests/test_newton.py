@@ -1,0 +1,207 @@
+"""Newton's method with the average information (the blocked path of scalar terms).
+
+Its gradient and average information against dense computations from an explicit Z,
+its moment start against the moment equations solved densely, and its optimum against
+COBYQA's and lme4's.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import interlace
+from interlace.blocked_gradient import BlockedDeviance, supports_blocked_derivatives
+from interlace.design import build_design
+from interlace.formula.random import split_formula
+from interlace.linalg.dispatch import build_system
+from interlace.linalg.system import PenalizedSystem
+from interlace.start import moment_start, start_theta
+
+from .reference import case_id, dataset_name, index, load
+from .strategies import crossed_frames
+
+FORMULA = "y ~ x + (1 | g1) + (1 | g2) + (0 + x | g3)"
+
+ORACLE_RTOL = 1e-8
+"""Blocked computations against dense ones: the same quantities up to rounding."""
+
+
+def _frame(n=400, n1=30, n2=12, n3=4, seed=7):
+    rng = np.random.default_rng(seed)
+    g1, g2, g3 = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.integers(0, n3, n)
+    x = rng.standard_normal(n)
+    y = (1 + 0.5 * x + rng.standard_normal(n1)[g1] + 0.7 * rng.standard_normal(n2)[g2]
+         + 0.4 * rng.standard_normal(n3)[g3] * x + rng.standard_normal(n))
+    return pd.DataFrame({"y": y, "x": x, "g1": [f"a{i}" for i in g1], "g2": [f"b{i}" for i in g2],
+                         "g3": [f"c{i}" for i in g3]})
+
+
+@pytest.fixture(scope="module")
+def system():
+    design = build_design(*split_formula(FORMULA), _frame())
+    return PenalizedSystem(design, 1)
+
+
+def _dense(system):
+    """Z (factorisation order, one column per effect), X, y and each term's theta index."""
+    design = system.design
+    n = design.n_obs
+    blocks, which = [], []
+    for term in design.terms:
+        z = np.zeros((n, term.n_levels))
+        z[np.arange(n), term.group_codes] = term.design[:, 0]
+        blocks.append(z)
+        which.append(int(term.theta_index[0, 0]))
+    return blocks, design.X, design.y, which
+
+
+def _dense_derivatives(system, theta, reml):
+    """The criterion's gradient and average information from H = I + Z Lambda^2 Z'."""
+    blocks, X, y, which = _dense(system)
+    n, p = X.shape
+    H = np.eye(n) + sum(theta[w] ** 2 * (z @ z.T) for z, w in zip(blocks, which, strict=True))
+    Hinv = np.linalg.inv(H)
+    HX = Hinv @ X
+    P = Hinv - HX @ np.linalg.solve(X.T @ HX, HX.T)
+    nu = n - p if reml else n
+    r = P @ y
+    r2 = float(y @ r)
+    derivs = [2.0 * theta[w] * (z @ z.T) for z, w in zip(blocks, which, strict=True)]
+    Pd = P if reml else Hinv
+    w_vecs = np.column_stack([D @ r for D in derivs])
+    q = w_vecs.T @ r
+    grad = np.zeros(system.design.n_theta)
+    info = np.zeros((system.design.n_theta,) * 2)
+    for t, (D, wt) in enumerate(zip(derivs, which, strict=True)):
+        grad[wt] += np.trace(Pd @ D) - nu * q[t] / r2
+    ai = (nu / r2) * (w_vecs.T @ P @ w_vecs - np.outer(q, q) / r2)
+    for s, ws in enumerate(which):
+        for t, wt in enumerate(which):
+            info[ws, wt] += ai[s, t]
+    return grad, info
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("theta", [[0.9, 0.6, 0.3], [0.2, 1.4, 0.05], [0.7, 0.0, 0.5]])
+def test_gradient_and_information_equal_dense_computations(system, reml, theta):
+    theta = np.array(theta)
+    value, grad, info = BlockedDeviance(system, reml).derivatives(theta)
+    expected_grad, expected_info = _dense_derivatives(system, theta, reml)
+    scale = np.max(np.abs(expected_grad))
+    np.testing.assert_allclose(grad, expected_grad, rtol=ORACLE_RTOL, atol=ORACLE_RTOL * scale)
+    live = theta > 0  # at theta_t = 0 the information of t is 0 in both
+    np.testing.assert_allclose(info[np.ix_(live, live)], expected_info[np.ix_(live, live)], rtol=ORACLE_RTOL,
+                               atol=ORACLE_RTOL * np.max(np.abs(expected_info)))
+    assert np.all(np.linalg.eigvalsh(info) > -1e-8 * np.max(np.abs(info)))
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_is_the_derivative_of_the_value(system, reml):
+    blocked = BlockedDeviance(system, reml)
+    theta = np.array([0.8, 0.5, 0.3])
+    grad = blocked.derivatives(theta)[1]
+    step = 1e-6
+    numeric = [(blocked.value(theta + step * e) - blocked.value(theta - step * e)) / (2 * step)
+               for e in np.eye(theta.size)]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-5 * np.max(np.abs(grad)))
+
+
+def _dense_moment_start(system):
+    """The moment equations of :mod:`interlace.start` solved with an explicit Z."""
+    blocks, X, y, which = _dense(system)
+    n, p = X.shape
+    R = np.eye(n) - X @ np.linalg.solve(X.T @ X, X.T)
+    r = R @ y
+    K = len(blocks)
+    equations = np.zeros((K + 1, K + 1))
+    observed = np.zeros(K + 1)
+    for t, zt in enumerate(blocks):
+        for s, zs in enumerate(blocks):
+            equations[t, s] = np.sum((zt.T @ R @ zs) ** 2)
+        equations[t, K] = equations[K, t] = np.trace(zt.T @ R @ zt)
+        observed[t] = np.sum((zt.T @ r) ** 2)
+    equations[K, K] = n - p
+    observed[K] = r @ r
+    variances = np.linalg.solve(equations, observed)
+    theta = np.zeros(system.design.n_theta)
+    for t, w in enumerate(which):
+        theta[w] = np.sqrt(variances[t] / variances[K])
+    return theta
+
+
+def test_moment_start_solves_the_moment_equations(system):
+    np.testing.assert_allclose(moment_start(system), _dense_moment_start(system), rtol=1e-8)
+
+
+def test_moment_start_is_near_the_optimum_on_large_data():
+    rng = np.random.default_rng(11)
+    n, n1, n2 = 30_000, 600, 150
+    g1, g2 = rng.integers(0, n1, n), rng.integers(0, n2, n)
+    x = rng.standard_normal(n)
+    y = 1 + 0.5 * x + rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
+    frame = pd.DataFrame({"y": y, "x": x, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    m = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", frame)
+    assert m.optimization.optimizer == "newton"
+    start = moment_start(m._system)
+    np.testing.assert_allclose(start, m.theta, rtol=0.05)
+    assert m.optimization.n_evaluations <= 6
+
+
+def test_default_start_and_optimizer_by_system():
+    sleep = interlace.load_dataset("sleepstudy")
+    slope = build_system(build_design(*split_formula("Reaction ~ Days + (Days | Subject)"), sleep), "sparse")
+    assert not supports_blocked_derivatives(slope)
+    np.testing.assert_array_equal(start_theta(slope), slope.design.start_theta())
+    m = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, solver="sparse")
+    assert m.optimization.optimizer == "cobyqa"
+    with pytest.raises(interlace.InterlaceError, match="optimizer='newton'"):
+        interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, optimizer="newton")
+
+
+SCALAR_CASES = [case for case in index()
+                if all(t.n_columns == 1 for t in build_design(*split_formula(case["formula"]),
+                                                              interlace.load_dataset(dataset_name(case))).terms)]
+
+
+@pytest.mark.parametrize("case", SCALAR_CASES, ids=case_id)
+def test_newton_reaches_lme4s_optimum(case):
+    ref = load(case["json"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = interlace.fit(case["formula"], interlace.load_dataset(dataset_name(case)),
+                          method="REML" if ref["REML"] else "ML", solver="sparse")
+    assert m.optimization.optimizer == "newton"
+    criterion = ref["REMLcrit"] if ref["REML"] else ref["deviance"]
+    assert -2 * m.llf <= criterion + 1e-6
+    np.testing.assert_allclose(m.theta, list(ref["theta"].values()), atol=2e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(crossed_frames(), st.sampled_from(["REML", "ML"]))
+def test_newton_reaches_cobyqas_optimum(frame, method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        newton = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", frame, method=method, solver="sparse")
+        cobyqa = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", frame, method=method, solver="sparse",
+                               optimizer="cobyqa")
+    assert newton.optimization.optimizer == "newton"
+    assert newton.llf >= cobyqa.llf - 1e-6
+
+
+def test_zero_variance_ends_on_the_boundary():
+    frame = _frame()
+    # g2's effects replaced by nothing: its variance estimate is zero
+    frame["y"] = frame["y"] - frame.groupby("g2")["y"].transform("mean") + frame["y"].mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        newton = interlace.fit(FORMULA, frame, solver="sparse")
+        cobyqa = interlace.fit(FORMULA, frame, solver="sparse", optimizer="cobyqa")
+    assert newton.optimization.optimizer == "newton"
+    assert newton.is_singular
+    assert newton.llf >= cobyqa.llf - 1e-6
