@@ -239,7 +239,21 @@ def fit(
     record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method}
-    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows, options)
+    factor = _optimum_factor(objective, with_gradient, theta=record.theta)
+    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows, options,
+                     factor=factor)
+
+
+def _optimum_factor(*criteria, theta: np.ndarray):
+    """The factor at the optimum when a criterion still holds it from its last
+    evaluation (on a large model the factorisation is the costliest step), else None."""
+    for criterion in criteria:
+        owner = getattr(criterion, "__self__", criterion)  # a bound ``value`` method
+        if hasattr(owner, "last_factor"):
+            factor = owner.last_factor(theta)
+            if factor is not None:
+                return factor
+    return None
 
 
 def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
@@ -333,9 +347,11 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
 
 def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
               df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
-              options: dict | None = None, model: ModelInfo | None = None) -> CrossedLMEResult:
+              options: dict | None = None, model: ModelInfo | None = None,
+              factor=None) -> CrossedLMEResult:
     theta = record.theta
-    factor = system.factorize(theta)
+    if factor is None:
+        factor = system.factorize(theta)
     est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
     names = design.fixed_index
     fe_params = pd.Series(est.beta, index=names, name="Estimate")

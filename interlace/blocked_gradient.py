@@ -66,7 +66,10 @@ class BlockedDeviance:
 
     ``value(theta)`` is the criterion; ``derivatives(theta)`` returns (value, gradient,
     average information), reusing the factor of the last ``value`` call at the same
-    theta; calling the object returns (value, gradient), as L-BFGS-B takes them.
+    theta; calling the object returns (value, gradient), as L-BFGS-B takes them. The
+    rest's factor and inverse live in buffers that each evaluation rewrites (mapping a
+    fresh gigabyte costs more than filling it): a factor from :meth:`factor` is valid
+    until the next evaluation.
 
     Parameters
     ----------
@@ -103,22 +106,34 @@ class BlockedDeviance:
         self.rest_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.n_evaluations = 0
         self._last: tuple[bytes, Factor] | None = None
+        self._work: np.ndarray | None = None  # the rest's factor, rewritten at each evaluation
+        self._inverse: np.ndarray | None = None  # M_d's rest block, rewritten at each gradient
 
     # ----- value ---------------------------------------------------------------------------
 
-    def _factor(self, theta: np.ndarray) -> Factor:
+    def last_factor(self, theta: np.ndarray) -> Factor | None:
+        """The factor of the last evaluation when it was at ``theta``, else None."""
+        key = np.asarray(theta, dtype=np.float64).tobytes()
+        return self._last[1] if self._last is not None and self._last[0] == key else None
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        """The factor at ``theta``, the last one computed when it was at the same theta."""
+        theta = np.asarray(theta, dtype=np.float64)
         key = theta.tobytes()
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self.n_evaluations += 1
-        factor = self.system.factorize(theta)
+        if self._work is None:
+            self._work = np.empty_like(self.system.rest_crossprod)
+        self._last = None  # the buffer is about to change
+        factor = self.system.factorize(theta, out=self._work)
         self._last = (key, factor)
         return factor
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
         theta = np.asarray(theta, dtype=np.float64)
-        return profiled_deviance(self._factor(theta), self.n_obs, self.n_fixed, self.reml)
+        return profiled_deviance(self.factor(theta), self.n_obs, self.n_fixed, self.reml)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad, _ = self.derivatives(theta)
@@ -129,7 +144,7 @@ class BlockedDeviance:
     def derivatives(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """(criterion, gradient, average information) at ``theta``."""
         theta = np.asarray(theta, dtype=np.float64)
-        factor = self._factor(theta)
+        factor = self.factor(theta)
         value = profiled_deviance(factor, self.n_obs, self.n_fixed, self.reml)
         K = self.n_theta
         if not np.isfinite(value):
@@ -166,7 +181,10 @@ class BlockedDeviance:
         if m == 0:
             traces[0] = float(np.sum(weights))
             return traces
-        inverse = lapack.dpotri(np.asfortranarray(factor.rest_chol[:m, :m]), lower=1, overwrite_c=1)[0]
+        if self._inverse is None:
+            self._inverse = np.empty((m, m), order="F")
+        np.copyto(self._inverse, factor.rest_chol[:m, :m])
+        inverse = lapack.dpotri(self._inverse, lower=1, overwrite_c=1)[0]
         diagonal = np.diagonal(inverse)
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))

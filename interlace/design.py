@@ -188,10 +188,14 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
         column = column.array
     if isinstance(column, pd.Categorical) or isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
         cat = pd.Categorical(column)
-        cat = cat.remove_unused_categories()
-        codes = np.asarray(cat.codes, dtype=np.int32)
-        labels = pd.Index([level_label(c) for c in cat.categories])
-        return codes, labels
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        used = np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0
+        categories = cat.categories
+        if not used.all():  # drop unused levels, keeping the order of the used ones
+            codes = np.where(codes >= 0, (np.cumsum(used) - 1)[codes], -1)
+            categories = categories[used]
+        labels = pd.Index([level_label(c) for c in categories])
+        return codes.astype(np.int32), labels
     codes, uniques = pd.factorize(np.asarray(column), sort=True)
     labels = pd.Index([level_label(u) for u in uniques])
     return codes.astype(np.int32), labels

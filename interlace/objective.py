@@ -66,8 +66,24 @@ class Objective:
         self.n_obs = system.design.n_obs
         self.n_fixed = system.n_fixed
         self.n_evaluations = 0
+        self._last: tuple[bytes, Factor] | None = None
+
+    def last_factor(self, theta: np.ndarray) -> Factor | None:
+        """The factor of the last evaluation when it was at ``theta``, else None."""
+        key = np.asarray(theta, dtype=np.float64).tobytes()
+        return self._last[1] if self._last is not None and self._last[0] == key else None
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        """The factor at ``theta``: the last one computed when it was at the same theta
+        (the optimum's factor is then not computed twice)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        key = theta.tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        self.n_evaluations += 1
+        factor = self.system.factorize(theta)
+        self._last = (key, factor)
+        return factor
 
     def __call__(self, theta: np.ndarray) -> float:
-        self.n_evaluations += 1
-        factor = self.system.factorize(np.asarray(theta, dtype=np.float64))
-        return profiled_deviance(factor, self.n_obs, self.n_fixed, self.reml)
+        return profiled_deviance(self.factor(theta), self.n_obs, self.n_fixed, self.reml)

@@ -54,7 +54,7 @@ def refit_curvature(result) -> np.ndarray | None:
 
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
-    from .api import _assemble
+    from .api import _assemble, _optimum_factor
 
     y = np.asarray(y, dtype=np.float64).ravel()
     n = result.nobs
@@ -71,4 +71,4 @@ def refit_response(result, y):
     model = replace(result.model, endog=system.design.y)
     return _assemble(system.design, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
-                     model)
+                     model, factor=_optimum_factor(fun, with_gradient, theta=record.theta))

@@ -51,6 +51,8 @@ def moment_start(system) -> np.ndarray:
     >>> np.round(moment_start(m._system), 2).tolist(), np.round(m.theta, 2).tolist()
     ([0.28, 0.48, 0.06], [0.28, 0.44, 0.07])
     """
+    from scipy.sparse import csr_matrix
+
     design = system.design
     q, p = system.n_rest_random, system.n_fixed
     A = system.rest_crossprod
@@ -74,12 +76,13 @@ def moment_start(system) -> np.ndarray:
     F = np.empty((K, K))
     F[0, 0] = _frobenius_projected(float(diag[0] @ diag[0]), float(np.sum(zx[0] * diag[0][:, None] * right[0])),
                                    zx[0], right[0])
-    level_of_entry = np.repeat(np.arange(lead.n_levels), np.diff(ptr))
+    coupling = csr_matrix((val[:, 0], idx, ptr), shape=(lead.n_levels, system.size))
+    column_squares = np.bincount(idx, weights=val[:, 0] ** 2, minlength=system.size)
     for s, sl in enumerate(slices, start=1):
-        inside = (idx >= sl.start) & (idx < sl.stop)
-        values, rows, cols = val[inside, 0], level_of_entry[inside], idx[inside] - sl.start
-        cross = float(np.sum(values * np.einsum("ij,ij->i", zx[0][rows], right[s][cols])))
-        F[0, s] = F[s, 0] = _frobenius_projected(float(values @ values), cross, zx[0], right[s])
+        placed = np.zeros((system.size, p))
+        placed[sl] = right[s]
+        cross = float(np.sum(zx[0] * (coupling @ placed)))  # tr(U' C_s V)
+        F[0, s] = F[s, 0] = _frobenius_projected(float(np.sum(column_squares[sl])), cross, zx[0], right[s])
     for t, tl in enumerate(slices, start=1):
         for s in range(t, K):
             block = A[tl, slices[s - 1]]

@@ -32,43 +32,56 @@ def block_diagonal_crossprod(codes, design, n_levels):
 
 
 @kernel
-def _row_entries(i, codes, designs, design_start, index_offset, xy, tail_offset, idx, val):
-    """Fill idx/val with the non-zero entries of row i of [Z_rest X y]; return their count."""
-    count = 0
-    n_terms = codes.shape[0]
-    for t in range(n_terms):
-        k = design_start[t + 1] - design_start[t]
-        base = index_offset[t] + codes[t, i] * k
-        for c in range(k):
-            idx[count] = base + c
-            val[count] = designs[i, design_start[t] + c]
-            count += 1
-    for c in range(xy.shape[1]):
-        idx[count] = tail_offset + c
-        val[count] = xy[i, c]
-        count += 1
-    return count
-
-
-@kernel
 def dense_crossprod(codes, designs, design_start, index_offset, xy, size):
     """[Z X y]'[Z X y] for the given terms as a dense symmetric (size x size) array.
 
-    The [X y] columns occupy the last ``xy.shape[1]`` indices.
+    The [X y] columns occupy the last ``xy.shape[1]`` indices. Each term's own block
+    is block-diagonal and its [X y] block has one row per effect: both accumulate in
+    small arrays read in row order, so only the blocks between two terms are written
+    at scattered places; [X y]'[X y] is one matrix product.
     """
     n = xy.shape[0]
-    tail_offset = size - xy.shape[1]
-    width = designs.shape[1] + xy.shape[1]
-    idx = np.empty(width, dtype=np.int64)
-    val = np.empty(width)
+    n_tail = xy.shape[1]
+    n_random = size - n_tail
+    n_terms = codes.shape[0]
+    max_k = 1
+    for t in range(n_terms):
+        max_k = max(max_k, design_start[t + 1] - design_start[t])
+    own = np.zeros((n_random, max_k))  # effect e: its row of the level's k x k block
+    by_tail = np.zeros((n_random, n_tail))
     out = np.zeros((size, size))
     for i in range(n):
-        count = _row_entries(i, codes, designs, design_start, index_offset, xy, tail_offset, idx, val)
-        for a in range(count):
-            ia = idx[a]
-            va = val[a]
-            for b in range(count):
-                out[ia, idx[b]] += va * val[b]
+        for t in range(n_terms):
+            k = design_start[t + 1] - design_start[t]
+            d0 = design_start[t]
+            base = index_offset[t] + codes[t, i] * k
+            for a in range(k):
+                va = designs[i, d0 + a]
+                for b in range(k):
+                    own[base + a, b] += va * designs[i, d0 + b]
+                for c in range(n_tail):
+                    by_tail[base + a, c] += va * xy[i, c]
+            for s in range(t + 1, n_terms):
+                ks = design_start[s + 1] - design_start[s]
+                base_s = index_offset[s] + codes[s, i] * ks
+                for a in range(k):
+                    va = designs[i, d0 + a]
+                    for b in range(ks):
+                        product = va * designs[i, design_start[s] + b]
+                        out[base + a, base_s + b] += product
+                        out[base_s + b, base + a] += product
+    for t in range(n_terms):
+        k = design_start[t + 1] - design_start[t]
+        stop = index_offset[t + 1] if t + 1 < n_terms else n_random
+        for e in range(index_offset[t], stop):
+            first = e - (e - index_offset[t]) % k  # the first effect of e's level
+            for b in range(k):
+                out[e, first + b] = own[e, b]
+    for e in range(n_random):
+        for c in range(n_tail):
+            out[e, n_random + c] = by_tail[e, c]
+            out[n_random + c, e] = by_tail[e, c]
+    out[n_random:, n_random:] = np.dot(np.ascontiguousarray(xy.T), xy)
     return out
 
 
@@ -79,65 +92,88 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
 
     Returns ``ptr`` (n_lead_levels + 1), ``idx`` (nnz, sorted within each level) and
     ``val`` (nnz x k1): level ``l`` of the leading term touches the rest indices
-    ``idx[ptr[l]:ptr[l+1]]`` with the k1-vectors ``val[ptr[l]:ptr[l+1]]``.
+    ``idx[ptr[l]:ptr[l+1]]`` with the k1-vectors ``val[ptr[l]:ptr[l+1]]``. Every level
+    with rows lists all the [X y] indices, last.
+
+    The rows are read once in their own order (the [X y] part is accumulated there)
+    and once in level order, their random-effect entries gathered into contiguous
+    arrays; the two passes over the levels then read memory in sequence.
     """
     n = xy.shape[0]
     k1 = lead_design.shape[1]
-    tail_offset = size - xy.shape[1]
-    width = designs.shape[1] + xy.shape[1]
-    # rows grouped by leading level (counting sort)
+    n_tail = xy.shape[1]
+    tail_offset = size - n_tail
+    n_terms = codes.shape[0]
+    width = designs.shape[1]
+    # rows per leading level, and each level's [X y] entries, in row order
     counts = np.zeros(n_lead_levels + 1, dtype=np.int64)
-    for i in range(n):
-        counts[lead_codes[i] + 1] += 1
-    for l in range(n_lead_levels):
-        counts[l + 1] += counts[l]
-    order = np.empty(n, dtype=np.int64)
-    fill = counts[:-1].copy()
+    tail = np.zeros((n_lead_levels, n_tail, k1))
     for i in range(n):
         g = lead_codes[i]
-        order[fill[g]] = i
+        counts[g + 1] += 1
+        for c in range(n_tail):
+            v = xy[i, c]
+            for k in range(k1):
+                tail[g, c, k] += lead_design[i, k] * v
+    for l in range(n_lead_levels):
+        counts[l + 1] += counts[l]
+    # the rows' random-effect entries in level order (counting sort)
+    fill = counts[:-1].copy()
+    sorted_idx = np.empty((n, width), dtype=np.int64)
+    sorted_val = np.empty((n, width, k1))
+    for i in range(n):
+        g = lead_codes[i]
+        r = fill[g]
         fill[g] += 1
-    row_idx = np.empty(width, dtype=np.int64)
-    row_val = np.empty(width)
+        count = 0
+        for t in range(n_terms):
+            k = design_start[t + 1] - design_start[t]
+            base = index_offset[t] + codes[t, i] * k
+            for c in range(k):
+                sorted_idx[r, count] = base + c
+                v = designs[i, design_start[t] + c]
+                for j in range(k1):
+                    sorted_val[r, count, j] = lead_design[i, j] * v
+                count += 1
     marker = np.full(size, -1, dtype=np.int64)
-    # pass 1: number of distinct rest indices per level
+    # pass 1: number of distinct indices per level
     ptr = np.zeros(n_lead_levels + 1, dtype=np.int64)
     for l in range(n_lead_levels):
-        nnz = 0
+        nnz = n_tail if counts[l + 1] > counts[l] else 0
         for r in range(counts[l], counts[l + 1]):
-            i = order[r]
-            count = _row_entries(i, codes, designs, design_start, index_offset, xy, tail_offset,
-                                 row_idx, row_val)
-            for a in range(count):
-                if marker[row_idx[a]] != l:
-                    marker[row_idx[a]] = l
+            for a in range(width):
+                j = sorted_idx[r, a]
+                if marker[j] != l:
+                    marker[j] = l
                     nnz += 1
         ptr[l + 1] = ptr[l] + nnz
-    # pass 2: accumulate
+    # pass 2: accumulate, sort each level's random part, append the [X y] part
     idx = np.empty(ptr[-1], dtype=np.int64)
     val = np.zeros((ptr[-1], k1))
     position = np.empty(size, dtype=np.int64)
     marker[:] = -1
     for l in range(n_lead_levels):
+        start = ptr[l]
         nnz = 0
         for r in range(counts[l], counts[l + 1]):
-            i = order[r]
-            count = _row_entries(i, codes, designs, design_start, index_offset, xy, tail_offset,
-                                 row_idx, row_val)
-            for a in range(count):
-                j = row_idx[a]
+            for a in range(width):
+                j = sorted_idx[r, a]
                 if marker[j] != l:
                     marker[j] = l
-                    position[j] = ptr[l] + nnz
-                    idx[ptr[l] + nnz] = j
+                    position[j] = start + nnz
+                    idx[start + nnz] = j
                     nnz += 1
                 pos = position[j]
                 for c in range(k1):
-                    val[pos, c] += lead_design[i, c] * row_val[a]
-        # sort this level's entries by index
-        start = ptr[l]
-        stop = ptr[l + 1]
-        perm = np.argsort(idx[start:stop])
-        idx[start:stop] = idx[start:stop][perm]
-        val[start:stop] = val[start:stop][perm]
+                    val[pos, c] += sorted_val[r, a, c]
+        if nnz > 1:
+            perm = np.argsort(idx[start : start + nnz])
+            idx[start : start + nnz] = idx[start : start + nnz][perm]
+            val[start : start + nnz] = val[start : start + nnz][perm]
+        if counts[l + 1] == counts[l]:
+            continue
+        for c in range(n_tail):
+            idx[start + nnz + c] = tail_offset + c
+            for k in range(k1):
+                val[start + nnz + c, k] = tail[l, c, k]
     return ptr, idx, val

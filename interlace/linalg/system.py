@@ -52,6 +52,14 @@ def stack_terms(terms: tuple[RandomTerm, ...], n: int):
     return codes, designs, design_start, index_offset, ks, levels
 
 
+def _copy_into(source: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """A copy of ``source``, written into ``out`` when given."""
+    if out is None:
+        return source.copy()
+    np.copyto(out, source)
+    return out
+
+
 @dataclass(frozen=True)
 class Factor:
     """The Cholesky factor of the system at one theta.
@@ -294,8 +302,13 @@ class PenalizedSystem:
             pos += lev
         return scale
 
-    def factorize(self, theta: np.ndarray) -> Factor:
-        """Factor the system at ``theta`` (lme4's order)."""
+    def factorize(self, theta: np.ndarray, out: np.ndarray | None = None) -> Factor:
+        """Factor the system at ``theta`` (lme4's order).
+
+        ``out``, a C-ordered (size, size) float64 array, receives the rest's factor
+        instead of a new array (a fresh gigabyte costs more to map than to fill); the
+        returned factor then lives in ``out`` and the next call with it overwrites it.
+        """
         q = self.n_rest_random
         lead_chol = lead_shrink = None
         lead_logdet = 0.0
@@ -305,15 +318,17 @@ class PenalizedSystem:
             if not ok:
                 return Factor(lead_chol, lead_shrink, np.inf, self.rest_crossprod.copy(), q, False)
         scale = self._scalar_scale(theta)
+        if out is not None and (out.shape != self.rest_crossprod.shape or not out.flags.c_contiguous):
+            raise ValueError(f"out: expected a C-ordered {self.rest_crossprod.shape} array, found {out.shape}")
         if self.downdate == "syrk":
             # A_rr - C' M C by one syrk on sqrt(M) C, then Lambda_r' . Lambda_r + diag(I, 0)
-            work = self.rest_crossprod.copy()
+            work = _copy_into(self.rest_crossprod, out)
             weighted = self.dense_coupling() * np.sqrt(lead_shrink[:, 0, 0])[:, None]
             blas.dsyrk(-1.0, weighted.T, beta=1.0, c=work.T, trans=0, lower=1, overwrite_c=1)
             assemble_scaled_upper(work, scale, q, work)
         elif scale is not None:
             # scalar rest terms: scale while copying, downdate the scaled matrix (upper triangle)
-            work = np.empty_like(self.rest_crossprod)
+            work = np.empty_like(self.rest_crossprod) if out is None else out
             assemble_scaled_upper(self.rest_crossprod, scale, q, work)
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
@@ -327,7 +342,7 @@ class PenalizedSystem:
                     downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
         else:
             # vector rest terms: downdate unscaled, then Lambda_r' . Lambda_r block by block
-            work = self.rest_crossprod.copy()
+            work = _copy_into(self.rest_crossprod, out)
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
                 downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, np.ones(self.size))
