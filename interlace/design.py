@@ -194,11 +194,19 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
         if not used.all():  # drop unused levels, keeping the order of the used ones
             codes = np.where(codes >= 0, (np.cumsum(used) - 1)[codes], -1)
             categories = categories[used]
-        labels = pd.Index([level_label(c) for c in categories])
-        return codes.astype(np.int32), labels
+        return codes.astype(np.int32), _level_labels(categories)
     codes, uniques = pd.factorize(np.asarray(column), sort=True)
-    labels = pd.Index([level_label(u) for u in uniques])
-    return codes.astype(np.int32), labels
+    return codes.astype(np.int32), _level_labels(uniques)
+
+
+def _level_labels(values) -> pd.Index:
+    """The labels of a factor's levels (:func:`level_label` of each), as an Index."""
+    values = pd.Index(values)
+    if pd.api.types.is_string_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        if values.dtype == object and not all(isinstance(v, str) for v in values):
+            return pd.Index([level_label(v) for v in values])
+        return pd.Index(values.astype(str).tolist())
+    return pd.Index([level_label(v) for v in values])
 
 
 def level_labels_of_rows(table: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:

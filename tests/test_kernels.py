@@ -357,7 +357,8 @@ def check_downdate(kernel, design: Design, data, head_only: bool = False) -> Non
     out = rest.copy()
     n_head = size - design.xy.shape[1]
     if head_only:
-        kernel(out, ptr, idx, val, shrink, *transpose_oracle(ptr, idx, size), scale, n_head)
+        kernel(out, ptr, idx, val, shrink, *transpose_oracle(ptr, idx, size), scale, n_head,
+               data.draw(st.integers(1, 4)))
         downdate[n_head:] = 0.0  # the tail rows are the caller's
     else:
         kernel(out, ptr, idx, val, shrink, *transpose_oracle(ptr, idx, size), scale)
@@ -421,7 +422,9 @@ def test_lead_quadratic_forms(design, data):
     v = expand_coupling(ptr, idx, val, size)[:, :n_head] * scale[:n_head]
     expected = np.einsum("la,ab,lb->l", v, inverse[:n_head, :n_head], v)
     upper_only = np.triu(inverse) + np.tril(np.full((size, size), np.nan), -1)
-    out = lead_quadratic_forms(ptr, idx, val, scale, upper_only, n_head)
+    chunks = data.draw(st.integers(1, 4))
+    out = lead_quadratic_forms(ptr, idx, val, scale, *transpose_oracle(ptr, idx, size), upper_only, n_head,
+                               chunks)
     magnitude = float(np.max(np.abs(v), initial=0.0) ** 2 * np.max(np.abs(inverse), initial=0.0) * size**2)
     assert_close(out, expected, magnitude)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+import numba
+
+from ._jit import kernel, parallel_kernel
 
 
 @kernel
@@ -160,29 +162,32 @@ def assemble_scaled_upper(crossprod, scale, n_random, out):
             out[a, a] += 1.0
 
 
-@kernel
-def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale, n_head):
+@parallel_kernel
+def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale, n_head, n_chunks):
     """:func:`downdate_rest` for a scalar leading term (k1 = 1), with the rest already
     scaled by Lambda_r: rest[a, b] -= s_a s_b sum_l v_la m_l v_lb for b >= a, on the
     rows a < ``n_head`` (the random effects) only. Each level lists the [X y] tail last
     (rest indices n_head, n_head + 1, ...), so a row's tail part is a contiguous loop;
-    the tail x tail block is left to the caller (one small dense product)."""
+    the tail x tail block is left to the caller (one small dense product). The rows
+    are dealt to ``n_chunks`` chunks in turn (the upper triangle's rows shorten), the
+    chunks to the threads."""
     size = rest.shape[0]
     n_tail = size - n_head
     scaled = np.empty(idx.shape[0])  # v_la s_a, once per entry instead of once per pair
-    for t in range(idx.shape[0]):
+    for t in numba.prange(idx.shape[0]):
         scaled[t] = val[t, 0] * scale[idx[t]]
-    for a in range(n_head):
-        row = rest[a]
-        for t in range(row_ptr[a], row_ptr[a + 1]):
-            pos = positions[t]
-            l = levels[t]
-            w = scaled[pos] * shrink[l, 0, 0]
-            tail_start = ptr[l + 1] - n_tail
-            for b in range(pos, tail_start):
-                row[idx[b]] -= w * scaled[b]
-            for j in range(n_tail):
-                row[n_head + j] -= w * scaled[tail_start + j]
+    for chunk in numba.prange(n_chunks):
+        for a in range(chunk, n_head, n_chunks):
+            row = rest[a]
+            for t in range(row_ptr[a], row_ptr[a + 1]):
+                pos = positions[t]
+                l = levels[t]
+                w = scaled[pos] * shrink[l, 0, 0]
+                tail_start = ptr[l + 1] - n_tail
+                for b in range(pos, tail_start):
+                    row[idx[b]] -= w * scaled[b]
+                for j in range(n_tail):
+                    row[n_head + j] -= w * scaled[tail_start + j]
 
 
 @kernel
@@ -245,28 +250,41 @@ def scale_symmetric_blocks(matrix, block_offset, block_k, block_levels, factors,
                             matrix[base + c, j] += f * matrix[base + r, j]
 
 
-@kernel
-def lead_quadratic_forms(ptr, idx, val, scale, inverse, n_head):
+@parallel_kernel
+def lead_quadratic_forms(ptr, idx, val, scale, row_ptr, positions, levels, inverse, n_head, n_chunks):
     """Per level l of a scalar leading term, v_l' W v_l over the rest indices below
     ``n_head``, where v_l = val[ptr[l]:ptr[l+1], 0] * scale[idx] (the level's coupling,
     scaled by Lambda_r) and W = ``inverse`` (symmetric; only its upper triangle,
-    W[a, b] with b >= a, is read, row by row). Each level's indices are sorted, so
-    the entries below ``n_head`` come first."""
+    W[a, b] with b >= a, is read).
+
+    W is read row by row (``row_ptr``/``positions``/``levels`` from
+    :func:`transpose_coupling` list where each rest index occurs), so a row stays in
+    cache while every level that meets it adds v_la (W_aa v_la + 2 sum_(b > a) W_ab
+    v_lb); the rows are dealt to ``n_chunks`` chunks in turn, each chunk summing into
+    its own copy of the result.
+    """
     n_levels = ptr.shape[0] - 1
-    out = np.zeros(n_levels)
-    for l in range(n_levels):
-        stop = ptr[l]
-        while stop < ptr[l + 1] and idx[stop] < n_head:
-            stop += 1
-        total = 0.0
-        for p in range(ptr[l], stop):
-            a = idx[p]
+    scaled = np.empty(idx.shape[0])
+    for t in numba.prange(idx.shape[0]):
+        scaled[t] = val[t, 0] * scale[idx[t]]
+    partial = np.zeros((n_chunks, n_levels))
+    for chunk in numba.prange(n_chunks):
+        out = partial[chunk]
+        for a in range(chunk, n_head, n_chunks):
             row = inverse[a]
-            cross = 0.0
-            for r in range(p + 1, stop):
-                b = idx[r]
-                cross += val[r, 0] * scale[b] * row[b]
-            va = val[p, 0] * scale[a]
-            total += va * (2.0 * cross + va * row[a])
-        out[l] = total
-    return out
+            for t in range(row_ptr[a], row_ptr[a + 1]):
+                pos = positions[t]
+                l = levels[t]
+                cross = 0.0
+                for r in range(pos + 1, ptr[l + 1]):
+                    b = idx[r]
+                    if b >= n_head:
+                        break
+                    cross += scaled[r] * row[b]
+                va = scaled[pos]
+                out[l] += va * (2.0 * cross + va * row[a])
+    total = np.zeros(n_levels)
+    for chunk in range(n_chunks):
+        for l in range(n_levels):
+            total[l] += partial[chunk, l]
+    return total

@@ -81,7 +81,7 @@ def dense_crossprod(codes, designs, design_start, index_offset, xy, size):
         for c in range(n_tail):
             out[e, n_random + c] = by_tail[e, c]
             out[n_random + c, e] = by_tail[e, c]
-    out[n_random:, n_random:] = np.dot(np.ascontiguousarray(xy.T), xy)
+    out[n_random:, n_random:] = np.dot(xy.T, xy)
     return out
 
 

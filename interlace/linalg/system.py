@@ -32,6 +32,7 @@ from ..kernels.blockdiag import (
     scale_symmetric_blocks,
     transpose_coupling,
 )
+from ..kernels._jit import thread_count
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
 
 
@@ -333,7 +334,8 @@ class PenalizedSystem:
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
                 if self.lead_term.n_columns == 1:
-                    downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q)
+                    downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q,
+                                         4 * thread_count())
                     # the [X y] x [X y] block: one small product over the levels' tails
                     tail = val[(ptr[1:, None] - (self.size - q)) + np.arange(self.size - q), 0]
                     weighted = tail * np.sqrt(lead_shrink[:, 0, 0])[:, None]
@@ -362,8 +364,10 @@ class PenalizedSystem:
         m = self.size
         q = self.n_rest_random
         L = factor.rest_chol
-        rhs = np.array(L[m - 1, : m - 1])
-        z = lapack.dtrtrs(L[: m - 1, : m - 1], rhs, lower=1, trans=1)[0] if m > 1 else rhs
+        # L_M' z = l_y with the whole factor (no copy of its leading block): y's entry is 0
+        rhs = np.zeros(m)
+        rhs[: m - 1] = L[m - 1, : m - 1]
+        z = lapack.dtrtrs(L, rhs, lower=1, trans=1)[0][: m - 1] if m > 1 else rhs[:0]
         u_rest, beta = z[:q], z[q:]
         if self.lead_term is None:
             return u_rest, beta
