@@ -52,7 +52,6 @@ from .kernels.blockdiag import coupling_times, lead_quadratic_forms
 from .linalg.system import Factor, PenalizedSystem
 from .objective import profiled_deviance, residual_dof
 
-
 N_PROBES = 64
 """Random sign vectors per trace in :meth:`BlockedDeviance.derivatives` with
 ``exact=False`` (relative error of the traces about 1e-3 on InstEval)."""

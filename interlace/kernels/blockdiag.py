@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import numba
+import numpy as np
 
 from ._jit import kernel, parallel_kernel
 

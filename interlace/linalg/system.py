@@ -23,6 +23,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from ..design import ModelDesign, RandomTerm
+from ..kernels._jit import thread_count
 from ..kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
@@ -32,7 +33,6 @@ from ..kernels.blockdiag import (
     scale_symmetric_blocks,
     transpose_coupling,
 )
-from ..kernels._jit import thread_count
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
 
 
