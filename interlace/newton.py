@@ -49,7 +49,11 @@ within about 5e-8 of its minimum."""
 
 MODEL_AGREEMENT = 0.01
 """The early stop needs the accepted step's actual fall within this relative
-distance of the predicted one."""
+distance of the predicted one (give or take the criterion's rounding)."""
+
+ROUNDING = 1e-13
+"""Relative rounding error of a criterion value (sums of 10^4-10^6 logarithms and
+squares): differences below ROUNDING * |criterion| are noise."""
 
 MAX_DAMPING = 1e12
 """Damping beyond which no step is found (the iteration stops, not converged)."""
@@ -134,10 +138,9 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         evaluations += 1
         ratio = (value - trial_value) / predicted if predicted > 0 else -np.inf
         if not (np.isfinite(trial_value) and trial_value < value and ratio > ACCEPT_RATIO):
-            if predicted <= 0 or abs(value - trial_value) <= 1e-15 * abs(value):
-                # no decrease is possible at this precision: the current point is the optimum
-                success = decrement < 1e3 * DECREMENT_TOL
-                message = "converged (no further decrease at rounding level)" if success else "no descent"
+            if predicted <= ROUNDING * abs(value):
+                # the model promises less than the criterion resolves: this is the optimum
+                success, message = True, "converged (the predicted decrease is below the criterion's rounding)"
                 break
             damping = max(4.0 * damping, 1e-3)
             if damping > MAX_DAMPING:
@@ -148,8 +151,9 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         if damping < 1e-6:
             damping = 0.0
         rate = decrement / previous_decrement if np.isfinite(previous_decrement) else np.inf
+        agrees = abs((value - trial_value) - predicted) <= MODEL_AGREEMENT * predicted + ROUNDING * abs(value)
         gamma, value = trial, trial_value
-        if rate * decrement < PREDICTED_DECREMENT_TOL and abs(ratio - 1.0) < MODEL_AGREEMENT and damping == 0.0:
+        if rate * decrement < PREDICTED_DECREMENT_TOL and agrees and damping == 0.0:
             success, message = True, "converged (the last step's predicted successor decrement below tolerance)"
             break
         previous_decrement = decrement

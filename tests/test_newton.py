@@ -205,3 +205,84 @@ def test_zero_variance_ends_on_the_boundary():
     assert newton.optimization.optimizer == "newton"
     assert newton.is_singular
     assert newton.llf >= cobyqa.llf - 1e-6
+
+
+class _Synthetic:
+    """A criterion in gamma = theta^2: f(gamma) = (gamma - c)' A (gamma - c) + b' gamma,
+    with its exact gradient in theta and, as "information", the exact Hessian in gamma
+    scaled by ``misfit`` (an average information that is off by that factor)."""
+
+    def __init__(self, A, c, b, misfit=1.0):
+        self.A, self.c, self.b, self.misfit = np.asarray(A), np.asarray(c), np.asarray(b), misfit
+        self.exact_calls = self.estimated_calls = 0
+
+    def value(self, theta):
+        e = theta**2 - self.c
+        return float(e @ self.A @ e + self.b @ theta**2)
+
+    def derivatives(self, theta, exact=True):
+        self.exact_calls += exact
+        self.estimated_calls += not exact
+        e = theta**2 - self.c
+        jac = 2.0 * theta  # d gamma / d theta
+        grad_gamma = 2.0 * self.A @ e + self.b
+        return self.value(theta), grad_gamma * jac, self.misfit * 2.0 * self.A * np.outer(jac, jac)
+
+
+def _minimum(problem):
+    from scipy.optimize import minimize
+
+    res = minimize(lambda g: float((g - problem.c) @ problem.A @ (g - problem.c) + problem.b @ g),
+                   np.full(len(problem.c), 0.5), bounds=[(0, None)] * len(problem.c), method="L-BFGS-B",
+                   options={"ftol": 1e-15, "gtol": 1e-12})
+    return res.x
+
+
+@pytest.mark.parametrize("misfit", [1.0, 0.7, 1.6])
+def test_newton_converges_with_an_inexact_information(misfit):
+    from interlace.newton import minimize_average_information
+
+    problem = _Synthetic([[3.0, 1.0], [1.0, 2.0]], [0.4, 0.9], [0.0, 0.0], misfit)
+    res = minimize_average_information(problem, np.array([1.2, 0.3]), 200)
+    assert res.success
+    best = _minimum(problem)
+    # the tolerances are on the criterion: within 5e-8 of its minimum (the early stop's bound)
+    assert problem.value(res.x) - problem.value(np.sqrt(best)) < 5e-8
+    np.testing.assert_allclose(res.x**2, best, atol=3e-4)
+    assert problem.estimated_calls == 1  # the first gradient only
+    if misfit == 1.0:
+        assert res.njev <= 3  # exact curvature: Newton's method on a quadratic
+
+
+def test_newton_stops_on_the_bound_when_the_gradient_points_out():
+    from interlace.newton import THETA_FLOOR, minimize_average_information
+
+    # the unconstrained minimum has gamma_2 < 0: the constrained one sits on the bound
+    problem = _Synthetic([[2.0, 0.3], [0.3, 1.0]], [0.5, -0.4], [0.0, 0.0])
+    res = minimize_average_information(problem, np.array([0.8, 0.8]), 200)
+    assert res.success
+    assert res.x[1] == pytest.approx(THETA_FLOOR)
+    np.testing.assert_allclose(res.x**2, _minimum(problem), atol=1e-6)
+
+
+def test_estimated_traces_are_close_to_the_exact_ones():
+    rng = np.random.default_rng(5)
+    n, n1, n2 = 8000, 900, 600  # a rest of 600 rows: above the estimated traces' minimum size
+    g1, g2 = rng.integers(0, n1, n), rng.integers(0, n2, n)
+    y = rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
+    frame = pd.DataFrame({"y": y, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    system = build_system(build_design(*split_formula("y ~ 1 + (1 | g1) + (1 | g2)"), frame))
+    from interlace.blocked_gradient import ESTIMATED_MIN_SIZE
+
+    assert system.size >= ESTIMATED_MIN_SIZE
+    blocked = BlockedDeviance(system, reml=True)
+    theta = np.array([0.9, 0.6])
+    _, exact, info = blocked.derivatives(theta)
+    _, estimated, info_estimated = blocked.derivatives(theta, exact=False)
+    np.testing.assert_array_equal(info, info_estimated)  # only the traces are estimated
+    # the gradient's error moves a Newton step by a small fraction of the step
+    step = np.linalg.solve(info, exact)
+    shift = np.linalg.solve(info, estimated - exact)
+    assert np.linalg.norm(shift) < 0.02 * np.linalg.norm(step)
+    # and the estimate is reproducible
+    np.testing.assert_array_equal(estimated, blocked.derivatives(theta, exact=False)[1])

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..design import ModelDesign
 from ..errors import InterlaceError
-from .system import PenalizedSystem
+from .system import LeadBlocks, PenalizedSystem, lead_blocks
 
 Solver = Literal["auto", "dense", "sparse"]
 
@@ -111,8 +111,10 @@ DENSE_REST_MAX_BYTES = 4 * 2**30
 """Largest dense rest (float64) ever built; larger ones are factored sparse."""
 
 
-def choose_rest(design: ModelDesign) -> str:
-    """``"dense"`` or ``"sparse"``: how the blocked path holds and factors its rest.
+def choose_rest(design: ModelDesign, lead: LeadBlocks | None = None) -> str:
+    """``"dense"`` or ``"sparse"``: how the blocked path holds and factors its rest
+    (``lead``: the leading term's blocks when already built; their coupling lists the
+    rest effects each leading level meets).
 
     Examples
     --------
@@ -130,11 +132,9 @@ def choose_rest(design: ModelDesign) -> str:
         return "dense"
     if size * size * 8 > DENSE_REST_MAX_BYTES:
         return "sparse"
-    lead = design.terms[0]
-    clique = np.zeros(lead.n_levels)  # rest effects each leading level meets: its downdate's clique
-    for term in rest:
-        meetings = np.unique(lead.group_codes.astype(np.int64) * term.n_levels + term.group_codes)
-        clique += np.bincount(meetings // term.n_levels, minlength=lead.n_levels)
+    ptr = (lead or lead_blocks(design)).coupling[0]
+    # rest effects each leading level meets (its [X y] entries aside): its downdate's clique
+    clique = np.maximum(np.diff(ptr) - (design.n_fixed + 1), 0).astype(np.float64)
     pairs = float(np.sum(clique * (clique + 1) / 2))
     own = float(design.n_obs) * len(rest) ** 2 / 2  # the rest's own cross-products, at most
     return "sparse" if pairs + own < SPARSE_REST_SHARE * size * size / 2 else "dense"
@@ -144,11 +144,12 @@ def build_system(design: ModelDesign, solver: str = "auto") -> PenalizedSystem:
     """The penalised system on the path :func:`choose_path` picks, its rest held as
     :func:`choose_rest` and downdated as :func:`choose_downdate` say."""
     n_leading = choose_path(design, solver)
-    if n_leading and choose_rest(design) == "sparse":
+    lead = lead_blocks(design) if n_leading else None
+    if n_leading and choose_rest(design, lead) == "sparse":
         from .sparse_rest import SparseRestSystem
 
-        return SparseRestSystem(design)
-    system = PenalizedSystem(design, n_leading)
+        return SparseRestSystem(design, lead)
+    system = PenalizedSystem(design, n_leading, lead)
     if system.n_leading and choose_downdate(system) == "syrk":
         system = system.with_syrk_downdate()
     return system

@@ -23,8 +23,7 @@ import scipy.sparse as sp
 
 from ..design import ModelDesign
 from ..errors import InterlaceError
-from ..kernels.blockdiag import factor_leading_block, transpose_coupling
-from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
+from ..kernels.blockdiag import factor_leading_block
 from ..kernels.sparse_cholesky import locate_entries
 from ..kernels.sparse_rest import (
     count_level_pairs,
@@ -33,7 +32,7 @@ from ..kernels.sparse_rest import (
     scale_pattern,
 )
 from .sparse_cholesky import SparseCholesky
-from .system import PenalizedSystem, stack_terms
+from .system import LeadBlocks, PenalizedSystem, lead_blocks, stack_terms
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ class SparseRestSystem(PenalizedSystem):
     design : ModelDesign
         The model's data; its first term is eliminated by level, the other terms
         must be scalar (one effect per level).
+    lead : LeadBlocks, optional
+        The leading term's blocks when already built.
 
     Examples
     --------
@@ -91,7 +92,7 @@ class SparseRestSystem(PenalizedSystem):
     True
     """
 
-    def __init__(self, design: ModelDesign):
+    def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None):
         terms = design.terms
         if len(terms) < 2 or any(t.n_columns != 1 for t in terms[1:]):
             raise InterlaceError(
@@ -108,11 +109,7 @@ class SparseRestSystem(PenalizedSystem):
         self.n_rest_random = q = int(sum(t.n_effects for t in self.rest_terms))
         self.size = size = q + p + 1
         self._block_offset, self._block_k, self._block_levels = index_offset, ks, levels
-        lead = self.lead_term
-        self.lead_crossprod = block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels)
-        self.coupling = coupling_crossprod(lead.group_codes, lead.design, lead.n_levels, codes, designs,
-                                           design_start, index_offset, xy, size)
-        self.coupling_by_row = transpose_coupling(self.coupling[0], self.coupling[1], size)
+        self.lead_crossprod, self.coupling, self.coupling_by_row = lead or lead_blocks(design, xy)
         self.downdate = "sparse"
         self._dense_coupling = None
         # A_rr = [Z_r X y]'[Z_r X y] as a lower triangle (COO), Z_r sparse

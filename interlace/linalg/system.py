@@ -18,6 +18,7 @@ diagonals, with nothing passing over the n rows per theta.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import blas, lapack
@@ -51,6 +52,38 @@ def stack_terms(terms: tuple[RandomTerm, ...], n: int):
     index_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if terms else np.zeros(0, np.int64)
     levels = np.array([t.n_levels for t in terms], dtype=np.int64)
     return codes, designs, design_start, index_offset, ks, levels
+
+
+class LeadBlocks(NamedTuple):
+    """The leading term's blocks of [Z X y]'[Z X y], the same on every blocked path.
+
+    Attributes
+    ----------
+    crossprod : numpy.ndarray
+        (n_levels, k, k) Z_1'Z_1 by level.
+    coupling : tuple of numpy.ndarray
+        Z_1'[Z_rest X y] by level: ``(ptr, idx, val)`` (:func:`~interlace.kernels.crossprod.coupling_crossprod`).
+    coupling_by_row : tuple of numpy.ndarray
+        Where each rest index occurs in the coupling (:func:`~interlace.kernels.blockdiag.transpose_coupling`).
+    """
+
+    crossprod: np.ndarray
+    coupling: tuple[np.ndarray, np.ndarray, np.ndarray]
+    coupling_by_row: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def lead_blocks(design: ModelDesign, xy: np.ndarray | None = None) -> LeadBlocks:
+    """The blocks of the design's first term, eliminated by level on the blocked path
+    (``xy``: the [X y] columns, when already stacked)."""
+    if xy is None:
+        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+    lead, rest = design.terms[0], design.terms[1:]
+    codes, designs, design_start, index_offset, _, _ = stack_terms(rest, design.n_obs)
+    size = int(sum(t.n_effects for t in rest)) + xy.shape[1]
+    coupling = coupling_crossprod(lead.group_codes, lead.design, lead.n_levels, codes, designs, design_start,
+                                  index_offset, xy, size)
+    return LeadBlocks(block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels), coupling,
+                      transpose_coupling(coupling[0], coupling[1], size))
 
 
 def _copy_into(source: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -121,9 +154,11 @@ class PenalizedSystem:
         The model's data; its terms are in factorisation order.
     n_leading : int
         0 (dense path) or 1 (blocked path: the first term is eliminated by level).
+    lead : LeadBlocks, optional
+        The leading term's blocks when already built (:func:`lead_blocks`).
     """
 
-    def __init__(self, design: ModelDesign, n_leading: int):
+    def __init__(self, design: ModelDesign, n_leading: int, lead: LeadBlocks | None = None):
         if n_leading not in (0, 1):
             raise ValueError(f"n_leading: expected 0 or 1, found {n_leading}")
         self.design = design
@@ -141,13 +176,8 @@ class PenalizedSystem:
         self._block_levels = levels
         self.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, self.size)
         if self.lead_term is not None:
-            lead = self.lead_term
-            self.lead_crossprod = block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels)
-            self.coupling = coupling_crossprod(
-                lead.group_codes, lead.design, lead.n_levels, codes, designs, design_start,
-                index_offset, xy, self.size,
-            )
-            self.coupling_by_row = transpose_coupling(self.coupling[0], self.coupling[1], self.size)
+            lead = lead or lead_blocks(design, xy)
+            self.lead_crossprod, self.coupling, self.coupling_by_row = lead
         else:
             self.lead_crossprod = None
             self.coupling = None
