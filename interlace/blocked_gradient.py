@@ -49,6 +49,7 @@ from scipy.linalg import lapack
 
 from .kernels._jit import thread_count
 from .kernels.blockdiag import coupling_times, lead_quadratic_forms
+from .linalg.dispatch import supports_blocked_derivatives
 from .linalg.system import Factor, PenalizedSystem
 from .objective import profiled_deviance, residual_dof
 
@@ -61,16 +62,6 @@ PROBE_SEED = 20261201
 
 ESTIMATED_MIN_SIZE = 500
 """Smallest rest whose traces ``exact=False`` estimates; below it the inverse is cheap."""
-
-
-def supports_blocked_derivatives(system) -> bool:
-    """Whether :class:`BlockedDeviance` applies: a blocked system with a dense rest
-    whose terms are all scalar."""
-    return (
-        getattr(system, "n_leading", 0) == 1
-        and system.rest_layout == "dense"
-        and all(t.n_columns == 1 for t in system.design.terms)
-    )
 
 
 class BlockedDeviance:

@@ -26,10 +26,12 @@ from .objective import LOG_2PI, profiled_deviance
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
-    from .blocked_gradient import BlockedDeviance, supports_blocked_derivatives
+    from .linalg.dispatch import supports_blocked_derivatives
     from .objective import Objective
 
     if supports_blocked_derivatives(system):
+        from .blocked_gradient import BlockedDeviance
+
         blocked = BlockedDeviance(system, reml)
         return blocked.value, blocked
     if system.n_leading:

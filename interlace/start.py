@@ -116,9 +116,9 @@ def moment_start(system) -> np.ndarray:
 def start_theta(system) -> np.ndarray:
     """The optimiser's default start for ``system``: moment estimates where Newton's
     method with the average information runs (see
-    :func:`interlace.blocked_gradient.supports_blocked_derivatives`), lme4's start
+    :func:`interlace.linalg.dispatch.supports_blocked_derivatives`), lme4's start
     (1 on every diagonal entry of the relative factors, 0 elsewhere) otherwise."""
-    from .blocked_gradient import supports_blocked_derivatives
+    from .linalg.dispatch import supports_blocked_derivatives
 
     if supports_blocked_derivatives(system):
         return moment_start(system)

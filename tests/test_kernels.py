@@ -45,10 +45,10 @@ from interlace.kernels.blockdiag import (
 from interlace.kernels.crossprod import (
     block_diagonal_crossprod,
     coupling_crossprod,
-    dense_crossprod,
+    random_crossprod,
 )
 from interlace.kernels.products import z_times, z_transpose_times
-from interlace.linalg.system import PenalizedSystem
+from interlace.linalg.system import PenalizedSystem, dense_crossprod
 
 RTOL = 1e-10
 """Relative tolerance of every oracle comparison: the kernels and numpy compute the
@@ -279,11 +279,16 @@ def test_block_diagonal_crossprod(design):
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(designs())
-def test_dense_crossprod(design):
+def test_random_crossprod(design):
     w = np.hstack([dense_z(design.terms, design.n), design.xy])
     codes, designs_, design_start, index_offset = stack_terms(design.terms, design.n)
-    out = dense_crossprod(codes, designs_, design_start, index_offset, design.xy, w.shape[1])
-    assert_close(out, w.T @ w)
+    out = random_crossprod(codes, designs_, design_start, index_offset, design.xy, w.shape[1])
+    expected = w.T @ w
+    tail = w.shape[1] - design.xy.shape[1]
+    expected[tail:, tail:] = 0.0  # the [X y]'[X y] block is the caller's
+    assert_close(out, expected, float(np.max(np.abs(w.T @ w), initial=0.0)))
+    # with it: the whole cross-product matrix
+    assert_close(dense_crossprod(codes, designs_, design_start, index_offset, design.xy, w.shape[1]), w.T @ w)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

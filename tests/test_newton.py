@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import interlace
-from interlace.blocked_gradient import BlockedDeviance, supports_blocked_derivatives
+from interlace.blocked_gradient import BlockedDeviance
 from interlace.design import build_design
 from interlace.formula.random import split_formula
-from interlace.linalg.dispatch import build_system
+from interlace.linalg.dispatch import build_system, supports_blocked_derivatives
 from interlace.linalg.system import PenalizedSystem
 from interlace.start import moment_start, start_theta
 

@@ -27,9 +27,9 @@ import numpy as np
 from ..design import RANK_TOLERANCE
 from ..errors import InterlaceError, RankDeficiencyWarning
 from ..gradient import deviance_functions
-from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
+from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
 from ..kernels.diagnostics import subtract_coupling
-from ..linalg.system import PenalizedSystem, stack_terms
+from ..linalg.system import PenalizedSystem, dense_crossprod, stack_terms
 from ..objective import residual_dof
 from ..optimize import optimize_theta
 

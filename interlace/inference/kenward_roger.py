@@ -24,8 +24,7 @@ from scipy import linalg, stats
 
 from ..design import ModelDesign
 from ..errors import InterlaceError
-from ..kernels.crossprod import dense_crossprod
-from ..linalg.system import stack_terms
+from ..linalg.system import dense_crossprod, stack_terms
 
 MAX_RANDOM_EFFECTS = 20_000
 """Largest q for Kenward-Roger: its q x q matrices then take about 3 GB each."""

@@ -32,13 +32,15 @@ def block_diagonal_crossprod(codes, design, n_levels):
 
 
 @kernel
-def dense_crossprod(codes, designs, design_start, index_offset, xy, size):
-    """[Z X y]'[Z X y] for the given terms as a dense symmetric (size x size) array.
+def random_crossprod(codes, designs, design_start, index_offset, xy, size):
+    """[Z X y]'[Z X y] for the given terms as a dense symmetric (size x size) array,
+    except its [X y]'[X y] block, left zero (one BLAS product for the caller:
+    :func:`interlace.linalg.system.dense_crossprod`).
 
     The [X y] columns occupy the last ``xy.shape[1]`` indices. Each term's own block
     is block-diagonal and its [X y] block has one row per effect: both accumulate in
     small arrays read in row order, so only the blocks between two terms are written
-    at scattered places; [X y]'[X y] is one matrix product.
+    at scattered places.
     """
     n = xy.shape[0]
     n_tail = xy.shape[1]
@@ -81,7 +83,6 @@ def dense_crossprod(codes, designs, design_start, index_offset, xy, size):
         for c in range(n_tail):
             out[e, n_random + c] = by_tail[e, c]
             out[n_random + c, e] = by_tail[e, c]
-    out[n_random:, n_random:] = np.dot(xy.T, xy)
     return out
 
 

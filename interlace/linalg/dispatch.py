@@ -140,6 +140,18 @@ def choose_rest(design: ModelDesign, lead: LeadBlocks | None = None) -> str:
     return "sparse" if pairs + own < SPARSE_REST_SHARE * size * size / 2 else "dense"
 
 
+def supports_blocked_derivatives(system) -> bool:
+    """Whether the optimiser can use Newton's method with the average information
+    (:mod:`interlace.blocked_gradient`): a blocked system with a dense rest whose terms
+    are all scalar. Other systems use the dense path's gradient or COBYQA
+    (:mod:`interlace.optimize`)."""
+    return (
+        getattr(system, "n_leading", 0) == 1
+        and system.rest_layout == "dense"
+        and all(t.n_columns == 1 for t in system.design.terms)
+    )
+
+
 def build_system(design: ModelDesign, solver: str = "auto") -> PenalizedSystem:
     """The penalised system on the path :func:`choose_path` picks, its rest held as
     :func:`choose_rest` and downdated as :func:`choose_downdate` say."""

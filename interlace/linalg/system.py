@@ -34,7 +34,7 @@ from ..kernels.blockdiag import (
     scale_symmetric_blocks,
     transpose_coupling,
 )
-from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, dense_crossprod
+from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, random_crossprod
 
 
 def stack_terms(terms: tuple[RandomTerm, ...], n: int):
@@ -52,6 +52,18 @@ def stack_terms(terms: tuple[RandomTerm, ...], n: int):
     index_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if terms else np.zeros(0, np.int64)
     levels = np.array([t.n_levels for t in terms], dtype=np.int64)
     return codes, designs, design_start, index_offset, ks, levels
+
+
+def dense_crossprod(codes: np.ndarray, designs: np.ndarray, design_start: np.ndarray, index_offset: np.ndarray,
+                    xy: np.ndarray, size: int) -> np.ndarray:
+    """[Z X y]'[Z X y] for the given terms (stacked as :func:`stack_terms` gives them) as a
+    dense symmetric (size x size) array, the [X y] columns ``xy`` last: the random
+    effects' blocks from the codes (:func:`~interlace.kernels.crossprod.random_crossprod`),
+    [X y]'[X y] by one matrix product."""
+    out = random_crossprod(codes, designs, design_start, index_offset, xy, size)
+    tail = size - xy.shape[1]
+    out[tail:, tail:] = xy.T @ xy
+    return out
 
 
 class LeadBlocks(NamedTuple):
