@@ -19,6 +19,7 @@ It prints the machine and versions, then one Markdown table, and writes everythi
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -143,11 +144,15 @@ def run_child(workload, data, tmp):
     }
     spec_path = tmp / f"{workload.key}.spec.json"
     spec_path.write_text(json.dumps(spec))
+    env = None
+    if workload.all_cores:
+        env = {**os.environ, **{var: str(os.cpu_count()) for var in _harness.THREAD_ENV_VARS}}
     proc = subprocess.run(
         [sys.executable, str(HERE / "_child.py"), str(spec_path)],
         capture_output=True,
         text=True,
         cwd=_harness.REPO_ROOT,
+        env=env,
     )
     if proc.stderr.strip():
         _log(proc.stderr.strip()[-3000:])
@@ -177,9 +182,10 @@ def run_r(workload, data, tmp):
 
 
 def _row(workload, quick_scaled):
+    threads = f"; interlace on all {os.cpu_count()} cores" if workload.all_cores else ""
     return {
         "key": workload.key,
-        "description": f"{workload.description}; {workload.size(ARGS.quick)}",
+        "description": f"{workload.description}; {workload.size(ARGS.quick)}{threads}",
         "formula": workload.formula,
         "kind": workload.kind,
         "scaled": quick_scaled,
