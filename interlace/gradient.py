@@ -82,6 +82,34 @@ COMPILED_MAX_SIZE = 200
 call overhead on small systems only)."""
 
 
+def _compiled_layout(system: PenalizedSystem):
+    """(general, term_of, n_diagonal, layout) of the compiled kernels' arguments: they
+    depend on the terms only, so they are kept on the system, whose copies for new
+    responses (``with_response``: every refit) share them."""
+    cached = system.__dict__.get("_compiled_layout")
+    if cached is not None:
+        return cached
+    terms = system.rest_terms
+    general = not all(t.n_columns == 1 for t in terms)
+    none = np.zeros(0, dtype=np.int64)
+    if general:
+        sizes = np.array([t.n_columns**2 for t in terms], dtype=np.int64)
+        layout = (
+            np.concatenate([t.theta_index.ravel() for t in terms]).astype(np.int64),
+            system._block_offset.astype(np.int64),
+            system._block_k.astype(np.int64),
+            system._block_levels.astype(np.int64),
+            np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
+            *theta_positions(terms),
+        )
+        cached = (True, none, 0, layout)
+    else:
+        term_of = np.concatenate([np.full(t.n_levels, int(t.theta_index[0, 0])) for t in terms]).astype(np.int64)
+        cached = (False, term_of, terms[0].n_levels, (none,) * 8)  # a scalar term's Z'Z is diagonal
+    system.__dict__["_compiled_layout"] = cached
+    return cached
+
+
 class CompiledDeviance:
     """:class:`DenseDeviance` in one compiled call per theta, for small dense systems.
 
@@ -106,25 +134,7 @@ class CompiledDeviance:
         self.n_obs, self.n_fixed = system.design.n_obs, system.n_fixed
         self.q = system.n_rest_random
         self.n_theta = system.design.n_theta
-        terms = system.rest_terms
-        self.general = not all(t.n_columns == 1 for t in terms)
-        none = np.zeros(0, dtype=np.int64)
-        if self.general:
-            self.term_of, self.n_diagonal = none, 0
-            sizes = np.array([t.n_columns**2 for t in terms], dtype=np.int64)
-            self.layout = (
-                np.concatenate([t.theta_index.ravel() for t in terms]).astype(np.int64),
-                system._block_offset.astype(np.int64),
-                system._block_k.astype(np.int64),
-                system._block_levels.astype(np.int64),
-                np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64),
-                *theta_positions(terms),
-            )
-        else:
-            term_of = [np.full(t.n_levels, int(t.theta_index[0, 0])) for t in terms]
-            self.term_of = np.concatenate(term_of).astype(np.int64)
-            self.n_diagonal = terms[0].n_levels  # a scalar term's Z'Z is diagonal
-            self.layout = (none,) * 8
+        self.general, self.term_of, self.n_diagonal, self.layout = _compiled_layout(system)
         self.scale = np.ones(system.size)
         self.n_evaluations = 0
 

@@ -1,4 +1,5 @@
-"""The one place that decides how the system is factored: dense or blocked.
+"""The one place that decides how the system is factored (dense or blocked, the rest
+dense or sparse, the downdate by scatter or syrk) and so which optimiser runs.
 
 Rule
 ----
@@ -29,6 +30,13 @@ numeric refactorisation per theta). InstEval's rest (1,145 rows, the instructors
 meeting through students nearly all pairs) stays dense; 50,000 x 50,000 levels that
 meet ~20 neighbours each go sparse (a dense rest would need 20 GB). Scalar rest
 terms only.
+
+The optimiser follows the path (:func:`supports_blocked_derivatives`): a blocked
+system with a dense rest whose terms are all scalar (crossed random intercepts) has
+the analytic gradient and average information of :mod:`interlace.blocked_gradient`
+and is optimised by Newton's method from moment estimates (:mod:`interlace.newton`,
+:mod:`interlace.start`); the dense path has its own gradient (:mod:`interlace.gradient`);
+random slopes on the blocked path and the sparse rest use COBYQA.
 """
 
 from __future__ import annotations
