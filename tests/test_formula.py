@@ -98,7 +98,27 @@ def test_two_terms_with_the_same_effect_on_one_factor_are_refused(sleep):
         interlace.fit("Reaction ~ Days + (1 | Subject) + (1 | Subject)", sleep)
 
 
-@pytest.mark.parametrize("formula", ["Reaction ~ Days", "Reaction ~ 1", "Reaction ~ 0 + Days", "Reaction ~ Days + 1"])
+def _factors():
+    rng = np.random.default_rng(4)
+    n = 80
+    return pd.DataFrame({
+        "y": rng.standard_normal(n), "x": rng.standard_normal(n),
+        "a": pd.Categorical(rng.choice(list("zyx"), n), categories=list("zyx")),  # category order, not sorted
+        "b": rng.choice(["p", "q", "r"], n), "c": rng.choice(["u", "v"], n),
+    })
+
+
+PLAIN = {
+    "Reaction ~ Days": "sleepstudy", "Reaction ~ 1": "sleepstudy", "Reaction ~ 0 + Days": "sleepstudy",
+    "Reaction ~ Days + 1": "sleepstudy", "Reaction ~ Subject": "sleepstudy", "Reaction ~ Days * Subject": "sleepstudy",
+    "y ~ service * dept": "InstEval", "y ~ service + lectage + studage": "InstEval",
+    "y ~ a": "factors", "y ~ a + b": "factors", "y ~ a * b": "factors", "y ~ x * a": "factors",
+    "y ~ a * x": "factors", "y ~ b * a": "factors", "y ~ a * b * c": "factors", "y ~ a * b + x": "factors",
+    "y ~ x + a:b + a + b": "factors",
+}
+
+
+@pytest.mark.parametrize("formula", sorted(PLAIN))
 def test_plain_fixed_part_equals_formulaic(formula):
     import pickle
 
@@ -106,7 +126,7 @@ def test_plain_fixed_part_equals_formulaic(formula):
 
     from interlace.formula.fixed import LazyModelSpec, fixed_design
 
-    data = interlace.load_dataset("sleepstudy")
+    data = _factors() if PLAIN[formula] == "factors" else interlace.load_dataset(PLAIN[formula])
     plain = fixed_design(formula, data)
     reference = model_matrix(formula, data)
     assert isinstance(plain.model_spec, LazyModelSpec)  # built without formulaic
@@ -122,5 +142,6 @@ def test_formulas_needing_formulaic_are_not_plain():
     from interlace.formula.fixed import LazyModelSpec, fixed_design
 
     data = interlace.load_dataset("sleepstudy")
-    for formula in ("log(Reaction) ~ Days", "Reaction ~ Subject", "Reaction ~ Days + I(Days ** 2)", "Reaction ~ Days:Days"):
+    for formula in ("log(Reaction) ~ Days", "Reaction ~ 0 + Subject", "Reaction ~ Days + I(Days ** 2)",
+                    "Reaction ~ Days:Days", "Reaction ~ Days:Subject"):  # (no margin: formulaic's coding)
         assert not isinstance(fixed_design(formula, data).model_spec, LazyModelSpec), formula

@@ -1,5 +1,6 @@
 """The fixed-effects part through formulaic: the only module that imports formulaic
-(on first use: a formula of plain numeric columns is built without it).
+(on first use: a formula of numeric columns, or of factors and their interactions
+under treatment contrasts, is built without it).
 
 R's treatment contrasts, first level (or first pandas category) as reference.
 The :class:`formulaic.ModelSpec` is kept so that new data give the same columns.
@@ -123,14 +124,19 @@ class LazyModelSpec:
 
 
 def _plain_fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign | None:
-    """``response ~ [1 +] a + b`` with numeric columns, built without formulaic (None
-    when the formula needs formulaic: transforms, factors, interactions)."""
+    """``response ~ [1 +] a + b`` with numeric columns, or factors and their
+    interactions under treatment contrasts (:mod:`interlace.formula.treatment`), built
+    without formulaic (None when the formula needs formulaic: transforms, ...)."""
     if formula.count("~") != 1:
         return None
     lhs, rhs = (part.strip() for part in formula.split("~"))
     if not (lhs.isidentifier() and lhs in table.columns and _plain_numeric(table[lhs])):
         return None
     plain = PlainColumns.parse(rhs, table, allow_intercept_only=True)
+    if plain is None:
+        from .treatment import TreatmentColumns
+
+        plain = TreatmentColumns.parse(rhs, table)
     if plain is None:
         return None
     return FixedDesign(
