@@ -20,7 +20,7 @@ from ..frames import ingest, to_native_like
 def to_caller_frame(result, columns: dict[str, Any]) -> Any:
     """A frame of the type the model was fitted on, with these columns in order."""
     _, info = ingest(result.model.data)
-    if not info.backend.is_pandas():
+    if not info.is_pandas:
         columns = {
             name: (
                 np.asarray(values.astype(object)) if isinstance(values, pd.Categorical) else values
