@@ -12,8 +12,8 @@ to ``y_path`` for lme4, three untimed refits, then ``repeats`` timed loops of
 ``m.refit(Y[:, j])`` over every column.
 
 After the timed runs the process reads its own peak resident set size
-(``getrusage(RUSAGE_SELF).ru_maxrss``): it covers the interpreter, the imports, the
-data and every fit, warm-up included.
+(``VmHWM``, see ``_harness.self_peak_bytes``): it covers the interpreter, the imports,
+the data and every fit, warm-up included.
 """
 
 import json

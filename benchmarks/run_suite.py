@@ -273,7 +273,7 @@ def _ms(value):
 def notes(rows, info):
     """What the table cannot say: memory methods, skipped lme4 runs, failures, W10 details."""
     lines = [
-        "interlace peak memory: maximum resident set size (ru_maxrss) of the workload's own "
+        "interlace peak memory: maximum resident set size (VmHWM) of the workload's own "
         "fresh Python process, read by it after its timed runs: interpreter, imports, data, "
         "warm-up and timed fits. W10 rows: of the timed fresh processes, from "
         f"{info['peak_method']}.",
