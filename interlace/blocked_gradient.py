@@ -92,6 +92,9 @@ class BlockedDeviance:
     (330.8606, True, True)
     """
 
+    has_average_information = True
+    """``derivatives`` gives the average information: Newton's method runs on it."""
+
     def __init__(self, system: PenalizedSystem, reml: bool):
         if not supports_blocked_derivatives(system):
             raise ValueError("BlockedDeviance: expected a blocked system of scalar terms with a dense rest")
@@ -108,10 +111,24 @@ class BlockedDeviance:
         self.theta_of_term = np.array([int(t.theta_index[0, 0]) for t in terms], dtype=np.int64)
         bounds = np.concatenate([[0], np.cumsum([t.n_levels for t in system.rest_terms])])
         self.rest_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.level_sizes = self._level_sizes(terms)
         self.n_evaluations = 0
         self._last: tuple[bytes, Factor] | None = None
         self._work: np.ndarray | None = None  # the rest's factor, rewritten at each evaluation
         self._inverse: np.ndarray | None = None  # M_d's rest block, rewritten at each gradient
+
+    def _level_sizes(self, terms) -> np.ndarray:
+        """Per theta, the mean diagonal of Z_t'Z_t over its terms' levels (observations
+        per level for an intercept): a level's effect is shrunk by about
+        1 / (1 + theta_t^2 c_t), the coordinates of :mod:`interlace.newton`."""
+        diagonal = np.diagonal(self.system.rest_crossprod)
+        means = [float(np.mean(self.lead_counts))]
+        means += [float(np.mean(diagonal[s])) for s in self.rest_slices]
+        sums = np.zeros(self.n_theta)
+        counts = np.zeros(self.n_theta)
+        np.add.at(sums, self.theta_of_term, means)
+        np.add.at(counts, self.theta_of_term, 1.0)
+        return sums / np.maximum(counts, 1.0)
 
     # ----- value ---------------------------------------------------------------------------
 

@@ -253,11 +253,11 @@ class DenseDeviance:
         value = profiled_deviance(factor, self.n_obs, self.n_fixed, self.reml)
         if not np.isfinite(value):
             return value, np.zeros_like(theta)
-        dlogdet, dr2 = self.derivatives(theta, factor)
+        dlogdet, dr2 = self.parts(theta, factor)
         nu = self.n_obs - self.n_fixed if self.reml else self.n_obs
         return value, dlogdet + nu * dr2 / factor.pwrss
 
-    def derivatives(self, theta: np.ndarray, factor) -> tuple[np.ndarray, np.ndarray]:
+    def parts(self, theta: np.ndarray, factor) -> tuple[np.ndarray, np.ndarray]:
         """(d log-determinant, d r^2) in theta at a factor: log|M| for REML, log|P| for ML."""
         q, p = self.q, self.n_fixed
         size = q + p

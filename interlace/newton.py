@@ -1,9 +1,11 @@
 """Newton's method with the average information, for the variance ratios of scalar terms.
 
 Minimises the profiled criterion over gamma = theta^2 (each scalar term's variance
-relative to sigma^2; gamma >= 0), the parametrisation of average-information REML
-(Gilmour, Thompson and Cullis 1995). Each iteration takes the gradient and the average
-information (:class:`interlace.blocked_gradient.BlockedDeviance`), solves for the
+relative to sigma^2; gamma >= 0), as average-information REML does (Gilmour, Thompson
+and Cullis 1995), with steps taken in the shrinkage weights w = 1 / (1 + c gamma)
+(:class:`ShrinkageCoordinates`), in which the criterion is closer to quadratic. Each
+iteration takes the gradient and the average information
+(:class:`interlace.blocked_gradient.BlockedDeviance`), solves for the
 Newton step, damped as Levenberg and Marquardt when the criterion does not fall as
 the quadratic model predicts, and projected onto the bound: a ratio at its floor whose
 gradient points outwards stays there. It stops when the Newton decrement g' H^{-1} g
@@ -49,9 +51,11 @@ at its end (the last decrement times the last ratio of decrements, a linear rate
 pessimistic where the convergence is superlinear) is below this, the criterion then
 within about 5e-8 of its minimum."""
 
-MODEL_AGREEMENT = 0.01
+MODEL_AGREEMENT = 0.1
 """The early stop needs the accepted step's actual fall within this relative
-distance of the predicted one (give or take the criterion's rounding)."""
+distance of the predicted one (give or take the criterion's rounding): the quadratic
+model holds along the step. The average information is not the Hessian, so near the
+optimum the two differ by a few per cent (3% on InstEval's last step)."""
 
 ROUNDING = 1e-13
 """Relative rounding error of a criterion value (sums of 10^4-10^6 logarithms and
@@ -61,20 +65,55 @@ MAX_DAMPING = 1e12
 """Damping beyond which no step is found (the iteration stops, not converged)."""
 
 
-def _in_gamma(value: float, grad: np.ndarray, info: np.ndarray, theta: np.ndarray):
-    """Value, gradient and average information in gamma = theta^2."""
-    jac = 0.5 / theta  # d theta / d gamma
-    return value, grad * jac, info * np.outer(jac, jac)
+class ShrinkageCoordinates:
+    """The working coordinates of the iteration: per variance ratio gamma_t = theta_t^2,
+    the shrinkage weight w_t = 1 / (1 + c_t gamma_t), c_t the term's mean Z_t'Z_t
+    diagonal (observations per level for an intercept).
+
+    A level's BLUP is its mean residual shrunk by about w_t, and the criterion is
+    much closer to quadratic in w_t than in gamma_t where c_t gamma_t is large: on
+    InstEval a Newton step from the moment start lands within 0.05% of the optimum in
+    w, 1% in gamma. w_t is finite at gamma_t = 0 (w_t = 1, the bound) and tends to 0
+    as gamma_t grows. With every c_t = 0 (no level sizes known) the coordinates are
+    -gamma.
+    """
+
+    def __init__(self, level_sizes: np.ndarray):
+        self.c = np.asarray(level_sizes, dtype=np.float64)
+        self._plain = self.c <= 0
+
+    def from_gamma(self, gamma: np.ndarray) -> np.ndarray:
+        return np.where(self._plain, -gamma, 1.0 / (1.0 + self.c * gamma))
+
+    def to_gamma(self, w: np.ndarray) -> np.ndarray:
+        """gamma of ``w`` (w in (0, 1]; -gamma for the plain coordinates)."""
+        with np.errstate(divide="ignore"):
+            return np.where(self._plain, -w, (1.0 / w - 1.0) / np.where(self._plain, 1.0, self.c))
+
+    def valid(self, w: np.ndarray) -> bool:
+        """Whether ``w`` maps to a finite gamma."""
+        return bool(np.all(self._plain | (w > 0)))
+
+    def derivatives(self, value: float, grad: np.ndarray, info: np.ndarray, theta: np.ndarray):
+        """Value, gradient and average information in w, from those in theta."""
+        gamma = theta**2
+        w = self.from_gamma(gamma)
+        dw_dgamma = np.where(self._plain, -1.0, -self.c * w**2)
+        jac = 1.0 / (dw_dgamma * 2.0 * theta)  # d theta / d w
+        return value, grad * jac, info * np.outer(jac, jac)
 
 
 def minimize_average_information(objective, start: np.ndarray, max_evaluations: int) -> SimpleNamespace:
-    """Minimise ``objective`` over theta >= 0 by average-information Newton in gamma.
+    """Minimise ``objective`` over theta >= 0 by average-information Newton steps in the
+    shrinkage weights.
 
     Parameters
     ----------
     objective
         Has ``value(theta)`` and ``derivatives(theta, exact)`` -> (value, gradient,
-        average information), as :class:`interlace.blocked_gradient.BlockedDeviance`.
+        average information), as :class:`interlace.blocked_gradient.BlockedDeviance`,
+        and optionally ``level_sizes`` (per theta, the c of
+        :class:`ShrinkageCoordinates`; without it the steps are taken in gamma).
     start : numpy.ndarray
         Start theta (every entry the relative SD of a scalar term).
     max_evaluations : int
@@ -104,7 +143,8 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
     gamma_floor = THETA_FLOOR**2
     theta = np.maximum(np.asarray(start, dtype=np.float64), THETA_FLOOR)
     gamma = theta**2
-    value, grad, info = _in_gamma(*objective.derivatives(theta, exact=False), theta)
+    coords = ShrinkageCoordinates(getattr(objective, "level_sizes", np.zeros(len(theta))))
+    value, grad, info = coords.derivatives(*objective.derivatives(theta, exact=False), theta)
     evaluations, gradients = 1, 1
     damping = 0.0
     previous_decrement = np.inf
@@ -114,33 +154,51 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         if not np.isfinite(value):
             message = "the start is not a positive-definite point"
             break
-        free = ~((gamma <= gamma_floor) & (grad > 0))
+        free = ~((gamma <= gamma_floor) & (grad < 0))  # w falls as gamma grows
         scaling = np.maximum(np.diag(info), 1e-12 * max(float(np.max(np.abs(np.diag(info)))), 1e-300))
+        w = coords.from_gamma(gamma)
+        w_floor = coords.from_gamma(np.full_like(gamma, gamma_floor))
         step = np.zeros_like(gamma)
-        if np.any(free):
-            system = info[np.ix_(free, free)] + damping * np.diag(scaling[free])
-            try:
+        try:
+            if np.any(free):
+                system = info[np.ix_(free, free)] + damping * np.diag(scaling[free])
                 step[free] = -np.linalg.solve(system, grad[free])
-            except np.linalg.LinAlgError:
-                damping = max(4.0 * damping, 1e-3)
-                if damping > MAX_DAMPING:
-                    message = "no descent direction"
-                    break
-                continue
-        decrement = float(-grad @ step)
+            decrement = float(-grad @ step)
+            # ratios the step takes past their floor (w falls as gamma grows) stop on it,
+            # and the others take the model's best step with them there
+            crossing = free & (w + step >= w_floor)
+            keep = free & ~crossing
+            if np.any(crossing) and np.any(keep):
+                step[crossing] = w_floor[crossing] - w[crossing]
+                system = info[np.ix_(keep, keep)] + damping * np.diag(scaling[keep])
+                step[keep] = -np.linalg.solve(system, grad[keep] + info[np.ix_(keep, crossing)] @ step[crossing])
+        except np.linalg.LinAlgError:
+            damping = max(4.0 * damping, 1e-3)
+            if damping > MAX_DAMPING:
+                message = "no descent direction"
+                break
+            continue
         if decrement < DECREMENT_TOL and damping == 0.0:
             success, message = True, "converged (Newton decrement below tolerance)"
             break
         if evaluations >= max_evaluations:
             break
-        trial = np.maximum(gamma + step, gamma_floor)
-        delta = trial - gamma
+        if not coords.valid(w + step):  # the step would take a variance to infinity
+            damping = max(4.0 * damping, 1e-3)
+            if damping > MAX_DAMPING:
+                message = "no descent direction"
+                break
+            continue
+        # a ratio on its floor lands on it exactly: w near 1 maps back to gamma with an
+        # absolute error of about 1e-16 / c
+        trial = np.where(w + step >= w_floor, gamma_floor, np.maximum(coords.to_gamma(w + step), gamma_floor))
+        delta = coords.from_gamma(trial) - w
         predicted = -float(grad @ delta + 0.5 * delta @ info @ delta)
         trial_value = objective.value(np.sqrt(trial))
         evaluations += 1
         ratio = (value - trial_value) / predicted if predicted > 0 else -np.inf
         if not (np.isfinite(trial_value) and trial_value < value and ratio > ACCEPT_RATIO):
-            if predicted <= ROUNDING * abs(value):
+            if abs(predicted) <= ROUNDING * abs(value):
                 # the model promises less than the criterion resolves: this is the optimum
                 success, message = True, "converged (the predicted decrease is below the criterion's rounding)"
                 break
@@ -160,7 +218,7 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
             break
         previous_decrement = decrement
         theta = np.sqrt(gamma)
-        value, grad, info = _in_gamma(*objective.derivatives(theta), theta)
+        value, grad, info = coords.derivatives(*objective.derivatives(theta), theta)
         gradients += 1
     return SimpleNamespace(x=np.sqrt(gamma), fun=float(value), success=success, message=message,
                            nfev=evaluations, njev=gradients)

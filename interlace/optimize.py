@@ -82,6 +82,12 @@ class OptimizationRecord:
     message: str
 
 
+def _has_average_information(fun_and_grad) -> bool:
+    """Whether Newton's method can run on ``fun_and_grad``: it gives the average
+    information (:class:`interlace.blocked_gradient.BlockedDeviance`)."""
+    return bool(getattr(fun_and_grad, "has_average_information", False))
+
+
 def _projected_gradient(grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return np.where((theta <= lower) & (grad > 0), 0.0, grad)
 
@@ -145,7 +151,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     name = str(optimizer).lower()
     if name not in OPTIMIZERS:
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
-    if name == "newton" and not hasattr(fun_and_grad, "derivatives"):
+    if name == "newton" and not _has_average_information(fun_and_grad):
         raise InterlaceError(
             "optimizer='newton': needs a blocked system of scalar terms with a dense rest "
             "(crossed random intercepts on a large model); use 'auto' or 'cobyqa'"
@@ -153,7 +159,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     if name == "auto":
         if fun_and_grad is None:
             name = "cobyqa"
-        elif hasattr(fun_and_grad, "derivatives"):
+        elif _has_average_information(fun_and_grad):
             name = "newton"
         else:
             name = "auto-compiled" if hasattr(fun_and_grad, "minimize") else "l-bfgs-b"

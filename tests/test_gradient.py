@@ -117,3 +117,18 @@ def test_optimiser_started_with_curvature_finds_the_same_optimum():
     reference = optimize_theta(fun, m.theta, lower, optimizer="cobyqa")
     assert warm.objective <= reference.objective + 1e-8
     np.testing.assert_allclose(warm.theta, reference.theta, atol=1e-4)
+
+
+def test_dense_path_above_the_compiled_size_fits_with_lbfgsb():
+    # between the compiled kernels' size and the dense path's limit: DenseDeviance's
+    # gradient and L-BFGS-B (it has no average information: not Newton's method)
+    from interlace.gradient import COMPILED_MAX_SIZE
+    from interlace.linalg.dispatch import DENSE_MAX_SIZE
+
+    frame = _crossed(n_subjects=220, n_items=30, seed=4)
+    m = interlace.fit("y ~ x + (1 | subj) + (1 | item)", frame)
+    assert COMPILED_MAX_SIZE < m._system.size <= DENSE_MAX_SIZE
+    assert m.optimization.optimizer == "l-bfgs-b"
+    reference = interlace.fit("y ~ x + (1 | subj) + (1 | item)", frame, optimizer="cobyqa")
+    assert -2 * m.llf <= -2 * reference.llf + 1e-8
+    np.testing.assert_allclose(m.theta, reference.theta, atol=1e-4)

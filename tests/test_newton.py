@@ -238,11 +238,14 @@ def _minimum(problem):
     return res.x
 
 
+@pytest.mark.parametrize("level_sizes", [None, [20.0, 5.0]], ids=["gamma", "shrinkage"])
 @pytest.mark.parametrize("misfit", [1.0, 0.7, 1.6])
-def test_newton_converges_with_an_inexact_information(misfit):
+def test_newton_converges_with_an_inexact_information(misfit, level_sizes):
     from interlace.newton import minimize_average_information
 
     problem = _Synthetic([[3.0, 1.0], [1.0, 2.0]], [0.4, 0.9], [0.0, 0.0], misfit)
+    if level_sizes is not None:
+        problem.level_sizes = np.array(level_sizes)
     res = minimize_average_information(problem, np.array([1.2, 0.3]), 200)
     assert res.success
     best = _minimum(problem)
@@ -250,19 +253,27 @@ def test_newton_converges_with_an_inexact_information(misfit):
     assert problem.value(res.x) - problem.value(np.sqrt(best)) < 5e-8
     np.testing.assert_allclose(res.x**2, best, atol=3e-4)
     assert problem.estimated_calls == 1  # the first gradient only
-    if misfit == 1.0:
+    if misfit == 1.0 and level_sizes is None:
         assert res.njev <= 3  # exact curvature: Newton's method on a quadratic
 
 
-def test_newton_stops_on_the_bound_when_the_gradient_points_out():
+@pytest.mark.parametrize("level_sizes", [None, [20.0, 5.0]], ids=["gamma", "shrinkage"])
+def test_newton_stops_on_the_bound_when_the_gradient_points_out(level_sizes):
     from interlace.newton import THETA_FLOOR, minimize_average_information
 
     # the unconstrained minimum has gamma_2 < 0: the constrained one sits on the bound
     problem = _Synthetic([[2.0, 0.3], [0.3, 1.0]], [0.5, -0.4], [0.0, 0.0])
+    if level_sizes is not None:
+        problem.level_sizes = np.array(level_sizes)
     res = minimize_average_information(problem, np.array([0.8, 0.8]), 200)
     assert res.success
     assert res.x[1] == pytest.approx(THETA_FLOOR)
-    np.testing.assert_allclose(res.x**2, _minimum(problem), atol=1e-6)
+    best = _minimum(problem)
+    if level_sizes is None:  # the criterion is quadratic in these coordinates: Newton is exact
+        np.testing.assert_allclose(res.x**2, best, atol=1e-6)
+    else:  # not quadratic in w: the early stop's bound on the criterion
+        assert problem.value(res.x) - problem.value(np.sqrt(best)) < 5e-8
+        np.testing.assert_allclose(res.x**2, best, atol=1e-4)
 
 
 def test_estimated_traces_are_close_to_the_exact_ones():
@@ -286,3 +297,33 @@ def test_estimated_traces_are_close_to_the_exact_ones():
     assert np.linalg.norm(shift) < 0.02 * np.linalg.norm(step)
     # and the estimate is reproducible
     np.testing.assert_array_equal(estimated, blocked.derivatives(theta, exact=False)[1])
+
+
+def test_shrinkage_coordinates_map_gamma_and_the_derivatives(system):
+    from interlace.newton import ShrinkageCoordinates
+
+    blocked = BlockedDeviance(system, True)
+    coords = ShrinkageCoordinates(blocked.level_sizes)
+    assert np.all(blocked.level_sizes > 0)
+    gamma = np.array([0.8, 0.3, 0.05])
+    w = coords.from_gamma(gamma)
+    assert np.all((w > 0) & (w < 1))
+    np.testing.assert_allclose(coords.to_gamma(w), gamma, rtol=1e-12)
+    assert coords.from_gamma(np.zeros(3)).tolist() == [1.0, 1.0, 1.0]
+    assert not coords.valid(w - 1.0)
+    # the gradient in w is the derivative of the criterion along w
+    theta = np.sqrt(gamma)
+    _, grad_w, info_w = coords.derivatives(*blocked.derivatives(theta), theta)
+    h = 1e-6
+    numeric = [(blocked.value(np.sqrt(coords.to_gamma(w + h * e))) - blocked.value(np.sqrt(coords.to_gamma(w - h * e))))
+               / (2 * h) for e in np.eye(3)]
+    np.testing.assert_allclose(grad_w, numeric, rtol=1e-5)
+    assert np.all(np.linalg.eigvalsh(info_w) > 0)
+
+
+def test_shrinkage_step_from_the_moment_start_on_insteval():
+    # W5 of the benchmark suite: one step from the moment start lands next to the
+    # optimum, so one exact gradient (one inverse of the rest) suffices
+    m = interlace.fit("y ~ service * dept + (1 | s) + (1 | d)", interlace.load_dataset("InstEval"))
+    assert m.optimization.optimizer == "newton"
+    assert m.optimization.n_evaluations <= 4

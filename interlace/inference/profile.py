@@ -185,7 +185,7 @@ class Profiler:
         if not factor.ok or sigma <= 0:
             return np.inf, np.zeros_like(params)
         value = factor.logdet_random + factor.pwrss / sigma**2 + n * (LOG_2PI + 2.0 * np.log(sigma))
-        dlogdet, dr2 = self._dense.derivatives(theta, factor)
+        dlogdet, dr2 = self._dense.parts(theta, factor)
         d_theta = dlogdet + dr2 / sigma**2
         grad = np.empty_like(params)
         grad[:-1] = d_theta / sigma
