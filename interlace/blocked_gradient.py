@@ -51,7 +51,7 @@ from .kernels._jit import thread_count
 from .kernels.blockdiag import coupling_times, lead_quadratic_forms
 from .linalg.dispatch import supports_blocked_derivatives
 from .linalg.system import Factor, PenalizedSystem
-from .objective import profiled_deviance, residual_dof
+from .objective import LastFactor, profiled_deviance, residual_dof
 
 N_PROBES = 64
 """Random sign vectors per trace in :meth:`BlockedDeviance.derivatives` with
@@ -64,7 +64,7 @@ ESTIMATED_MIN_SIZE = 500
 """Smallest rest whose traces ``exact=False`` estimates; below it the inverse is cheap."""
 
 
-class BlockedDeviance:
+class BlockedDeviance(LastFactor):
     """The profiled deviance of a blocked system of scalar terms, with its gradient and
     average information in theta.
 
@@ -112,8 +112,7 @@ class BlockedDeviance:
         bounds = np.concatenate([[0], np.cumsum([t.n_levels for t in system.rest_terms])])
         self.rest_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.level_sizes = self._level_sizes(terms)
-        self.n_evaluations = 0
-        self._last: tuple[bytes, Factor] | None = None
+        self._reset_factors()
         self._work: np.ndarray | None = None  # the rest's factor, rewritten at each evaluation
         self._inverse: np.ndarray | None = None  # M_d's rest block, rewritten at each gradient
 
@@ -132,24 +131,11 @@ class BlockedDeviance:
 
     # ----- value ---------------------------------------------------------------------------
 
-    def last_factor(self, theta: np.ndarray) -> Factor | None:
-        """The factor of the last evaluation when it was at ``theta``, else None."""
-        key = np.asarray(theta, dtype=np.float64).tobytes()
-        return self._last[1] if self._last is not None and self._last[0] == key else None
-
-    def factor(self, theta: np.ndarray) -> Factor:
-        """The factor at ``theta``, the last one computed when it was at the same theta."""
-        theta = np.asarray(theta, dtype=np.float64)
-        key = theta.tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        self.n_evaluations += 1
+    def _factorize(self, theta: np.ndarray) -> Factor:
+        """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it)."""
         if self._work is None:
             self._work = np.empty_like(self.system.rest_crossprod)
-        self._last = None  # the buffer is about to change
-        factor = self.system.factorize(theta, out=self._work)
-        self._last = (key, factor)
-        return factor
+        return self.system.factorize(theta, out=self._work)
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""

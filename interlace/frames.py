@@ -1,9 +1,10 @@
 """Data frames in and out: the only module that touches narwhals.
 
 Any eager frame narwhals understands (pandas, polars, pyarrow) comes in through
-:func:`ingest` (a pandas frame directly, without importing narwhals); level order of categorical columns: a pandas Categorical's
-categories or a polars Enum's declared order, else sorted values (R's ``factor``); the model works on a pandas frame of the used columns; frames
-that go back to the caller are built in the caller's own type by
+:func:`ingest` (a pandas frame directly, without importing narwhals). Level order of
+categorical columns: a pandas Categorical's categories or a polars Enum's declared
+order, else sorted values (R's ``factor``). The model works on a pandas frame of the
+used columns; frames that go back to the caller are built in the caller's own type by
 :func:`to_native_like`.
 """
 

@@ -49,7 +49,41 @@ def deviance_at_sigma(factor: Factor, sigma: float, n_obs: int, n_fixed: int, re
     return float(value)
 
 
-class Objective:
+class LastFactor:
+    """Factorisations at theta, counted, the last one kept: asked again at the same
+    theta (the optimum, when the result is assembled) it is not computed twice.
+
+    Needs ``self.system``; sets ``n_evaluations`` and ``_last`` in
+    :meth:`_reset_factors`. :meth:`_factorize` makes a new factor (overridden to
+    write into a buffer).
+    """
+
+    def _reset_factors(self) -> None:
+        self.n_evaluations = 0
+        self._last: tuple[bytes, Factor] | None = None
+
+    def _factorize(self, theta: np.ndarray) -> Factor:
+        return self.system.factorize(theta)
+
+    def last_factor(self, theta: np.ndarray) -> Factor | None:
+        """The factor of the last evaluation when it was at ``theta``, else None."""
+        key = np.asarray(theta, dtype=np.float64).tobytes()
+        return self._last[1] if self._last is not None and self._last[0] == key else None
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        """The factor at ``theta``, the last one computed when it was at the same theta."""
+        theta = np.asarray(theta, dtype=np.float64)
+        cached = self.last_factor(theta)
+        if cached is not None:
+            return cached
+        self.n_evaluations += 1
+        self._last = None  # a buffered factor is about to change
+        factor = self._factorize(theta)
+        self._last = (theta.tobytes(), factor)
+        return factor
+
+
+class Objective(LastFactor):
     """The profiled deviance as a function of theta, counting evaluations.
 
     Examples
@@ -65,25 +99,7 @@ class Objective:
         self.reml = reml
         self.n_obs = system.design.n_obs
         self.n_fixed = system.n_fixed
-        self.n_evaluations = 0
-        self._last: tuple[bytes, Factor] | None = None
-
-    def last_factor(self, theta: np.ndarray) -> Factor | None:
-        """The factor of the last evaluation when it was at ``theta``, else None."""
-        key = np.asarray(theta, dtype=np.float64).tobytes()
-        return self._last[1] if self._last is not None and self._last[0] == key else None
-
-    def factor(self, theta: np.ndarray) -> Factor:
-        """The factor at ``theta``: the last one computed when it was at the same theta
-        (the optimum's factor is then not computed twice)."""
-        theta = np.asarray(theta, dtype=np.float64)
-        key = theta.tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        self.n_evaluations += 1
-        factor = self.system.factorize(theta)
-        self._last = (key, factor)
-        return factor
+        self._reset_factors()
 
     def __call__(self, theta: np.ndarray) -> float:
         return profiled_deviance(self.factor(theta), self.n_obs, self.n_fixed, self.reml)
