@@ -12,7 +12,7 @@ from interlace.api import _assemble
 from interlace.objective import Objective
 from interlace.optimize import OptimizationRecord
 
-from .reference import dataset_name, index, load
+from .reference import case_data, index, load
 
 
 class FitCache:
@@ -30,7 +30,7 @@ class FitCache:
                 warnings.simplefilter("ignore", interlace.SingularFitWarning)
                 self._fits[key] = interlace.fit(
                     case["formula"],
-                    interlace.load_dataset(dataset_name(case)),
+                    case_data(case),
                     method="REML" if ref["REML"] else "ML",
                     solver=solver,
                 )

@@ -7,13 +7,28 @@ import re
 from functools import cache
 from pathlib import Path
 
+import pandas as pd
+
+import interlace
+import interlace.datasets
+
 REFERENCE_DIR = Path(__file__).parent / "data" / "reference"
+
+
+DATASET_DIR = Path(__file__).parent / "data" / "datasets"
+
+
+@cache
+def all_cases() -> list[dict]:
+    """Every reference case (dataset, formula, REML, json; ``weights``/``offset`` columns)."""
+    return json.loads((REFERENCE_DIR / "index.json").read_text())
 
 
 @cache
 def index() -> list[dict]:
-    """The reference cases (dataset, formula, REML, json)."""
-    return json.loads((REFERENCE_DIR / "index.json").read_text())
+    """The reference cases without prior weights or offsets (those need ``weights=`` and
+    ``offset=``, not yet arguments of ``fit``)."""
+    return [c for c in all_cases() if not (c.get("weights") or c.get("offset"))]
 
 
 @cache
@@ -28,6 +43,20 @@ def case_id(case: dict) -> str:
 
 def dataset_name(case: dict) -> str:
     return case["dataset"].removesuffix(".csv")
+
+
+def case_data(case: dict) -> pd.DataFrame:
+    """A case's dataset: a bundled one, or one of tests/data/datasets (R's factor levels
+    from its schema.json)."""
+    name = dataset_name(case)
+    if name.lower() in {d.lower() for d in interlace.datasets.DATASETS}:
+        return interlace.load_dataset(name)
+    schema = json.loads((DATASET_DIR / "schema.json").read_text())[name]
+    factors = [c for c, spec in schema.items() if spec["class"] == "factor"]
+    frame = pd.read_csv(DATASET_DIR / f"{name}.csv", dtype=dict.fromkeys(factors, str))
+    for column in factors:
+        frame[column] = pd.Categorical(frame[column], categories=schema[column]["levels"])
+    return frame
 
 
 def r_fixef_name(name: str) -> str:

@@ -14,7 +14,7 @@ from interlace.linalg.dispatch import DENSE_MAX_SIZE, choose_path
 from interlace.linalg.system import PenalizedSystem
 from interlace.objective import profiled_deviance
 
-from .reference import case_id, dataset_name, index, load
+from .reference import case_data, case_id, index, load
 
 PATHS_REL = 1e-8
 
@@ -22,7 +22,7 @@ PATHS_REL = 1e-8
 @pytest.mark.parametrize("case", index(), ids=case_id)
 def test_paths_agree_on_reference_models(case):
     ref = load(case["json"])
-    design = build_design(*split_formula(case["formula"]), interlace.load_dataset(dataset_name(case)))
+    design = build_design(*split_formula(case["formula"]), case_data(case))
     theta = np.array(list(ref["theta"].values()), dtype=float)
     reml = bool(ref["REML"])
     results = []

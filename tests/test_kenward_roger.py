@@ -11,7 +11,7 @@ import pytest
 import interlace
 from interlace.inference.kenward_roger import kenward_roger
 
-from .reference import case_id, dataset_name, index, load, r_fixef_name
+from .reference import case_data, case_id, index, load, r_fixef_name
 
 KR_REL = 1e-3  # issue 3: KR df and p-values at interlace's own optimum
 EXACT_REL = 1e-8  # the same computation at lme4's theta and sigma
@@ -22,7 +22,7 @@ KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roge
 def _kr_fit(case) -> interlace.CrossedLMEResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", interlace.SingularFitWarning)
-        return interlace.fit(case["formula"], interlace.load_dataset(dataset_name(case)),
+        return interlace.fit(case["formula"], case_data(case),
                              df_method="kenward-roger")
 
 

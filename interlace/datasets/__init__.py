@@ -1,4 +1,4 @@
-"""lme4's example datasets, bundled as CSV with R's factor levels.
+"""Example datasets of lme4, lmerTest, nlme and mlmRev, bundled as CSV with R's factor levels.
 
 Examples
 --------
@@ -22,7 +22,8 @@ from ..errors import DataError
 
 _HERE = Path(__file__).parent
 
-DATASETS = ("sleepstudy", "Penicillin", "Pastes", "Dyestuff", "Dyestuff2", "cake", "InstEval")
+DATASETS = ("sleepstudy", "Penicillin", "Pastes", "Dyestuff", "Dyestuff2", "cake", "InstEval", "TVbo", "Pixel",
+            "BodyWeight", "Exam", "Dialyzer")
 """Names accepted by :func:`load_dataset`."""
 
 
@@ -32,7 +33,7 @@ def _schema() -> dict:
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """One of lme4's datasets as a pandas DataFrame.
+    """One of the bundled datasets as a pandas DataFrame.
 
     Factor columns are pandas Categoricals with R's level order (the first
     level is the reference of treatment contrasts, as in R); numeric columns
@@ -41,8 +42,10 @@ def load_dataset(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of ``sleepstudy``, ``Penicillin``, ``Pastes``, ``Dyestuff``,
-        ``Dyestuff2``, ``cake``, ``InstEval`` (case-insensitive).
+        One of lme4's ``sleepstudy``, ``Penicillin``, ``Pastes``, ``Dyestuff``,
+        ``Dyestuff2``, ``cake``, ``InstEval``; lmerTest's ``TVbo``; nlme's ``Pixel``,
+        ``BodyWeight``, ``Dialyzer``; mlmRev's ``Exam`` (case-insensitive). Ordered
+        factors of R are plain factors with the same level order.
 
     Returns
     -------
