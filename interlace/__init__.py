@@ -36,6 +36,7 @@ _EXPORTS = {
     "SingularFitWarning": "interlace.errors",
     "RankDeficiencyWarning": "interlace.errors",
     "MissingValuesWarning": "interlace.errors",
+    "DegenerateFitWarning": "interlace.errors",
     "hlm_resid": "interlace.diagnostics",
     "hlm_influence": "interlace.diagnostics",
     "hlm_leverage": "interlace.diagnostics",

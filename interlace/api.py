@@ -236,7 +236,8 @@ def fit(
             )
     if not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
         raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
-    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient)
+    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient,
+                            polish=True)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method}
     factor = _optimum_factor(objective, with_gradient, theta=record.theta)

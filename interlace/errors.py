@@ -30,3 +30,8 @@ class RankDeficiencyWarning(UserWarning):
 
 class MissingValuesWarning(UserWarning):
     """Rows with missing values in a used column were dropped (lme4's ``na.omit``)."""
+
+
+class DegenerateFitWarning(UserWarning):
+    """A quantity is undefined on this fit (zero or infinite residual variance, a
+    non-finite optimum) and is returned as NaN."""

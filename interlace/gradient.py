@@ -74,6 +74,12 @@ COMPILED_STALL_GTOL = 1e-3
 """A line search that stalls still counts as converged below this projected gradient
 (lme4 warns at 2e-3 on its scaled gradient)."""
 
+POLISH_STEPS = 3
+"""Quasi-Newton steps past convergence when a fit asks for a polished optimum: the
+stopping rules leave theta about 1e-7 from the optimum, where the deviance no longer
+changes; statistics that move with theta (Satterthwaite's df) want it at the gradient's
+accuracy. Refits (simulations) skip them."""
+
 CURVATURE_STEP = 1e-4
 """Relative step of the central differences behind :meth:`CompiledDeviance.inverse_hessian`."""
 
@@ -154,11 +160,13 @@ class CompiledDeviance:
         return (value + logdet_fixed if self.reml else value), nu
 
     def minimize(self, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
-                 inverse_hessian: np.ndarray | None = None):
+                 inverse_hessian: np.ndarray | None = None, polish: bool = False):
         """The whole optimisation in compiled code (projected BFGS): a result with
         scipy's ``x``, ``fun``, ``success``, ``message`` and ``nfev``.
 
-        ``inverse_hessian`` starts BFGS with known curvature (see :meth:`inverse_hessian`).
+        ``inverse_hessian`` starts BFGS with known curvature (see :meth:`inverse_hessian`);
+        ``polish`` ends with up to :data:`POLISH_STEPS` quasi-Newton steps past the
+        stopping rules (see :func:`~interlace.kernels.dense_deviance.minimize_deviance`).
         """
         if inverse_hessian is None:
             inverse_hessian = np.zeros((0, 0))
@@ -166,7 +174,7 @@ class CompiledDeviance:
             self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
             self.general, self.term_of, self.n_diagonal, *self.layout, np.asarray(start, dtype=np.float64),
             np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
-            int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL)
+            int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
         self.n_evaluations += int(evaluations)
         messages = {1: "converged", 0: "evaluation budget used up", -1: "line search found no descent"}
         success = status == 1

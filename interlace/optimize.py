@@ -93,11 +93,11 @@ def _projected_gradient(grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) 
 
 
 def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
-         fun_and_grad: Callable | None = None, inverse_hessian: np.ndarray | None = None):
+         fun_and_grad: Callable | None = None, inverse_hessian: np.ndarray | None = None, polish: bool = False):
     if name == "auto-compiled":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return fun_and_grad.minimize(start, lower, max_evaluations, inverse_hessian)
+            return fun_and_grad.minimize(start, lower, max_evaluations, inverse_hessian, polish)
     if name == "newton":
         from .newton import minimize_average_information
 
@@ -134,13 +134,14 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
 def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower: np.ndarray,
                    optimizer: str = "auto", max_evaluations: int = MAX_EVALUATIONS,
                    fun_and_grad: Callable | None = None,
-                   inverse_hessian: np.ndarray | None = None) -> OptimizationRecord:
+                   inverse_hessian: np.ndarray | None = None, polish: bool = False) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks.
 
     ``max_evaluations`` bounds one optimiser run (lme4's ``maxfun``/``maxeval``);
     ``fun_and_grad``, when given, returns (value, gradient) for L-BFGS-B;
     ``inverse_hessian`` (the compiled optimiser only) starts its first run with known
-    curvature, as refits of one design do.
+    curvature, as refits of one design do; ``polish`` (the compiled optimiser only) ends
+    it at the gradient's accuracy rather than the deviance's, as ``fit`` asks.
 
     Examples
     --------
@@ -181,7 +182,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
 
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     result = _run(name, counted, start, lower, max_evaluations, counted_grad,
-                  inverse_hessian if name == "auto-compiled" else None)
+                  inverse_hessian if name == "auto-compiled" else None, polish)
     if name in ("auto-compiled", "newton"):
         count += result.nfev
     theta, value = np.maximum(result.x, lower), float(result.fun)
@@ -206,7 +207,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         restart[on_bound] = np.maximum(start[on_bound], lower[on_bound] + 0.1)
         restarts.append(restart)
     for restart in restarts:
-        again = _run(name, counted, restart, lower, max_evaluations, counted_grad)
+        again = _run(name, counted, restart, lower, max_evaluations, counted_grad, polish=polish)
         if name in ("auto-compiled", "newton"):
             count += again.nfev
         if again.fun < value:

@@ -31,9 +31,25 @@ def index() -> list[dict]:
     return [c for c in all_cases() if not (c.get("weights") or c.get("offset"))]
 
 
+CONVERGED_DIR = REFERENCE_DIR / "converged"
+
+
 @cache
 def load(name: str) -> dict:
-    """One reference JSON by file name."""
+    """One reference JSON by file name: lme4's output at its optimum.
+
+    Where lme4's default optimizer stopped short (it warned "Model failed to converge";
+    BodyWeight), this is the same script's output with the optimizer run to convergence
+    (``converged/``, made by ``make_converged_reference.R``); :func:`load_default` is
+    the default fit's.
+    """
+    path = CONVERGED_DIR / name
+    return json.loads((path if path.exists() else REFERENCE_DIR / name).read_text())
+
+
+@cache
+def load_default(name: str) -> dict:
+    """One reference JSON by file name, as lme4's default optimizer left it."""
     return json.loads((REFERENCE_DIR / name).read_text())
 
 

@@ -259,7 +259,7 @@ def _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, general, scale, term_o
 @kernel
 def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_diagonal, factor_theta,
                       block_offset, block_k, block_levels, factor_start, pos_a, pos_b, pos_which, start,
-                      lower, inverse_hessian, max_evaluations, gtol, ftol):
+                      lower, inverse_hessian, max_evaluations, gtol, ftol, polish_steps):
     """Projected BFGS with an Armijo line search on theta >= lower, all compiled, on
     the deviance of :func:`_profiled` (whose arguments pass through).
 
@@ -271,6 +271,11 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
     gradient below ``gtol``, or relative decrease, or the decrease predicted by the
     quasi-Newton model -g'Hg/2 once it has curvature, below ``ftol``), 0 out of
     evaluations, -1 no descent possible (at a point where the line search fails).
+
+    Once converged with curvature, up to ``polish_steps`` full quasi-Newton steps follow,
+    each kept when it lowers the projected gradient without raising the deviance beyond
+    its rounding: the stopping rules leave theta where the deviance stops changing
+    (about 1e-7 from the optimum), these steps take it to the gradient's own accuracy.
     """
     size = A.shape[0]
     scale = np.ones(size)
@@ -290,8 +295,6 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
             if x[i] <= lower[i] and g[i] > 0.0:
                 free[i] = False
                 pg[i] = 0.0
-        if np.max(np.abs(pg)) < gtol:
-            return x, f, evaluations, 1
         d = np.zeros(n_theta)
         for i in range(n_theta):
             if free[i]:
@@ -303,12 +306,39 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
         slope = 0.0
         for i in range(n_theta):
             slope += g[i] * d[i]
+        # converged: the projected gradient, or the quasi-Newton decrement (nothing left to gain)
+        converged = np.max(np.abs(pg)) < gtol or (slope < 0.0 and not first and -0.5 * slope <= ftol * (1.0 + abs(f)))
+        if converged:
+            if polish_steps <= 0 or first or slope >= 0.0:
+                return x, f, evaluations, 1
+            polish_steps -= 1
+            trial = np.maximum(x + d, lower)
+            f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
+                                         n_diagonal, factor_theta, block_offset, block_k, block_levels,
+                                         factor_start, pos_a, pos_b, pos_which)
+            evaluations += 1
+            if not ok or f_new > f + 1e-12 * (1.0 + abs(f)):
+                return x, f, evaluations, 1
+            largest = 0.0
+            for i in range(n_theta):
+                if not (trial[i] <= lower[i] and g_new[i] > 0.0):
+                    largest = max(largest, abs(g_new[i]))
+            if largest >= np.max(np.abs(pg)):
+                return x, f, evaluations, 1
+            s_vec = trial - x
+            y_vec = g_new - g
+            x, f, g = trial, f_new, g_new
+            sy = np.sum(s_vec * y_vec)
+            if sy > 1e-14 * np.sqrt(np.sum(s_vec * s_vec) * np.sum(y_vec * y_vec)):
+                Hy = H @ y_vec
+                yHy = np.sum(y_vec * Hy)
+                rho = 1.0 / sy
+                H = H + (rho * rho * yHy + rho) * np.outer(s_vec, s_vec) - rho * (np.outer(Hy, s_vec) + np.outer(s_vec, Hy))
+            continue
         if slope >= 0.0:
             H = np.eye(n_theta)
             d = -pg
             slope = -np.sum(pg * pg)
-        elif not first and -0.5 * slope <= ftol * (1.0 + abs(f)):
-            return x, f, evaluations, 1  # the quasi-Newton decrement: nothing left to gain
         step = 1.0
         if first:  # no curvature yet: a first step of FIRST_STEP in theta (MixedModels.jl's initial step)
             step = FIRST_STEP / max(FIRST_STEP, np.max(np.abs(d)))
