@@ -99,11 +99,33 @@ def test_scalar_blocked_formula_equals_the_general_one(dataset, formula, method)
                                atol=PATHS_REL * np.max(np.abs(general.vcov_jacobian)))
 
 
-def test_scalar_formula_declines_a_zero_variance():
-    m = quiet_fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff2"), solver="sparse")
-    assert m.theta[0] == 0.0
-    assert scalar_blocked_derivatives(m._system, m.theta, float(np.sqrt(m.scale)), True) is None
-    assert np.isfinite(m.fe_df.iloc[0])
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("zero", [0, 1])
+def test_scalar_blocked_formula_at_a_zero_variance(zero, method):
+    # a term at theta = 0 is decoupled: its own curvature from the model without it
+    m = quiet_fit("Coloursaturation ~ TVset * Picture + (1 | Assessor) + (1 | Assessor:TVset)",
+                  interlace.load_dataset("TVbo"), method=method, solver="sparse")
+    theta = m.theta.copy()
+    theta[zero] = 0.0
+    general = general_derivatives(m._system, theta, 0.9, method == "REML")
+    scalar = scalar_blocked_derivatives(m._system, theta, 0.9, method == "REML")
+    np.testing.assert_allclose(scalar.hessian, general.hessian, rtol=0,
+                               atol=PATHS_REL * np.max(np.abs(general.hessian)))
+    np.testing.assert_allclose(scalar.vcov_jacobian, general.vcov_jacobian, rtol=0,
+                               atol=PATHS_REL * np.max(np.abs(general.vcov_jacobian)))
+
+
+def test_singular_fit_df_on_both_paths():
+    data = interlace.load_dataset("Dyestuff2")
+    dense = quiet_fit("Yield ~ 1 + (1 | Batch)", data, solver="dense")
+    blocked = quiet_fit("Yield ~ 1 + (1 | Batch)", data, solver="sparse")
+    assert dense.theta[0] == blocked.theta[0] == 0.0
+    sigma = float(np.sqrt(blocked.scale))
+    scalar = scalar_blocked_derivatives(blocked._system, blocked.theta, sigma, True)
+    general = general_derivatives(dense._system, dense.theta, sigma, True)
+    np.testing.assert_allclose(scalar.hessian, general.hessian, rtol=1e-12)
+    assert float(blocked.fe_df.iloc[0]) == pytest.approx(float(dense.fe_df.iloc[0]), rel=1e-10)
+    assert float(dense.fe_df.iloc[0]) == pytest.approx(29.0, rel=1e-10)  # lmerTest: n - 1 at a zero variance
 
 
 def _one_way(draw_groups: int, per_group: int, seed: int, slope: bool = False) -> pd.DataFrame:

@@ -34,10 +34,16 @@ theta_s, theta_t > 0, K_st = (delta_st I - S^{-1}_st) / (theta_s theta_t),
 
 tau_s = tr(S^{-1}_ss), q_s the term's number of levels: the blocks of the inverse of a
 blocked factor (the leading term eliminated by level) without forming the leading
-term's own (q_1 x q_1) block. :func:`scalar_blocked_derivatives` does this for blocked
-systems with a dense rest, all theta_t > 0, up to :data:`SCALAR_MAX_BYTES` of dense
-coupling. Other systems (a sparse rest, a singular blocked fit, the largest models)
-fall back on central differences of the deviance (:func:`finite_difference_derivatives`).
+term's own (q_1 x q_1) block. A term at theta_s = 0 is decoupled from the others; D is
+even in theta_s and
+
+    d2 D / dtheta_s^2 = 2 tr(Z_s'P Z_s) - 2 ||Z_s'e||^2 / sigma^2,
+
+its other derivatives zero (P of the model without the term, e the residual).
+:func:`scalar_blocked_derivatives` does this for blocked systems with a dense rest, up
+to :data:`SCALAR_MAX_BYTES` of dense coupling. Other systems (a sparse rest, the
+largest models) fall back on central differences of the deviance
+(:func:`finite_difference_derivatives`).
 """
 
 from __future__ import annotations
@@ -218,11 +224,55 @@ def _term_quantities(G: np.ndarray, E: np.ndarray, rest_slices: list[slice], lea
     return tau, frob
 
 
+def _zero_term_curvature(system: PenalizedSystem, factor: Factor, theta: np.ndarray, terms, zero: np.ndarray,
+                         G: np.ndarray, m: int, scaled, weights: np.ndarray, quad: np.ndarray,
+                         counts: np.ndarray, sigma: float) -> np.ndarray:
+    """d2 D / dtheta_s^2 = 2 tr(Z_s'P Z_s) - 2 ||Z_s'e||^2 / sigma^2 for terms at zero.
+
+    tr(Z_s'P Z_s) sums, over the term's levels, z'z - x'S^{-1}x with x = [Z Lambda X]'z
+    (X only for REML: the first ``m`` rows of the rest): the leading term's x are the
+    levels' scaled couplings (``quad`` holds x'S^{-1}x); a rest term's by the blocked
+    inverse, x'S^{-1}x = x_1'D^{-1}x_1 + y'G y with y = x_r - C D^{-1} x_1."""
+    from ..kernels.products import z_times, z_transpose_times
+
+    design = system.design
+    u, beta = system.solve(factor, theta)
+    b = PenalizedSystem.spherical_to_effects(u, theta, terms)
+    residual = design.y - design.X @ beta
+    pos = 0
+    for term in terms:
+        block = np.ascontiguousarray(b[pos : pos + term.n_effects].reshape(term.n_levels, 1))
+        residual = residual - z_times(term.group_codes, term.design, block)
+        pos += term.n_effects
+    theta_lead = theta[int(terms[0].theta_index[0, 0])]
+    scale = system._scalar_scale(theta)[:m]
+    ptr, idx, val = system.coupling
+    out = np.empty(len(zero))
+    starts = np.concatenate([[0], np.cumsum([t.n_levels for t in terms[1:]])])
+    for k, t in enumerate(zero):
+        term = terms[t]
+        cross = z_transpose_times(term.group_codes, term.design, residual, term.n_levels)[:, 0]
+        if t == 0:
+            trace = float(np.sum(counts - quad))
+        else:
+            cols = np.arange(starts[t - 1], starts[t])
+            from scipy import sparse
+
+            coupling = sparse.csr_matrix((val[:, 0], idx, ptr), shape=(len(ptr) - 1, system.size))
+            x_lead = theta_lead * np.asarray(coupling[:, cols].todense())  # (n1, q_t)
+            x_rest = scale[:, None] * system.rest_crossprod[:m, cols]
+            y = x_rest - theta_lead * (scaled.T[:m] @ (weights[:, None] * x_lead))
+            forms = np.sum(x_lead * (weights[:, None] * x_lead), axis=0) + np.sum(y * (G @ y), axis=0)
+            trace = float(np.sum(system.rest_crossprod[cols, cols] - forms))
+        out[k] = 2.0 * trace - 2.0 * float(cross @ cross) / sigma**2
+    return out
+
+
 def scalar_blocked_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float, reml: bool,
                                factor: Factor | None = None) -> DevianceDerivatives | None:
-    """The exact derivatives of a blocked system of scalar terms with a dense rest and
-    every theta_t > 0 (None otherwise), from the blocked factor: two inverses of the
-    rest (one for ML), never the leading term's own block of the inverse.
+    """The exact derivatives of a blocked system of scalar terms with a dense rest (None
+    for other systems), from the blocked factor: two inverses of the rest (one for REML),
+    never the leading term's own block of the inverse.
 
     Examples
     --------
@@ -242,7 +292,7 @@ def scalar_blocked_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma
     design = system.design
     terms = (system.lead_term, *system.rest_terms)
     thetas = np.array([theta[int(t.theta_index[0, 0])] for t in terms])
-    if not np.all(thetas > 0):
+    if np.any(thetas < 0):
         return None
     if system.size * system.lead_term.n_levels * 8 > SCALAR_MAX_BYTES:
         return None
@@ -280,7 +330,8 @@ def scalar_blocked_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma
     head = scaled[:, :m_ld]
     quad = np.asarray(head.multiply(head @ G_ld).sum(axis=1)).ravel()  # v_l' G v_l per level
     tau, frob = _term_quantities(G_ld, E_full[:m_ld, :m_ld], rest_slices, weights, quad, theta_lead)
-    outer_theta = np.outer(thetas, thetas)
+    positive = thetas > 0
+    outer_theta = np.where(np.outer(positive, positive), np.outer(thetas, thetas), 1.0)
     hess_ld = (np.diag(6.0 * tau - 2.0 * sizes) - 4.0 * frob) / outer_theta
     # r^2: u_s' [Omega^{-1} u_t]_s for every pair of terms
     u, _ = system.solve(factor, theta)
@@ -306,7 +357,14 @@ def scalar_blocked_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma
             products[s, t] = u_terms[s] @ w_rest[sl]
     squares = np.array([ut @ ut for ut in u_terms])
     hess_r2 = (np.diag(6.0 * squares) - 4.0 * (products + products.T)) / outer_theta
-    dr2_terms = -2.0 * squares / thetas
+    dr2_terms = np.where(positive, -2.0 * squares / np.where(positive, thetas, 1.0), 0.0)
+    hess = hess_ld + hess_r2 / sigma**2
+    if not np.all(positive):  # terms at zero: decoupled, their own curvature only
+        zero = np.flatnonzero(~positive)
+        hess[zero, :] = 0.0
+        hess[:, zero] = 0.0
+        hess[zero, zero] = _zero_term_curvature(system, factor, theta, terms, zero, G_ld, m_ld, scaled,
+                                                weights, quad, counts, sigma)
     # vcov: Y = Omega^{-1} E_beta by blocks
     Y_rest = G_full[:, q_rest:]
     Y_lead = -theta_lead * weights[:, None] * (scaled @ Y_rest)
@@ -315,11 +373,12 @@ def scalar_blocked_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma
     index = np.array([int(t.theta_index[0, 0]) for t in terms])
     nu = residual_dof(design.n_obs, p, reml)
     hessian = np.zeros((n_theta + 1, n_theta + 1))
-    hessian[np.ix_(index, index)] = hess_ld + hess_r2 / sigma**2
+    hessian[np.ix_(index, index)] = hess
     jacobian = np.zeros((n_theta + 1, p, p))
     dr2 = np.zeros(n_theta)
     for t, Yt in enumerate(Y_terms):
-        jacobian[index[t]] = 2.0 * sigma**2 * (Yt.T @ Yt) / thetas[t]
+        if positive[t]:
+            jacobian[index[t]] = 2.0 * sigma**2 * (Yt.T @ Yt) / thetas[t]
         dr2[index[t]] = dr2_terms[t]
     _sigma_entries(hessian, jacobian, dr2, factor.pwrss, sigma, nu, G_full[q_rest:, q_rest:])
     return DevianceDerivatives(hessian, jacobian, "scalar")
