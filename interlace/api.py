@@ -7,7 +7,6 @@ system on the path the dispatch picks -> optimise theta -> estimates -> result.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from .estimates import (
     variance_components,
 )
 from .formula.random import RandomTermSpec, parse_random_term, split_formula
+from .formula.rformula import formula_variables
 from .frames import ingest, missing_rows, select_as_pandas
 from .gradient import deviance_functions
 from .linalg.dispatch import build_system
@@ -44,9 +44,6 @@ Method = Literal["REML", "ML"]
 NaAction = Literal["drop", "raise"]
 DfMethod = Literal["satterthwaite", "kenward-roger"]
 DF_METHODS = ("satterthwaite", "kenward-roger")
-
-_IDENTIFIER = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)(\s*\()?")
-_NAMESPACES = ("np.", "numpy.", "math.", "scipy.")
 
 
 def _choice(argument: str, value: Any, allowed: Sequence[str]) -> str:
@@ -75,21 +72,16 @@ def _random_specs(groups: str | Sequence[str] | None, random: str | Sequence[str
 
 
 def _used_columns(text: str, columns: Sequence[str], where: str) -> list[str]:
-    """Columns named in ``text``; an identifier that is neither a column nor a
-    function call nor a namespaced name is an unknown column."""
+    """Columns named in ``text`` (read as R reads a formula: function and argument
+    names and R's constants are not columns); any other name is an unknown column."""
     present = set(columns)
     used: list[str] = []
-    for quoted, name, call in _IDENTIFIER.findall(text):
-        token = quoted or name
-        if token in present:
-            if token not in used:
-                used.append(token)
-        elif call or token.startswith(_NAMESPACES) or token in ("np", "numpy"):
-            continue
-        else:
+    for token in formula_variables(text, present):
+        if token not in present:
             raise DataError(
                 f"{where}: column {token!r} not found in data (columns: {', '.join(map(str, columns))})"
             )
+        used.append(token)
     return used
 
 
@@ -379,7 +371,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
     ordered = lme4_term_order(design)
     model = model or ModelInfo(
         exog=design.X,
-        endog=design.y,
+        endog=design.fixed.observed,
         exog_names=list(design.fixed_names),
         endog_names=design.fixed.response_name,
         groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
@@ -399,8 +391,8 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         scale=est.scale,
         llf=-0.5 * est.deviance,
         nparams=design.n_fixed + design.n_theta + 1,
-        resid=design.y - est.fitted,
-        fittedvalues=est.fitted,
+        resid=design.y - est.fitted,  # y - offset - (X b + Z u)
+        fittedvalues=design.fixed.with_offset_added(est.fitted),
         nobs=design.n_obs,
         ngroups={t.name: t.n_levels for t in ordered},
         method=method,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -275,12 +275,10 @@ def _drop_redundant(fixed: FixedDesign) -> tuple[FixedDesign, np.ndarray]:
         RankDeficiencyWarning,
         stacklevel=4,
     )
-    return FixedDesign(
-        response=fixed.response,
-        response_name=fixed.response_name,
+    return replace(
+        fixed,
         matrix=np.ascontiguousarray(fixed.matrix[:, keep]),
         column_names=tuple(fixed.column_names[i] for i in keep),
-        model_spec=fixed.model_spec,
     ), keep
 
 

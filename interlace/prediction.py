@@ -1,6 +1,7 @@
-"""Predictions for new data: fixed part through the fit's ModelSpec, random part by
-level label, with zero random effects for levels the fit did not see (lme4's
-``allow.new.levels = TRUE``)."""
+"""Predictions for new data: fixed part through the fit's ModelSpec (with the fit's
+``poly`` and ``scale`` state), plus the formula's offset evaluated on the new rows,
+random part by level label, with zero random effects for levels the fit did not see
+(lme4's ``allow.new.levels = TRUE``)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ import pandas as pd
 
 from .design import level_labels_of_rows
 from .errors import DataError
-from .formula.fixed import design_for_new_data, variables
+from .formula.fixed import design_for_new_data, offset_values, offset_variables, variables
 from .frames import ingest, missing_rows, select_as_pandas
 
 
-def _needed_columns(result, include_re: bool) -> list[str]:
+def _needed_columns(result, include_re: bool, columns) -> list[str]:
     design = result._system.design
-    needed = variables(design.fixed.model_spec)
+    needed = variables(design.fixed.model_spec, columns) | offset_variables(design.fixed)
     if include_re:
         for term in design.terms:
             needed.update(term.factors)
             for spec in term.part_specs:
-                needed.update(variables(spec))
+                needed.update(variables(spec, columns))
     return sorted(needed)
 
 
@@ -32,9 +33,9 @@ def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
     if newdata is None:
         if include_re:
             return result.fittedvalues.copy()
-        return design.X @ result.fe_params.to_numpy()
+        return design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
     frame, info = ingest(newdata, "newdata")
-    needed = _needed_columns(result, include_re)
+    needed = _needed_columns(result, include_re, info.columns)
     absent = [c for c in needed if c not in info.columns]
     if absent:
         raise DataError(
@@ -47,6 +48,8 @@ def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
     table = table.loc[complete].reset_index(drop=True)
     X = design_for_new_data(design.fixed.model_spec, table)[:, design.kept_columns]
     values = X @ result.fe_params.to_numpy()
+    if design.fixed.offset_terms:
+        values = values + offset_values(design.fixed.offset_terms, table)
     if include_re:
         for term in design.terms:
             effects = result.random_effects[term.name]

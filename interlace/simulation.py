@@ -2,9 +2,11 @@
 
 ``simulate`` is lme4's ``simulate.merMod``: y* = X beta + Z b* + e*, with new random
 effects b* = sigma Lambda u*, u* ~ N(0, I) per draw (``use_re=False``, lme4's
-default) or the BLUPs (``use_re=True``, lme4's ``use.u = TRUE``), and e* ~ N(0, sigma^2 I).
+default) or the BLUPs (``use_re=True``, lme4's ``use.u = TRUE``), and e* ~ N(0, sigma^2 I),
+plus the model's offset.
 ``refit`` is lme4's ``refit``: the same design with a new response, reusing every
-structure that does not depend on y and starting from the fitted theta.
+structure that does not depend on y and starting from the fitted theta (the offset is
+subtracted from the new response, as lme4 fits y - offset).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -
     rng = np.random.default_rng(seed)
     design = result._system.design
     sigma = float(np.sqrt(result.scale))
-    mean = design.X @ result.fe_params.to_numpy()
+    mean = design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
     out = np.empty((design.n_obs, nsim))
     for draw in range(nsim):
         y = mean.copy()
@@ -62,13 +64,14 @@ def refit_response(result, y):
         raise InterlaceError(f"y: expected {n} values (the rows used in the fit), found {y.size}")
     if not np.all(np.isfinite(y)):
         raise InterlaceError("y: expected finite values, found NaN or infinity")
-    system = result._system.with_response(y)
+    fixed = result._system.design.fixed
+    system = result._system.with_response(y if fixed.offset is None else y - fixed.offset)
     reml = result.method == "REML"
     fun, with_gradient = deviance_functions(system, reml)
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
-    model = replace(result.model, endog=system.design.y)
+    model = replace(result.model, endog=y)
     return _assemble(system.design, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
                      model, factor=_optimum_factor(fun, with_gradient, theta=record.theta))

@@ -38,8 +38,9 @@ CONVERGED_DIR = REFERENCE_DIR / "converged"
 def load(name: str) -> dict:
     """One reference JSON by file name: lme4's output at its optimum.
 
-    Where lme4's default optimizer stopped short (it warned "Model failed to converge";
-    BodyWeight), this is the same script's output with the optimizer run to convergence
+    Where lme4's default optimizer stopped short of the optimum (BodyWeight, where it
+    warned "Model failed to converge", and Pixel), this is the same script's output with
+    the optimizer run to convergence
     (``converged/``, made by ``make_converged_reference.R``); :func:`load_default` is
     the default fit's.
     """
@@ -76,7 +77,8 @@ def case_data(case: dict) -> pd.DataFrame:
 
 
 def r_fixef_name(name: str) -> str:
-    """formulaic's column name as R writes it: ``recipe[T.B]:temp`` -> ``recipeB:temp``."""
+    """interlace's column name as R writes it: ``recipe[T.B]:temp`` -> ``recipeB:temp``,
+    ``factor(x)[T.2]`` -> ``factor(x)2``, an indicator of every level ``g[a]`` -> ``ga``."""
     if name == "Intercept":
         return "(Intercept)"
-    return re.sub(r"([A-Za-z0-9_.]+)\[T\.([^\]]+)\]", r"\1\2", name)
+    return re.sub(r"(?<=[A-Za-z0-9_.)`])\[(?:T\.)?([^\]]+)\]", r"\1", name)

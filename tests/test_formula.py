@@ -120,28 +120,40 @@ PLAIN = {
 
 @pytest.mark.parametrize("formula", sorted(PLAIN))
 def test_plain_fixed_part_equals_formulaic(formula):
+    # with every interaction's margins present, R's coding is formulaic's
     import pickle
 
     from formulaic import model_matrix
 
-    from interlace.formula.fixed import LazyModelSpec, fixed_design
+    from interlace.formula.fixed import PlainColumns, design_for_new_data, fixed_design
+    from interlace.formula.treatment import TreatmentColumns
 
     data = _factors() if PLAIN[formula] == "factors" else interlace.load_dataset(PLAIN[formula])
     plain = fixed_design(formula, data)
     reference = model_matrix(formula, data)
-    assert isinstance(plain.model_spec, LazyModelSpec)  # built without formulaic
+    assert isinstance(plain.model_spec, (PlainColumns, TreatmentColumns))  # built without formulaic
     assert plain.column_names == tuple(reference.rhs.columns)
     np.testing.assert_array_equal(plain.matrix, reference.rhs.to_numpy(dtype=float))
     np.testing.assert_array_equal(plain.response, reference.lhs.iloc[:, 0].to_numpy(dtype=float))
     spec = pickle.loads(pickle.dumps(plain.model_spec))  # bootMer ships it to workers
     new = data.head(5)
-    np.testing.assert_array_equal(np.asarray(spec.get_model_matrix(new)), reference.rhs.to_numpy(dtype=float)[:5])
+    np.testing.assert_array_equal(design_for_new_data(spec, new), reference.rhs.to_numpy(dtype=float)[:5])
 
 
 def test_formulas_needing_formulaic_are_not_plain():
-    from interlace.formula.fixed import LazyModelSpec, fixed_design
+    from interlace.formula.fixed import PlainColumns, fixed_design
+    from interlace.formula.treatment import TreatmentColumns
 
     data = interlace.load_dataset("sleepstudy")
-    for formula in ("log(Reaction) ~ Days", "Reaction ~ 0 + Subject", "Reaction ~ Days + I(Days ** 2)",
-                    "Reaction ~ Days:Days", "Reaction ~ Days:Subject"):  # (no margin: formulaic's coding)
-        assert not isinstance(fixed_design(formula, data).model_spec, LazyModelSpec), formula
+    for formula in ("log(Reaction) ~ Days", "Reaction ~ Days + I(Days ** 2)", "Reaction ~ Days:Days"):
+        spec = fixed_design(formula, data).model_spec
+        assert not isinstance(spec, (PlainColumns, TreatmentColumns)), formula
+
+
+def test_plain_path_refuses_unseen_levels_in_new_data():
+    from interlace.formula.fixed import design_for_new_data, fixed_design
+
+    data = _factors()
+    design = fixed_design("y ~ x * a", data)
+    with pytest.raises(interlace.DataError, match=r"column 'a' has level\(s\) 'w' not seen"):
+        design_for_new_data(design.model_spec, data.head(2).assign(a=["w", "z"]))

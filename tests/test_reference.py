@@ -156,12 +156,13 @@ def test_wald_intervals_use_satterthwaite_df(pair):
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONVERGED_DIR.glob("*.json")))
-def test_converged_references_replace_only_unconverged_lme4_fits(name, fits):
-    # evidence kept with the test: lme4's default fit warned and stopped above the
-    # criterion's minimum, which lme4 itself reaches with tighter tolerances, as interlace
+def test_converged_references_replace_only_unfinished_lme4_fits(name, fits):
+    # evidence kept with the test: lme4's default optimizer stopped above the criterion's
+    # minimum (by 5e-5 on BodyWeight, where it warned, by 3.6e-7 on Pixel, where it did
+    # not; rounding is below 1e-9 here), which lme4 itself reaches with tighter tolerances,
+    # as interlace does
     default, converged = load_default(name), load(name)
-    assert any("failed to converge" in m for m in default["conv_messages"])
     assert not converged["conv_messages"]
     key = "REMLcrit" if default["REML"] else "deviance"
-    assert converged[key] < default[key] - 1e-5
+    assert converged[key] < default[key] - 1e-7
     assert -2 * fits.get(name).llf <= converged[key] + DEVIANCE_ABOVE

@@ -98,12 +98,7 @@ def downdated_system(system: PenalizedSystem, rows: np.ndarray) -> PenalizedSyst
             raise RuntimeError(f"downdated_system: {missing} coupling entries without a match")
         new.coupling = (ptr, idx, val)  # a new tuple: derived copies of it are rebuilt
     kept_terms = tuple(_rows_of(t, np.flatnonzero(keep)) for t in design.terms)
-    fixed = replace(
-        design.fixed,
-        response=np.ascontiguousarray(design.y[keep]),
-        matrix=np.ascontiguousarray(design.X[keep]),
-    )
-    new.design = replace(design, fixed=fixed, terms=kept_terms)
+    new.design = replace(design, fixed=design.fixed.take(keep), terms=kept_terms)
     by_name = {t.name: t for t in kept_terms}
     new.lead_term = by_name[system.lead_term.name] if system.lead_term is not None else None
     new.rest_terms = tuple(by_name[t.name] for t in system.rest_terms)

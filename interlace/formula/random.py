@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..errors import FormulaError
 
 _NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)$")
+_BLANKS_OUTSIDE_BACKTICKS = re.compile(r"\s+(?=(?:[^`]*`[^`]*`)*[^`]*$)")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _expr_terms(expr: str) -> tuple[bool, list[str]]:
     """(has_intercept, the other formula terms) of a bar's left-hand side."""
     intercept = True
     others: list[str] = []
-    for chunk in _split_top_level(expr.replace(" ", ""), "+"):
+    for chunk in _split_top_level(_BLANKS_OUTSIDE_BACKTICKS.sub("", expr), "+"):
         minus = _split_top_level(chunk, "-")
         head, removed = minus[0], minus[1:]
         if head in ("1",):

@@ -194,9 +194,7 @@ def _resampled_design(design, rng: np.random.Generator, level: str):
             levels = term.levels
         terms.append(replace(term, group_codes=np.ascontiguousarray(codes.ravel(), dtype=np.int32),
                              design=np.ascontiguousarray(term.design[rows]), levels=levels))
-    fixed = replace(design.fixed, response=np.ascontiguousarray(design.y[rows]),
-                    matrix=np.ascontiguousarray(design.X[rows]))
-    return replace(design, fixed=fixed, terms=tuple(terms), table=design.table.iloc[rows].reset_index(drop=True))
+    return replace(design, fixed=design.fixed.take(rows), terms=tuple(terms), table=design.table.iloc[rows].reset_index(drop=True))
 
 
 def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
