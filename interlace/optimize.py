@@ -34,8 +34,11 @@ NEAR_BOUNDARY = 1e-4
 singularity tolerance) is checked by a derivative-free run from the start."""
 """Names accepted by ``optimizer=``."""
 
-BOUNDARY_TOL = 1e-5
-"""lme4's ``boundary.tol``: values this close to a bound are tried at the bound."""
+BOUNDARY_TOL = 1e-4
+"""Values this close to a bound are tried at the bound and kept there when the criterion
+is not higher (lme4's ``check.boundary`` with its ``boundary.tol`` of 1e-5; wider here,
+lme4's singularity tolerance: a gradient method approaches a zero variance slowly, the
+criterion being even in it, and stops 1e-5 off where lme4's BOBYQA lands on the bound)."""
 
 RESTART_STEP = 1e-5
 """Step off the boundary used by the ``restart_edge`` check (lme4's ``btol``)."""

@@ -28,6 +28,7 @@ class FitCache:
             ref = load(json_name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", interlace.SingularFitWarning)
+                warnings.simplefilter("ignore", interlace.MissingValuesWarning)  # lme4 drops them silently
                 self._fits[key] = interlace.fit(
                     case["formula"],
                     case_data(case),
@@ -49,6 +50,7 @@ class FitCache:
             record = OptimizationRecord("lme4 theta", theta, deviance, 0, True, "reference")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", interlace.SingularFitWarning)
+                warnings.simplefilter("ignore", interlace.MissingValuesWarning)
                 self._fits[key] = _assemble(system.design, system, record, reml, fitted.method,
                                             fitted.df_method, fitted.model.formula, fitted.model.data,
                                             fitted.model.dropped_rows)

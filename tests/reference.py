@@ -1,4 +1,5 @@
-"""Reading the lme4 reference JSONs in tests/data/reference."""
+"""Reading the lme4 reference JSONs: the shared set (tests/data/reference) and our held-out
+set (tests/data/holdout)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,29 @@ import pandas as pd
 import interlace
 import interlace.datasets
 
-REFERENCE_DIR = Path(__file__).parent / "data" / "reference"
+DATA_DIR = Path(__file__).parent / "data"
+REFERENCE_DIR = DATA_DIR / "reference"
+"""The project lead's shared reference set (lme4 1.1-31, lmerTest 3.1-3, pbkrtest)."""
+
+HOLDOUT_DIR = DATA_DIR / "holdout"
+"""Our own held-out set, made the same way on other public datasets (make_holdout_reference.R)."""
+
+DATASET_DIR = DATA_DIR / "datasets"
+
+CONVERGED_DIR = REFERENCE_DIR / "converged"
 
 
-DATASET_DIR = Path(__file__).parent / "data" / "datasets"
+def _reference_dirs() -> tuple[Path, ...]:
+    return (REFERENCE_DIR, HOLDOUT_DIR / "reference")
 
 
 @cache
 def all_cases() -> list[dict]:
-    """Every reference case (dataset, formula, REML, json; ``weights``/``offset`` columns)."""
-    return json.loads((REFERENCE_DIR / "index.json").read_text())
+    """Every reference case (dataset, formula, REML, json; ``weights``/``offset`` columns),
+    the shared set's then the held-out set's (``set``: "shared" or "holdout")."""
+    shared = [dict(c, set="shared") for c in json.loads((REFERENCE_DIR / "index.json").read_text())]
+    holdout = [dict(c, set="holdout") for c in json.loads((HOLDOUT_DIR / "reference" / "index.json").read_text())]
+    return shared + holdout
 
 
 @cache
@@ -31,7 +45,12 @@ def index() -> list[dict]:
     return [c for c in all_cases() if not (c.get("weights") or c.get("offset"))]
 
 
-CONVERGED_DIR = REFERENCE_DIR / "converged"
+def _path(name: str, converged: bool) -> Path:
+    for directory in _reference_dirs():
+        for candidate in ((directory / "converged" / name) if converged else None, directory / name):
+            if candidate is not None and candidate.exists():
+                return candidate
+    raise FileNotFoundError(f"reference {name!r} in none of {[str(d) for d in _reference_dirs()]}")
 
 
 @cache
@@ -39,19 +58,22 @@ def load(name: str) -> dict:
     """One reference JSON by file name: lme4's output at its optimum.
 
     Where lme4's default optimizer stopped short of the optimum (BodyWeight, where it
-    warned "Model failed to converge", and Pixel), this is the same script's output with
-    the optimizer run to convergence
-    (``converged/``, made by ``make_converged_reference.R``); :func:`load_default` is
-    the default fit's.
+    warned "Model failed to converge", Pixel, the held-out Oxboys ML fit), this is the
+    same script's output with the optimizer run to convergence (``converged/``, made by
+    ``make_converged_reference.R``); :func:`load_default` is the default fit's.
     """
-    path = CONVERGED_DIR / name
-    return json.loads((path if path.exists() else REFERENCE_DIR / name).read_text())
+    return json.loads(_path(name, converged=True).read_text())
 
 
 @cache
 def load_default(name: str) -> dict:
     """One reference JSON by file name, as lme4's default optimizer left it."""
-    return json.loads((REFERENCE_DIR / name).read_text())
+    return json.loads(_path(name, converged=False).read_text())
+
+
+def converged_names() -> list[str]:
+    """The cases with a converged reference."""
+    return sorted(p.name for d in _reference_dirs() for p in (d / "converged").glob("*.json"))
 
 
 def case_id(case: dict) -> str:
@@ -62,18 +84,24 @@ def dataset_name(case: dict) -> str:
     return case["dataset"].removesuffix(".csv")
 
 
-def case_data(case: dict) -> pd.DataFrame:
-    """A case's dataset: a bundled one, or one of tests/data/datasets (R's factor levels
-    from its schema.json)."""
-    name = dataset_name(case)
-    if name.lower() in {d.lower() for d in interlace.datasets.DATASETS}:
-        return interlace.load_dataset(name)
-    schema = json.loads((DATASET_DIR / "schema.json").read_text())[name]
+def _read_with_schema(directory: Path, name: str) -> pd.DataFrame:
+    schema = json.loads((directory / "schema.json").read_text())[name]
     factors = [c for c, spec in schema.items() if spec["class"] == "factor"]
-    frame = pd.read_csv(DATASET_DIR / f"{name}.csv", dtype=dict.fromkeys(factors, str))
+    frame = pd.read_csv(directory / f"{name}.csv", dtype=dict.fromkeys(factors, str))
     for column in factors:
         frame[column] = pd.Categorical(frame[column], categories=schema[column]["levels"])
     return frame
+
+
+def case_data(case: dict) -> pd.DataFrame:
+    """A case's dataset with R's factor levels: a bundled one, one of tests/data/datasets,
+    or the held-out set's own (tests/data/holdout/data)."""
+    name = dataset_name(case)
+    if case.get("set") == "holdout":
+        return _read_with_schema(HOLDOUT_DIR / "data", name)
+    if name.lower() in {d.lower() for d in interlace.datasets.DATASETS}:
+        return interlace.load_dataset(name)
+    return _read_with_schema(DATASET_DIR, name)
 
 
 def r_fixef_name(name: str) -> str:

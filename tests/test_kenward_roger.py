@@ -15,6 +15,7 @@ from .reference import case_data, case_id, index, load, r_fixef_name
 
 KR_REL = 1e-3  # issue 3: KR df and p-values at interlace's own optimum
 EXACT_REL = 1e-8  # the same computation at lme4's theta and sigma
+ROUNDING = 1e-12  # relative to a matrix's largest entry: entries at this level are zeros
 
 KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roger"]]
 
@@ -22,6 +23,7 @@ KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roge
 def _kr_fit(case) -> interlace.CrossedLMEResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", interlace.SingularFitWarning)
+        warnings.simplefilter("ignore", interlace.MissingValuesWarning)
         return interlace.fit(case["formula"], case_data(case),
                              df_method="kenward-roger")
 
@@ -34,7 +36,7 @@ def test_kenward_roger_at_own_optimum(case):
     df = m.fe_df.rename(index=r_fixef_name)[names].to_numpy()
     p = m.fe_pvalues.rename(index=r_fixef_name)[names].to_numpy()
     np.testing.assert_allclose(df, ref["df"], rtol=KR_REL)
-    np.testing.assert_allclose(p, ref["p"], rtol=KR_REL, atol=1e-300)
+    np.testing.assert_allclose(p, ref["p"], rtol=KR_REL, atol=1e-12)  # p below 1e-12: see test_anova
     np.testing.assert_allclose(m.fe_bse.rename(index=r_fixef_name)[names].to_numpy(), ref["se"], rtol=KR_REL)
 
 
@@ -45,7 +47,14 @@ def test_kenward_roger_at_lme4_theta_is_pbkrtest(case, fits):
     m = fits.get(case["json"])
     theta = np.array(list(full["theta"].values()), dtype=float)
     kr = kenward_roger(m._system.design, theta, full["sigma"] ** 2)
-    np.testing.assert_allclose(kr.vcov_adjusted, np.array(ref["vcov_adjusted"]["values"]), rtol=EXACT_REL)
+    if "values" in ref["vcov_adjusted"]:  # stored for n <= 1000 only
+        expected = np.array(ref["vcov_adjusted"]["values"])
+        # covariances that are zero in exact arithmetic are rounding noise on both sides
+        np.testing.assert_allclose(kr.vcov_adjusted, expected, rtol=EXACT_REL,
+                                   atol=ROUNDING * np.max(np.abs(expected)))
+    se = np.sqrt(np.diag(kr.vcov_adjusted))
+    order_se = [list(m.fe_params.rename(index=r_fixef_name).index).index(n) for n in ref["names"]]
+    np.testing.assert_allclose(se[order_se], ref["se"], rtol=EXACT_REL)
     eye = np.eye(len(m.fe_params))
     df = np.array([kr.ddf(eye[j]) for j in range(len(eye))])
     order = [list(m.fe_params.rename(index=r_fixef_name).index).index(n) for n in ref["names"]]

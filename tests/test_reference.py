@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .reference import CONVERGED_DIR, case_id, index, load, load_default, r_fixef_name
+from .reference import case_id, converged_names, index, load, load_default, r_fixef_name
 
 FIXEF_IN_SE = 1e-3  # |beta - beta_lme4| <= FIXEF_IN_SE * SE
 SE_REL = 1e-3
@@ -69,7 +69,7 @@ def test_theta_sigma_and_likelihood(pair):
     assert result.ngroups == ref["ngroups"]
     assert result.is_singular == ref["isSingular"]
     if ref["REML"]:
-        assert result.llf_restricted == pytest.approx(ref["REMLcrit"], abs=DEVIANCE_ABOVE + 1e-9 * ref["REMLcrit"]) or (
+        assert result.llf_restricted == pytest.approx(ref["REMLcrit"], abs=DEVIANCE_ABOVE + 1e-9 * abs(ref["REMLcrit"])) or (
             result.llf_restricted < ref["REMLcrit"]
         )
     else:
@@ -83,8 +83,12 @@ def test_variance_components(pair):
         if grp == "Residual":
             np.testing.assert_allclose(result.scale, var, rtol=2 * SIGMA_REL)
             continue
-        # lme4 names a factor's second separate term "Subject.1"; interlace keeps one entry
-        comp = result.variance_components[re.sub(r"\.\d+$", "", grp)]
+        # lme4 names a factor's second separate term "Subject.1", and, beside such a
+        # duplicate, an interaction "Wafer.Site" for "Wafer:Site"; interlace keeps one entry
+        name = re.sub(r"\.\d+$", "", grp)
+        if name not in result.variance_components:
+            name = next(k for k in result.variance_components if k.replace(":", ".") == name)
+        comp = result.variance_components[name]
         a = "Intercept" if v1 == "(Intercept)" else v1
         b = a if v2 is None else ("Intercept" if v2 == "(Intercept)" else v2)
         value = comp if isinstance(comp, float) else comp.loc[a, b]
@@ -155,7 +159,7 @@ def test_wald_intervals_use_satterthwaite_df(pair):
     assert np.all(np.abs(ci.loc[s["names"], "lower"].to_numpy() - lower) <= 1e-3 * width)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONVERGED_DIR.glob("*.json")))
+@pytest.mark.parametrize("name", converged_names())
 def test_converged_references_replace_only_unfinished_lme4_fits(name, fits):
     # evidence kept with the test: lme4's default optimizer stopped above the criterion's
     # minimum (by 5e-5 on BodyWeight, where it warned, by 3.6e-7 on Pixel, where it did
@@ -164,5 +168,5 @@ def test_converged_references_replace_only_unfinished_lme4_fits(name, fits):
     default, converged = load_default(name), load(name)
     assert not converged["conv_messages"]
     key = "REMLcrit" if default["REML"] else "deviance"
-    assert converged[key] < default[key] - 1e-7
+    assert converged[key] < default[key] - 1e-8
     assert -2 * fits.get(name).llf <= converged[key] + DEVIANCE_ABOVE
