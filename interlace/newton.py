@@ -20,7 +20,9 @@ Near the optimum the decrement shrinks by at least a constant factor per iterati
 When the last two decrements predict that the next one is below
 :data:`PREDICTED_DECREMENT_TOL` and an accepted step fell as predicted (give or take
 the criterion's rounding), the iteration ends at that step without another gradient:
-on InstEval and the simulated benchmarks this saves one inverse of the rest in three.
+on InstEval and the simulated benchmarks this saves one inverse of the rest in three
+(systems of at least :data:`EARLY_STOP_MIN_SIZE` rows; smaller ones take the last
+gradient).
 
 From a start near the optimum (:func:`interlace.start.start_theta`) this takes two to
 four gradients and three or four factorisations, where a derivative-free method takes
@@ -56,6 +58,12 @@ MODEL_AGREEMENT = 0.1
 distance of the predicted one (give or take the criterion's rounding): the quadratic
 model holds along the step. The average information is not the Hessian, so near the
 optimum the two differ by a few per cent (3% on InstEval's last step)."""
+
+EARLY_STOP_MIN_SIZE = 500
+"""The early stop is taken on systems of at least this many rows (q_rest + p + 1) only:
+below, a last gradient is cheap, and it confirms the optimum the heuristic predicts
+(on small crossed designs the average information can misjudge the last step enough
+to leave the criterion 1e-6 above its minimum)."""
 
 ROUNDING = 1e-13
 """Relative rounding error of a criterion value (sums of 10^4-10^6 logarithms and
@@ -141,6 +149,8 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
     ([0.5, 0.5], True)
     """
     gamma_floor = THETA_FLOOR**2
+    system = getattr(objective, "system", None)
+    early_stop = system is not None and system.size >= EARLY_STOP_MIN_SIZE
     theta = np.maximum(np.asarray(start, dtype=np.float64), THETA_FLOOR)
     gamma = theta**2
     coords = ShrinkageCoordinates(getattr(objective, "level_sizes", np.zeros(len(theta))))
@@ -213,7 +223,7 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         rate = decrement / previous_decrement if np.isfinite(previous_decrement) else np.inf
         agrees = abs((value - trial_value) - predicted) <= MODEL_AGREEMENT * predicted + ROUNDING * abs(value)
         gamma, value = trial, trial_value
-        if rate * decrement < PREDICTED_DECREMENT_TOL and agrees and damping == 0.0:
+        if rate * decrement < PREDICTED_DECREMENT_TOL and agrees and damping == 0.0 and early_stop:
             success, message = True, "converged (the last step's predicted successor decrement below tolerance)"
             break
         previous_decrement = decrement
