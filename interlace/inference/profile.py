@@ -3,34 +3,62 @@
 As lme4 (``profile.merMod``, ``devfun2``), the profile is of the ML deviance (a REML
 fit is refitted by ML first), on lme4's scale: the standard deviations and
 correlations of each random-effects term, sigma, then the fixed effects. For a
-parameter fixed at a value, the others are re-optimised and
+parameter held at a value, the others (the nuisance) are re-optimised and
 
     zeta = sign(value - estimate) * sqrt(deviance - deviance at the optimum);
 
-an interval's ends are where zeta = -/+ qnorm((1 + level) / 2). lme4 interpolates
-zeta on a grid with splines; here each end is found by root finding on zeta
-itself. A standard deviation whose profile stays below the cut-off down to zero
-has 0 as its lower end (a correlation: -1 or 1), as lme4 reports.
+an interval's ends are where zeta = -/+ qnorm((1 + level) / 2).
 
-What is re-optimised reuses the fitted structure: variance parameters move theta
-and sigma on the fitted system; a fixed effect held at a value changes only the
-[X y] columns of the cross-products (y - x_j b, without x_j), not the data pass.
+- Variance parameters move on the chart of :mod:`.profile_scale` (sds, angles of the
+  correlations, sigma), where the deviance D(theta, sigma) is smooth up to the
+  boundary (a correlation of +-1 is an angle of 0 or pi); its gradient is the
+  analytic one in theta by the chain rule (:mod:`.profile_curves`), central
+  differences on the blocked path. A correlation between a term's second and later
+  effects is profiled on the same model with the term's columns reordered, where it
+  is an angle of the chart.
+- A fixed effect held at a value changes only the [X y] columns of the
+  cross-products (y - x_j b, without x_j: ``with_fixed_tail``); the nuisance is theta,
+  sigma and the other fixed effects profiled out as in the fit.
+- Each point's nuisance optimisation (:mod:`.profile_optimize`) starts from the
+  neighbouring point's optimum, extrapolated, with its inverse Hessian, and confirms
+  a boundary optimum; each end is found in a few points by Newton steps on zeta
+  (:mod:`.profile_search`), whose slope the envelope theorem gives for free, and is
+  confirmed from other starts before it is accepted.
+- An sd whose profile stays below the cut-off down to 0 has 0 as its lower end, a
+  correlation -1 or 1, as lme4 reports; an sd or sigma whose profile never reaches
+  the cut-off upwards has ``inf`` (lme4's ``Inf``).
+- A profile point below the deviance of the fit's optimum shows that the fit stopped
+  at a local optimum: the ML optimum is re-optimised from there, every interval is
+  profiled again from it, and a :class:`~interlace.errors.ConvergenceWarning` says so
+  (where lme4 stops with "profiling detected new, lower deviance").
+
+lme4 interpolates zeta on a grid of points with splines and reads the ends off the
+interpolation; interlace finds them on the profile itself. Where lme4's grid followed
+a failed nuisance optimisation (a correlation stuck at -1, an sd at 0) or its spline
+misreads a profile that is not monotone, the two differ by more than lme4's
+interpolation error; the test data keep the evidence of which is right
+(``tests/data/make_profile_evidence.R``).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-from ..gradient import DenseDeviance, deviance_functions
+from ..errors import ConvergenceWarning
+from ..estimates import compute_estimates
+from ..gradient import deviance_functions
+from ..linalg.dispatch import build_system
 from ..linalg.system import PenalizedSystem
-from ..objective import LOG_2PI
 from ..optimize import optimize_theta
-from ..summary import r_name
+from .profile_curves import LOWER_TOL, FixedCurve, VarianceCurve
+from .profile_deviance import DIFFERENCE_STEP, VarianceDeviance
+from .profile_scale import ProfileScale, psd_cholesky
+from .profile_search import interval_end
 
 
 def ml_refit(result) -> tuple[np.ndarray, float]:
@@ -45,281 +73,210 @@ def ml_refit(result) -> tuple[np.ndarray, float]:
     return record.theta, record.objective
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """Where theta entry i sits: random term (block) and position (row, col)."""
-
-    block: int
-    row: int
-    col: int
-
-
-class _SdCorScale:
-    """Conversions between theta (relative Cholesky factors) and lme4's sd/cor scale."""
-
-    def __init__(self, system: PenalizedSystem):
-        design = system.design
-        self.terms = design.terms
-        entries: dict[int, _Entry] = {}
-        for b, term in enumerate(self.terms):
-            for r in range(term.n_columns):
-                for c in range(r + 1):
-                    i = term.theta_index[r, c]
-                    if i >= 0:
-                        entries[int(i)] = _Entry(b, r, c)
-        self.entries = [entries[i] for i in range(design.n_theta)]
-        self.is_sd = np.array([e.row == e.col for e in self.entries])
-
-    def names(self) -> list[str]:
-        out = []
-        for e in self.entries:
-            term = self.terms[e.block]
-            if e.row == e.col:
-                out.append(f"sd_{r_name(term.column_names[e.row])}|{term.name}")
-            else:
-                out.append(f"cor_{r_name(term.column_names[e.row])}.{r_name(term.column_names[e.col])}|{term.name}")
-        return out
-
-    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
-        out = np.empty(len(self.entries))
-        covs = [sigma**2 * (t.relative_cov_factor(theta) @ t.relative_cov_factor(theta).T) for t in self.terms]
-        for i, e in enumerate(self.entries):
-            cov = covs[e.block]
-            if e.row == e.col:
-                out[i] = np.sqrt(max(cov[e.row, e.row], 0.0))
-            else:
-                d = np.sqrt(cov[e.row, e.row] * cov[e.col, e.col])
-                out[i] = cov[e.row, e.col] / d if d > 0 else 0.0
-        return out
-
-    def to_theta(self, sdcor: np.ndarray, sigma: float) -> np.ndarray:
-        theta = np.zeros(len(self.entries))
-        for b, term in enumerate(self.terms):
-            k = term.n_columns
-            sd = np.zeros(k)
-            corr = np.eye(k)
-            for i, e in enumerate(self.entries):
-                if e.block != b:
-                    continue
-                if e.row == e.col:
-                    sd[e.row] = sdcor[i]
-                else:
-                    corr[e.row, e.col] = corr[e.col, e.row] = sdcor[i]
-            T = _psd_cholesky(corr * np.outer(sd, sd)) / sigma
-            for i, e in enumerate(self.entries):
-                if e.block == b:
-                    theta[i] = T[e.row, e.col]
-        return theta
+def _hessian(fun_and_grad, x: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """The Hessian in scaled units (x / unit) by central differences of the gradient."""
+    n = x.size
+    out = np.empty((n, n))
+    for i in range(n):
+        h = np.zeros(n)
+        h[i] = DIFFERENCE_STEP * unit[i]
+        out[i] = (fun_and_grad(x + h)[1] - fun_and_grad(x - h)[1]) * unit / (2.0 * DIFFERENCE_STEP)
+    return 0.5 * (out + out.T)
 
 
-def _psd_cholesky(cov: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a positive semi-definite matrix (zero columns where a
-    pivot vanishes)."""
-    k = cov.shape[0]
-    L = np.zeros((k, k))
-    for j in range(k):
-        s = cov[j, j] - L[j, :j] @ L[j, :j]
-        if s <= 1e-14 * max(cov[j, j], 1e-300):
-            continue
-        L[j, j] = np.sqrt(s)
-        for i in range(j + 1, k):
-            L[i, j] = (cov[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
-    return L
+CONDITION_MAX = 1e8
+"""Largest condition number of a Hessian (scaled units) whose inverse starts BFGS; a
+flatter direction (a correlation whose sd is 0) would get a step of no meaning."""
 
 
-def _ml_deviance_at_sigma(system: PenalizedSystem, theta: np.ndarray, sigma: float) -> float:
-    factor = system.factorize(theta)
-    if not factor.ok or sigma <= 0:
-        return np.inf
-    n = system.design.n_obs
-    return factor.logdet_random + factor.pwrss / sigma**2 + n * (LOG_2PI + 2.0 * np.log(sigma))
-
-
-def _minimize(fun, start: np.ndarray, lower: np.ndarray, upper: np.ndarray, jac: bool = False):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return optimize.minimize(fun, start, method="L-BFGS-B", jac=jac, bounds=list(zip(lower, upper, strict=True)),
-                                 options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500})
+def _inverse_if_positive(matrix: np.ndarray) -> np.ndarray | None:
+    """The inverse of a symmetric matrix when it is positive definite and not near
+    singular (condition number below :data:`CONDITION_MAX`), else None."""
+    if matrix.size == 0 or not np.all(np.isfinite(matrix)):
+        return None
+    values, vectors = np.linalg.eigh(matrix)
+    if not values[0] > values[-1] / CONDITION_MAX:
+        return None
+    return (vectors / values) @ vectors.T
 
 
 class Profiler:
-    """zeta functions of one fit's parameters, on lme4's scale."""
+    """The ML optimum of a model and the profiles of its parameters on lme4's scale.
 
-    def __init__(self, result):
-        self.result = result
-        self.system = result._system
-        self.theta_ml, self.base_deviance = ml_refit(result)
-        factor = self.system.factorize(self.theta_ml)
-        n = self.system.design.n_obs
-        self.sigma_ml = float(np.sqrt(factor.pwrss / n))
-        self.scale = _SdCorScale(self.system)
-        self.sdcor_ml = self.scale.to_sdcor(self.theta_ml, self.sigma_ml)
-        from ..estimates import compute_estimates
-
-        est = compute_estimates(self.system, factor, self.theta_ml, False, self.base_deviance)
-        self.beta_ml = est.beta
-        self.se_ml = np.sqrt(np.diag(est.fe_cov))
-        self._dense = DenseDeviance(self.system, reml=False) if self.system.n_leading == 0 else None
-
-    # ----- variance parameters: sd/cor of the random effects, then sigma ----------------
-    def variance_estimates(self) -> np.ndarray:
-        return np.concatenate([self.sdcor_ml, [self.sigma_ml]])
-
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        lower = np.where(self.scale.is_sd, 0.0, -1.0)
-        upper = np.where(self.scale.is_sd, np.inf, 1.0)
-        return np.concatenate([lower, [1e-10 * self.sigma_ml]]), np.concatenate([upper, [np.inf]])
-
-    def _variance_deviance(self, params: np.ndarray) -> float:
-        sigma = params[-1]
-        theta = self.scale.to_theta(params[:-1], sigma)
-        return _ml_deviance_at_sigma(self.system, theta, sigma)
-
-    def _variance_deviance_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        """For scalar random terms (theta_i = sd_i / sigma) on the dense path: the
-        deviance at (sd, sigma) and its gradient by the chain rule."""
-        sigma, sd = params[-1], params[:-1]
-        theta = sd / sigma
-        factor = self.system.factorize(theta)
-        n = self.system.design.n_obs
-        if not factor.ok or sigma <= 0:
-            return np.inf, np.zeros_like(params)
-        value = factor.logdet_random + factor.pwrss / sigma**2 + n * (LOG_2PI + 2.0 * np.log(sigma))
-        dlogdet, dr2 = self._dense.parts(theta, factor)
-        d_theta = dlogdet + dr2 / sigma**2
-        grad = np.empty_like(params)
-        grad[:-1] = d_theta / sigma
-        grad[-1] = -np.sum(d_theta * sd) / sigma**2 - 2.0 * factor.pwrss / sigma**3 + 2.0 * n / sigma
-        return float(value), grad
-
-    @property
-    def _analytic(self) -> bool:
-        return self.system.n_leading == 0 and all(t.n_columns == 1 for t in self.system.design.terms)
-
-    def variance_zeta(self, index: int):
-        """zeta(value) for variance parameter ``index`` (sd/cor entries, then sigma)."""
-        estimate = self.variance_estimates()
-        lower, upper = self._bounds()
-        free = np.array([i for i in range(len(estimate)) if i != index])
-        unit = np.where(np.isfinite(upper[free]) & (upper[free] <= 1.0), 1.0,
-                        np.maximum(np.abs(estimate[free]), 1e-3 * self.sigma_ml))
-        state = {"x": estimate[free] / unit}
-
-        def zeta(value: float) -> float:
-            def objective(x):
-                params = np.empty_like(estimate)
-                params[free] = x * unit
-                params[index] = value
-                return self._variance_deviance(params)
-
-            def objective_and_gradient(x):
-                params = np.empty_like(estimate)
-                params[free] = x * unit
-                params[index] = value
-                f, g = self._variance_deviance_and_gradient(params)
-                return f, g[free] * unit
-
-            res = _minimize(objective_and_gradient if self._analytic else objective, state["x"],
-                            lower[free] / unit, upper[free] / unit, jac=self._analytic)
-            state["x"] = res.x
-            drop = max(res.fun - self.base_deviance, 0.0)
-            return float(np.sign(value - estimate[index]) * np.sqrt(drop))
-
-        return zeta
-
-    # ----- fixed effects -----------------------------------------------------------------
-    def fixed_zeta(self, j: int):
-        """zeta(value) for fixed effect ``j``: the model refitted with beta_j held at value."""
-        p = self.system.design.n_fixed
-        lower = self.system.design.theta_lower
-        state = {"theta": self.theta_ml.copy()}
-
-        def zeta(value: float) -> float:
-            # new [X y] columns in terms of the old ones: X without x_j, then y - value x_j
-            tail = np.zeros((p + 1, p))
-            for new, old in enumerate(c for c in range(p) if c != j):
-                tail[old, new] = 1.0
-            tail[p, p - 1] = 1.0
-            tail[j, p - 1] = -value
-            system = self.system.with_fixed_tail(tail)
-            fun, with_gradient = deviance_functions(system, reml=False)
-            record = optimize_theta(fun, state["theta"], lower, "auto", fun_and_grad=with_gradient)
-            state["theta"] = record.theta
-            drop = max(record.objective - self.base_deviance, 0.0)
-            return float(np.sign(value - self.beta_ml[j]) * np.sqrt(drop))
-
-        return zeta
-
-
-ROOT_TOL = 1e-7
-"""Relative accuracy of an interval's end (lme4's spline interpolation is ~1e-5)."""
-
-
-def _interval_end(zeta, estimate: float, target: float, step: float, bound: float) -> float:
-    """The value where zeta crosses ``target``, searching from ``estimate`` towards
-    ``bound``; ``bound`` itself when zeta never gets there.
-
-    zeta is close to linear, (value - estimate) / step for a well-chosen step, so the
-    first trial is at ``estimate + target * step``, then secant steps; a bracket,
-    when found, is finished by Brent's method.
+    Parameters
+    ----------
+    system : PenalizedSystem
+        The model's system.
+    theta_hat : numpy.ndarray
+        theta at the ML optimum.
+    base_deviance : float
+        The ML deviance there.
     """
-    direction = np.sign(target)
-    previous, value = estimate, estimate + target * step
-    z_prev = 0.0
-    for _ in range(8):
-        if (direction > 0 and value >= bound) or (direction < 0 and value <= bound):
-            break
-        z = zeta(value)
-        if abs(z - target) <= ROOT_TOL * abs(target):
-            return float(value)
-        if (z - target) * direction > 0:  # past the target: bracketed
-            return float(optimize.brentq(lambda v: zeta(v) - target, min(previous, value), max(previous, value),
-                                         xtol=ROOT_TOL * max(step, abs(estimate)), rtol=ROOT_TOL))
-        slope = (z - z_prev) / (value - previous) if value != previous else 0.0
-        previous, z_prev = value, z
-        if slope * direction <= 0:
-            break
-        value = value + 1.05 * (target - z) / slope  # aim slightly past the root
-    previous, value = estimate, estimate + direction * step
-    for _ in range(60):
-        if (direction > 0 and value >= bound) or (direction < 0 and value <= bound):
-            value = bound
-            z = zeta(value)
-            if abs(z) < abs(target):
-                return float(bound)
-            break
-        z = zeta(value)
-        if abs(z) >= abs(target):
-            break
-        previous, value = value, estimate + direction * (2.0 * abs(value - estimate))
-    return float(optimize.brentq(lambda v: zeta(v) - target, min(previous, value), max(previous, value),
-                                 xtol=ROOT_TOL * max(step, abs(estimate)), rtol=ROOT_TOL))
+
+    def __init__(self, system: PenalizedSystem, theta_hat: np.ndarray, base_deviance: float):
+        self.system = system
+        design = system.design
+        self.theta_hat, self.base_deviance = np.asarray(theta_hat, dtype=np.float64), float(base_deviance)
+        self.lowest: tuple[float, np.ndarray] | None = None
+        """The lowest deviance a profile point found below the optimum's, and its theta."""
+        self._forward = None
+        factor = system.factorize(self.theta_hat)
+        self.sigma_hat = float(np.sqrt(factor.pwrss / design.n_obs))
+        est = compute_estimates(system, factor, self.theta_hat, False, self.base_deviance)
+        self.beta_hat = est.beta
+        self.se_hat = np.sqrt(np.diag(est.fe_cov))
+        # variance parameters: the chart phi, its box and scale, the Hessian at the optimum
+        self.scale = ProfileScale(design)
+        self.phi_hat = self.scale.from_theta(self.theta_hat, self.sigma_hat)
+        self.phi_lower = self.scale.lower.copy()
+        self.phi_lower[-1] = 1e-6 * self.sigma_hat
+        self.phi_upper = self.scale.upper
+        self.phi_unit = np.where(self.scale.is_sd, np.maximum(self.phi_hat, 0.1 * self.sigma_hat), 1.0)
+        self.phi_unit[-1] = self.sigma_hat
+        self.variance_deviance = VarianceDeviance(system, self.scale)
+        self.phi_hessian = _hessian(self.variance_deviance, self.phi_hat, self.phi_unit)
+        # fixed effects: theta of the profiled deviance
+        self.theta_unit = np.maximum(np.abs(self.theta_hat), 0.1)
+        self.theta_inverse_hessian = None
+        _, fun_and_grad = deviance_functions(system, reml=False)
+        if fun_and_grad is not None and system.n_leading == 0:
+            self.theta_inverse_hessian = _inverse_if_positive(_hessian(fun_and_grad, self.theta_hat, self.theta_unit))
+
+    @classmethod
+    def of_fit(cls, result) -> Profiler:
+        """The profiler of a fitted model (refitted by ML when REML)."""
+        return cls(result._system, *ml_refit(result))
+
+    def note_lower(self, value: float, theta: np.ndarray) -> None:
+        """A profile point's deviance below the optimum's: keep the lowest."""
+        if self._forward is not None:
+            self._forward(value, theta)
+        elif self.lowest is None or value < self.lowest[0]:
+            self.lowest = (float(value), np.array(theta, dtype=np.float64))
+
+    def refitted(self) -> Profiler | None:
+        """The profiler of the ML optimum re-optimised from the lowest point a profile
+        found below the optimum (the fit had stopped at a local optimum), or None."""
+        if self.lowest is None:
+            return None
+        fun, fun_and_grad = deviance_functions(self.system, reml=False)
+        record = optimize_theta(fun, self.lowest[1], self.system.design.theta_lower, fun_and_grad=fun_and_grad)
+        if not record.objective < self.base_deviance - LOWER_TOL:
+            return None
+        return Profiler(self.system, record.theta, record.objective)
+
+    def variance_step(self, index: int) -> float:
+        """The standard error of phi_index from the Hessian (in phi's units), or a
+        fallback where the optimum is on a bound or the Hessian is not positive."""
+        inv = _inverse_if_positive(self.phi_hessian)
+        fallback = 0.25 if not self.scale.is_sd[index] else 0.25 * self.phi_unit[index]
+        if inv is None:
+            return float(fallback)
+        step = float(np.sqrt(2.0 * inv[index, index])) * self.phi_unit[index]
+        return step if np.isfinite(step) and step > 0 else float(fallback)
+
+    def variance_interval(self, index: int, cut: float) -> tuple[float, float]:
+        """The ends of the interval of theta entry ``index`` (or sigma, ``n_theta``) on
+        lme4's scale."""
+        entry = self.scale.entries[index] if index < self.scale.n_theta else None
+        if entry is not None and not entry.is_sd and not entry.is_first_cor:
+            return self._permuted(entry).variance_interval(self._permuted_index(entry), cut)
+        free = np.array([i for i in range(self.scale.n_phi) if i != index])
+        curve = VarianceCurve(self, index, _inverse_if_positive(self.phi_hessian[np.ix_(free, free)]))
+        estimate = float(self.phi_hat[index])
+        step = self.variance_step(index)
+        lower = self.phi_lower[index] if index < self.scale.n_theta else 0.0
+        ends = [interval_end(curve, estimate, direction, cut, step, bound)
+                for direction, bound in ((-1.0, lower), (1.0, self.phi_upper[index]))]
+        if self.scale.is_sd[index]:
+            return ends[0], ends[1]
+        # a correlation's angle: cor = cos(angle) falls as the angle grows
+        return float(np.cos(ends[1])), float(np.cos(ends[0]))
+
+    def _order(self, entry) -> list[int]:
+        """The term's columns with the entry's (col, row) first in its block."""
+        term = self.system.design.terms[entry.term]
+        block = [c for c in range(term.n_columns)
+                 if self.scale.entries[int(term.theta_index[c, c])].block_start == entry.block_start]
+        inner = [entry.col, entry.row] + [c for c in block if c not in (entry.col, entry.row)]
+        return list(range(block[0])) + inner + list(range(block[-1] + 1, term.n_columns))
+
+    def _permuted_index(self, entry) -> int:
+        term = self.system.design.terms[entry.term]
+        return int(term.theta_index[entry.block_start + 1, entry.block_start])
+
+    def _permuted(self, entry) -> Profiler:
+        """The same model with the columns of the entry's term reordered so that its
+        correlation is one of the chart's angles (cor_r0 of the second column): the
+        deviance depends on the covariance only, which the reordering carries over."""
+        design = self.system.design
+        term = design.terms[entry.term]
+        order = self._order(entry)
+        terms = list(design.terms)
+        terms[entry.term] = replace(term, design=np.ascontiguousarray(term.design[:, order]),
+                                    column_names=tuple(term.column_names[c] for c in order))
+        system = build_system(replace(design, terms=tuple(terms)), "sparse" if self.system.n_leading else "dense")
+        factor = term.relative_cov_factor(self.theta_hat)
+        cov = (factor @ factor.T)[np.ix_(order, order)]
+        theta = self.theta_hat.copy()
+        positions = term.theta_index >= 0
+        theta[term.theta_index[positions]] = psd_cholesky(cov)[positions]
+        permuted = Profiler(system, theta, self.base_deviance)
+        back = np.argsort(order)
+
+        def forward(value: float, permuted_theta: np.ndarray) -> None:  # theta in the fit's order
+            f = terms[entry.term].relative_cov_factor(permuted_theta)
+            original = permuted_theta.copy()
+            original[term.theta_index[positions]] = psd_cholesky((f @ f.T)[np.ix_(back, back)])[positions]
+            self.note_lower(value, original)
+
+        permuted._forward = forward
+        return permuted
+
+    def fixed_interval(self, j: int, cut: float) -> tuple[float, float]:
+        """The ends of the interval of fixed effect ``j``."""
+        curve = FixedCurve(self, j)
+        estimate, step = float(self.beta_hat[j]), float(self.se_hat[j])
+        lower = interval_end(curve, estimate, -1.0, cut, step, -np.inf)
+        upper = interval_end(curve, estimate, 1.0, cut, step, np.inf)
+        return lower, upper
 
 
 def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
-    """Profile intervals of every variance parameter, sigma and fixed effect."""
-    profiler = Profiler(result)
+    """Profile intervals of every variance parameter, sigma and fixed effect, rows
+    named as lme4's ``confint(m, method = "profile", oldNames = FALSE)``.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+    >>> profile_intervals(m).round(2)
+                             lower    upper
+    sd_(Intercept)|Batch     12.20    84.06
+    sigma                    38.23    67.66
+    Intercept              1486.45  1568.55
+    """
+    profiler = Profiler.of_fit(result)
     cut = float(stats.norm.ppf(0.5 + level / 2.0))
-    rows: dict[str, tuple[float, float]] = {}
-    estimates = profiler.variance_estimates()
-    names = profiler.scale.names() + ["sigma"]
-    is_sd = np.concatenate([profiler.scale.is_sd, [True]])
-    for i, name in enumerate(names):
-        est = estimates[i]
-        if is_sd[i]:
-            step, low_bound, high_bound = max(0.25 * est, 1e-2 * profiler.sigma_ml), 0.0, np.inf
-        else:
-            step, low_bound, high_bound = 0.1, -1.0, 1.0
-        ends = []
-        for target, bound in ((-cut, low_bound), (cut, high_bound)):
-            ends.append(_interval_end(profiler.variance_zeta(i), est, target, step, bound))
-        rows[name] = (ends[0], ends[1])
-    for j, name in enumerate(result.fe_params.index):
-        est, step = profiler.beta_ml[j], profiler.se_ml[j]
-        ends = [_interval_end(profiler.fixed_zeta(j), est, target, step, bound)
-                for target, bound in ((-cut, -np.inf), (cut, np.inf))]
-        rows[name] = (ends[0], ends[1])
+    for _ in range(MAX_REFITS + 1):
+        # the fixed effects first: a system without them (the sparse rest) stops here
+        fixed = {name: profiler.fixed_interval(j, cut) for j, name in enumerate(result.fe_params.index)}
+        rows = {name: profiler.variance_interval(i, cut) for i, name in enumerate(profiler.scale.names())}
+        rows.update(fixed)
+        better = profiler.refitted()
+        if better is None:
+            break
+        warnings.warn(
+            f"confint: the profile found an ML deviance of {better.base_deviance:.6f}, below the "
+            f"{profiler.base_deviance:.6f} of the fit's optimum (refitted by ML); the intervals are "
+            "profiled from the lower optimum",
+            ConvergenceWarning, stacklevel=3)
+        profiler = better
     return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+
+
+MAX_REFITS = 2
+"""Times the profile restarts from a lower optimum it found."""
 
 
 def wald_intervals(result, level: float = 0.95) -> pd.DataFrame:
