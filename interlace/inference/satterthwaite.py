@@ -21,6 +21,10 @@ from ..errors import DegenerateFitWarning
 from ..linalg.system import PenalizedSystem
 from .deviance_hessian import deviance_derivatives
 
+DEGENERATE_SIGMA = 1e-12
+"""A residual SD below this share of the response's root mean square is zero (a
+perfect fit): the deviance's curvature in sigma is then infinite."""
+
 EIGEN_TOL = 1e-8
 """Eigenvalues of the Hessian below this are treated as zero (lmerTest's tol)."""
 
@@ -57,13 +61,17 @@ def _undefined(m: int, p: int, reason: str) -> VarparDerivatives:
 def varpar_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float, reml: bool) -> VarparDerivatives:
     """Hessian of D and Jacobian of C at (theta, sigma), as lmerTest defines them.
 
-    A degenerate fit (sigma zero or not finite, theta not finite) has no df: the
-    result is NaN, with a :class:`~interlace.errors.DegenerateFitWarning`.
+    A degenerate fit (sigma zero or not finite, or below :data:`DEGENERATE_SIGMA` of
+    the response's size; theta not finite) has no df: the result is NaN, with a
+    :class:`~interlace.errors.DegenerateFitWarning`.
     """
     theta = np.asarray(theta, dtype=np.float64)
     m, p = len(theta), system.design.n_fixed
-    if not (np.isfinite(sigma) and sigma > 0):
-        return _undefined(m, p, f"the residual standard deviation is {sigma!r}")
+    y = system.design.y
+    size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
+    if not (np.isfinite(sigma) and sigma > DEGENERATE_SIGMA * size):
+        return _undefined(m, p, f"the residual standard deviation is {sigma!r}, "
+                                f"{'zero' if not sigma > 0 else 'zero to rounding'} against the response's {size:.3g}")
     if not np.all(np.isfinite(theta)):
         return _undefined(m, p, "theta is not finite")
     with np.errstate(all="ignore"):
