@@ -1,4 +1,4 @@
-"""The benchmark suite: workloads W1-W11 of the performance spec, interlace next to lme4.
+"""The benchmark suite: workloads W1-W12 of the performance spec, interlace next to lme4.
 
 Each workload runs in its own fresh Python process (``_child.py``), so its peak memory
 is its own; lme4 runs in its own ``Rscript`` process on the same file, in the same
@@ -7,7 +7,7 @@ each side is timed and how memory is measured.
 
 Usage (from the repository root)::
 
-    python benchmarks/run_suite.py                       # W1-W11, 5 repeats, 1 thread
+    python benchmarks/run_suite.py                       # W1-W12, 5 repeats, 1 thread
     python benchmarks/run_suite.py --only W1,W2 --repeats 2
     python benchmarks/run_suite.py --quick --repeats 1   # smoke run, simulated data 10-100x smaller
     python benchmarks/run_suite.py --r-large             # lme4 on W7 and W11 too (minutes)
@@ -24,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import _harness
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 
 def parse_args(argv=None):
     """The suite's command line."""
-    parser = argparse.ArgumentParser(description="Run the benchmark suite W1-W11 against lme4.")
+    parser = argparse.ArgumentParser(description="Run the benchmark suite W1-W12 against lme4.")
     parser.add_argument(
         "--only", default="", help="comma-separated workloads, e.g. W1,W2 (default all)"
     )
@@ -94,7 +95,7 @@ def lme4_status(workload, have_lme4):
     if not have_lme4:
         return "not run (no lme4)"
     if workload.lme4 == "no":
-        return "not run (too long)"
+        return "not run (too long)" if workload.regular is None else "not run (not compared)"
     if workload.lme4 == "large" and not (ARGS.r_large or ARGS.quick):
         return "not run (--r-large)"
     return ""
@@ -128,8 +129,9 @@ def prepare_data(workload, with_r, tmp):
     }
 
 
-def run_child(workload, data, tmp):
-    """interlace's side in a fresh process; (result, None) or (None, error text)."""
+def run_child(workload, data, tmp, env=None):
+    """interlace's side in a fresh process (``env``: its environment, by default this
+    one's); (result, None) or (None, error text)."""
     spec = {
         "key": workload.key,
         "kind": workload.kind,
@@ -144,7 +146,6 @@ def run_child(workload, data, tmp):
     }
     spec_path = tmp / f"{workload.key}.spec.json"
     spec_path.write_text(json.dumps(spec))
-    env = None
     if workload.all_cores:
         env = {**os.environ, **{var: str(os.cpu_count()) for var in _harness.THREAD_ENV_VARS}}
     proc = subprocess.run(
@@ -198,7 +199,7 @@ def run_workload(workload, have_lme4, tmp):
     row = _row(workload, ARGS.quick and workload.scales)
     status = lme4_status(workload, have_lme4)
     row["lme4_status"] = status or "failed"
-    if status in ("not run (too long)", "not run (--r-large)"):  # the workload's own reason
+    if status in ("not run (too long)", "not run (--r-large)", "not run (not compared)"):  # its own reason
         row["lme4_note"] = workload.lme4_note
     _log(f"{workload.key}: writing data ({workload.size(ARGS.quick)}) ...")
     data = prepare_data(workload, not status, tmp)
@@ -211,12 +212,72 @@ def run_workload(workload, have_lme4, tmp):
         row["lme4"], row["lme4_error"] = run_r(workload, data, tmp)
     if data["dataset"] is None:
         Path(data["data_path"]).unlink()  # W8's file is large: free the disk now
+    if workload.regular is not None:
+        run_regular(workload, row, tmp)
+    return _finish(row, workload.target)
+
+
+def run_regular(workload, row, tmp):
+    """W12: interlace on the workload's regular design too, in its own fresh process;
+    the row gets its time (``regular``) and the slowdown, time over regular time."""
+    regular = replace(workload, key=f"{workload.key}-regular", data=workload.regular, regular=None)
+    _log(f"{workload.key}: regular design ({regular.size(ARGS.quick)}) ...")
+    data = prepare_data(regular, False, tmp)
+    row["regular"], row["regular_error"] = run_child(regular, data, tmp)
+    Path(data["data_path"]).unlink()
+    if row["interlace"] and row["regular"]:
+        row["slowdown"] = row["interlace"]["median"] / row["regular"]["median"]
+        row["description"] += (
+            f"; regular design {_report.seconds(row['regular']['median'])} s, "
+            f"singular / regular = {row['slowdown']:.2f}x"
+        )
+
+
+SPIN = "import time\nprint('spinning', flush=True)\nwhile True:\n    pass\n"
+"""A process that keeps one core busy until it is killed."""
+
+
+def run_busy(workload, tmp):
+    """W6-BUSY: the workload's fit with interlace's default threads (the pinned thread
+    variables removed from the child's environment), in a fresh process on the quiet
+    machine, then in another while a busy-loop process spins a core beside it; the row
+    gets the busy time and the slowdown, busy over quiet."""
+    row = _row(workload, ARGS.quick and workload.scales)
+    row["lme4_status"] = "not run (not compared)"
+    row["lme4_note"] = workload.lme4_note
+    _log(f"{workload.key}: writing data ({workload.size(ARGS.quick)}) ...")
+    data = prepare_data(workload, False, tmp)
+    env = {k: v for k, v in os.environ.items() if k not in _harness.THREAD_ENV_VARS}
+    _log(f"{workload.key}: interlace on the quiet machine, default threads ...")
+    quiet = replace(workload, key=f"{workload.key}-quiet")
+    row["quiet"], row["quiet_error"] = run_child(quiet, data, tmp, env=env)
+    _log(f"{workload.key}: interlace beside a process spinning a core ...")
+    with subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True) as spinner:
+        try:
+            spinner.stdout.readline()  # it spins from here on
+            row["interlace"], row["interlace_error"] = run_child(workload, data, tmp, env=env)
+        finally:
+            spinner.kill()
+    Path(data["data_path"]).unlink()
+    if row["interlace"] and row["quiet"]:
+        row["slowdown"] = row["interlace"]["median"] / row["quiet"]["median"]
+        row["description"] += (
+            f"; quiet {_report.seconds(row['quiet']['median'])} s, "
+            f"busy / quiet = {row['slowdown']:.2f}x"
+        )
     return _finish(row, workload.target)
 
 
 def _finish(row, target):
     row["ratio"] = _report.ratio(row)
     row["met"] = _report.verdict(target, row)
+    if target is not None and target.max_slowdown is not None and not row.get("scaled"):
+        slowdown = row.get("slowdown")
+        row["met"] = (
+            "n/a (a fit failed)"
+            if slowdown is None
+            else ("yes" if slowdown <= target.max_slowdown else "no (slowdown)")
+        )
     row["agreement"] = _report.agreement(row)
     return row
 
@@ -287,7 +348,7 @@ def notes(rows, info):
     for row in rows:
         if row.get("lme4_note"):
             lines.append(f"{row['key']}: lme4 {row['lme4_status']}: {row['lme4_note']}.")
-        for side in ("interlace", "lme4"):
+        for side in ("interlace", "lme4", "regular", "quiet"):
             if row.get(f"{side}_error"):
                 lines.append(f"{row['key']}: {side} failed: ...{row[f'{side}_error'][-300:]}")
         if row["key"] == "W10 import" and row["interlace"]:
@@ -316,6 +377,8 @@ def main():
         for workload in rows_to_run:
             if workload.kind == "cold-start":
                 rows += run_cold_start(workload, have_lme4)
+            elif workload.kind == "busy":
+                rows.append(run_busy(workload, Path(tmp)))
             else:
                 rows.append(run_workload(workload, have_lme4, Path(tmp)))
 

@@ -1,4 +1,4 @@
-"""The workloads W1-W11 of the performance spec, one definition each.
+"""The workloads W1-W12 of the performance spec, one definition each.
 
 A `Workload` holds what the suite needs to run one row of its table: the data (a
 bundled lme4 dataset, a `Simulation` by the spec's recipe, or the `Crossed` design
@@ -27,7 +27,8 @@ SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
 # --- data ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Simulation:
-    """Two crossed factors by the spec's recipe; ``variant`` "plain", "slope" or "sparse".
+    """Two crossed factors by the spec's recipe; ``variant`` "plain", "slope", "sparse" or
+    "singular" (g2's effects truly zero: drawn as in "plain", then multiplied by 0).
 
     ``quick`` is how much ``--quick`` divides the rows and the level counts by.
     """
@@ -67,7 +68,7 @@ class Simulation:
             g2 = rng.integers(0, n2, n)
         x = rng.standard_normal(n)
         u1 = rng.standard_normal(n1) * 1.0
-        u2 = rng.standard_normal(n2) * 0.5
+        u2 = rng.standard_normal(n2) * (0.0 if self.variant == "singular" else 0.5)
         y = 1 + 0.5 * x + u1[g1] + u2[g2] + rng.standard_normal(n)
         if self.variant == "slope":
             b1 = rng.standard_normal(n1) * 0.3
@@ -166,7 +167,9 @@ class Target:
 
     ``min_ratio`` is on lme4's seconds over interlace's; ``max_seconds`` and
     ``max_memory_gb`` bound interlace's median time and peak memory;
-    ``memory_vs_lme4`` asks for interlace's peak memory to be no more than lme4's.
+    ``memory_vs_lme4`` asks for interlace's peak memory to be no more than lme4's;
+    ``max_slowdown`` bounds interlace's median time over its median time on the
+    workload's ``regular`` design (W12).
     """
 
     text: str
@@ -174,6 +177,7 @@ class Target:
     max_seconds: float | None = None
     max_memory_gb: float | None = None
     memory_vs_lme4: bool = False
+    max_slowdown: float | None = None
 
 
 # --- workloads -------------------------------------------------------------
@@ -183,11 +187,14 @@ class Workload:
 
     ``kind``: "fit" times whole ``interlace.fit(formula, frame)`` calls; "refit" times
     loops of ``n_refits`` ``result.refit(y)`` calls; "cold-start" times fresh processes
-    (see ``_coldstart.py``). ``data`` is a bundled dataset's name, a `Simulation` or a
+    (see ``_coldstart.py``); "busy" times fits as "fit" does, with no thread count
+    pinned, once on the quiet machine and once beside a process spinning a core. ``data`` is a bundled dataset's name, a `Simulation` or a
     `Crossed` design. ``lme4`` says when lme4 runs: "yes", "large" (only with
     ``--r-large`` or ``--quick``) or "no", with ``lme4_note`` saying why. With
     ``all_cores`` interlace runs on every core of the machine whatever ``--threads``
-    says: a target in seconds (W8), with no single-threaded lme4 beside it.
+    says: a target in seconds (W8), with no single-threaded lme4 beside it. ``regular``
+    is a second design that interlace also fits, the same with every variance non-zero:
+    the target compares the two times (W12, a singular fit against a regular one).
     """
 
     key: str
@@ -200,6 +207,7 @@ class Workload:
     lme4_note: str = ""
     all_cores: bool = False
     n_refits: int = 0
+    regular: Simulation | None = None
 
     def sized(self, quick):
         """The data at full size, or at ``--quick`` size."""
@@ -277,6 +285,18 @@ WORKLOADS = {
             Target(">= 30x", min_ratio=30.0),
         ),
         Workload(
+            "W6-BUSY",
+            "W6 while another process spins a core (a busy-loop process started beside the "
+            "fit), interlace's default threads (none pinned), against W6 on the quiet machine "
+            "with the same threads in the same run",
+            SIM_FORMULA,
+            Simulation(100_000, 5_000, 1_000, quick=10),
+            Target("busy / quiet <= 1.5x", max_slowdown=1.5),
+            kind="busy",
+            lme4="no",
+            lme4_note="the target compares interlace with itself on the quiet machine",
+        ),
+        Workload(
             "W7",
             "simulated",
             SIM_FORMULA,
@@ -319,6 +339,17 @@ WORKLOADS = {
             Target("< 60 s, < 4 GB", max_seconds=60.0, max_memory_gb=4.0),
             lme4="large",
             lme4_note=_LARGE_NOTE,
+        ),
+        Workload(
+            "W12",
+            "singular: simulated with g2's variance truly zero (its estimate is 0), "
+            "against the same design with it non-zero",
+            SIM_FORMULA,
+            Simulation(60_000, 3_000, 600, variant="singular", quick=10),
+            Target("<= 2x the regular fit's time", max_slowdown=2.0),
+            lme4="no",
+            lme4_note="the target compares interlace with itself on the regular design",
+            regular=Simulation(60_000, 3_000, 600, quick=10),
         ),
     )
 }

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from .conditioning import Conditioning, condition
 from .design import ModelDesign, build_design
 from .errors import (
     ConvergenceWarning,
@@ -31,12 +33,20 @@ from .estimates import (
     random_effects_frames,
     variance_components,
 )
-from .formula.random import RandomTermSpec, parse_random_term, split_formula
+from .formula.random import RandomTermSpec, parse_random_term, quote_name, split_formula
 from .formula.rformula import formula_variables
-from .frames import ingest, missing_rows, select_as_pandas
+from .frames import (
+    ingest,
+    missing_rows,
+    model_columns,
+    row_values,
+    same_values,
+    select_as_pandas,
+    with_column,
+)
 from .gradient import deviance_functions
 from .linalg.dispatch import build_system
-from .optimize import OptimizationRecord, optimize_theta
+from .optimize import OPTIMIZERS, OptimizationRecord, optimize_theta
 from .result import CrossedLMEResult, ModelInfo
 from .start import start_theta
 
@@ -53,21 +63,94 @@ def _choice(argument: str, value: Any, allowed: Sequence[str]) -> str:
     raise InterlaceError(f"{argument}: expected one of {', '.join(map(repr, allowed))}, found {value!r}")
 
 
+GROUPS_NAME = "group"
+"""The grouping factor's name when ``groups=`` is an unnamed array of the rows' groups."""
+
+
+def _attach_groups(data: Any, groups: Any) -> tuple[Any, Any]:
+    """``groups`` given as the rows' groups (a pandas/polars Series, a pyarrow or numpy
+    array: statsmodels' habit) becomes a column of a new frame of the caller's type,
+    named after the Series, else ``"group"``; column names pass through unchanged."""
+    found = row_values(groups, "groups")
+    if found is None:
+        return data, groups
+    name, values = found
+    frame, info = ingest(data)
+    if len(values) != info.n_rows:
+        raise DataError(f"groups: expected one group per row of data ({info.n_rows} rows), "
+                        f"found {len(values)} values")
+    name = name or GROUPS_NAME
+    if name in info.columns:
+        if same_values(select_as_pandas(frame, [name])[name], values):
+            return data, name
+        raise DataError(
+            f"groups: the rows' groups are named {name!r} like a column of data that holds other "
+            "values; give them another name (pandas: Series.rename, polars: Series.alias)"
+        )
+    return with_column(frame if isinstance(frame, pd.DataFrame) else data, name, values), name
+
+
+MAX_EVALUATIONS = 2**31 - 1
+"""The largest ``max_evaluations`` (lme4's ``maxfun`` is an R integer too)."""
+
+
+def _check_start(start: Any) -> np.ndarray | None:
+    """``start`` as a 1-d float array of finite numbers (its length is checked against
+    the model's theta once the model is built), or None."""
+    if start is None:
+        return None
+    if isinstance(start, (str, bytes, dict)) or not hasattr(start, "__len__"):
+        raise InterlaceError(f"start: expected a sequence of theta values, found {type(start).__name__} {start!r}")
+    try:
+        values = np.asarray(start, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InterlaceError(f"start: expected numbers, found {start!r}") from exc
+    if values.ndim != 1:
+        raise InterlaceError(f"start: expected a 1-d sequence of theta values, found shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise InterlaceError(f"start: expected finite numbers, found {values.tolist()!r}")
+    return values
+
+
+def _check_max_evaluations(max_evaluations: Any) -> None:
+    if (isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer))
+            or max_evaluations < 1):
+        raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
+    if max_evaluations > MAX_EVALUATIONS:
+        raise InterlaceError(f"max_evaluations: expected at most {MAX_EVALUATIONS}, found {max_evaluations!r}")
+
+
+def _argument_term(argument: str, text: str) -> list[RandomTermSpec]:
+    try:
+        return parse_random_term(text)
+    except FormulaError as exc:
+        raise FormulaError(f"{argument}: {exc}") from exc
+
+
 def _random_specs(groups: str | Sequence[str] | None, random: str | Sequence[str] | None) -> list[RandomTermSpec]:
     specs: list[RandomTermSpec] = []
     if groups is not None:
+        if not isinstance(groups, (str, list, tuple)):
+            raise InterlaceError(
+                "groups: expected a column name, a list of column names, or the rows' groups as a "
+                f"Series or 1-d array, found {type(groups).__name__}"
+            )
         names = [groups] if isinstance(groups, str) else list(groups)
         for name in names:
             if not isinstance(name, str) or not name:
                 raise InterlaceError(f"groups: expected column names, found {name!r}")
-            specs.extend(parse_random_term(f"(1 | {name})"))
+            specs.extend(_argument_term("groups", f"(1 | {quote_name(name)})"))
     if random is not None:
+        if not isinstance(random, (str, list, tuple)):
+            raise InterlaceError(
+                f"random: expected a term like '(1 + x | g)' or a list of them, found {type(random).__name__}"
+            )
         terms = [random] if isinstance(random, str) else list(random)
         for term in terms:
             if not isinstance(term, str):
                 raise InterlaceError(f"random: expected terms like '(1 + x | g)', found {term!r}")
             text = term.strip()
-            specs.extend(parse_random_term(text if text.startswith("(") else f"({text})"))
+            specs.extend(_argument_term("random", text if text.startswith("(") else f"({text})"))
     return specs
 
 
@@ -89,14 +172,35 @@ def _check_response(formula: str, table: pd.DataFrame) -> None:
     lhs = formula.split("~", 1)[0].strip().strip("`")
     if lhs in table.columns:
         column = table[lhs]
-        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
+        if column.dtype == object:  # numbers or decimals held as Python objects
+            numeric = pd.api.types.infer_dtype(column, skipna=True) in (
+                "integer", "floating", "mixed-integer-float", "decimal")
+        if not numeric:
             raise DataError(f"response {lhs!r}: expected a numeric column, found dtype {column.dtype}")
+
+
+def _check_intercept_column(fixed_formula: str, specs: list[RandomTermSpec], columns: Sequence[str]) -> None:
+    """A predictor column named ``Intercept`` would share its coefficient's name with
+    the intercept (R names that ``(Intercept)``): refused, naming the column."""
+    if "Intercept" not in columns:
+        return
+    rhs = fixed_formula.split("~", 1)[1]
+    read = set(formula_variables(rhs, set(columns)))
+    for spec in specs:
+        read.update(formula_variables(spec.expr, set(columns)))
+    if "Intercept" in read:
+        raise DataError(
+            "column 'Intercept': a predictor of this name would share its coefficient's name with "
+            "the intercept's; rename the column (pandas: data.rename(columns={'Intercept': ...}))"
+        )
 
 
 def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop") -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
     """Parse and read the data: the design, the full formula, the used rows, and the
     positions of the rows dropped for missing values."""
     na_action = _choice("na_action", na_action, ("drop", "raise"))
+    data, groups = _attach_groups(data, groups)
     fixed_formula, specs = split_formula(formula)
     specs = specs + _random_specs(groups, random)
     if not specs:
@@ -105,11 +209,12 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
             "formula or pass groups= / random="
         )
     full_formula = formula if not (groups or random) else (
-        fixed_formula + "".join(f" + ({s.expr} | {s.group_name})" for s in specs)
+        fixed_formula + "".join(f" + ({s.expr} | {':'.join(map(quote_name, s.factors))})" for s in specs)
     )
     frame, info = ingest(data)
     columns = list(info.columns)
     used = _used_columns(fixed_formula, columns, f"formula {fixed_formula!r}")
+    predictors = set(used)
     for spec in specs:
         for name in spec.factors:
             if name not in columns:
@@ -117,9 +222,12 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
                     f"random term {spec.source!r}: grouping column {name!r} not found in data "
                     f"(columns: {', '.join(map(str, columns))})"
                 )
-        for name in _used_columns(spec.expr, columns, f"random term {spec.source!r}") + list(spec.factors):
+        slopes = _used_columns(spec.expr, columns, f"random term {spec.source!r}")
+        predictors.update(slopes)
+        for name in slopes + list(spec.factors):
             if name not in used:
                 used.append(name)
+    _check_intercept_column(fixed_formula, specs, columns)
     table = select_as_pandas(frame, used)
     _check_response(fixed_formula, table)
     missing = missing_rows(table)
@@ -132,11 +240,14 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
                 "na_action='raise'"
             )
         table = table.loc[~missing].reset_index(drop=True)
+    if info.n_rows == 0:
+        raise DataError(f"data: expected rows, found an empty frame (columns: {', '.join(map(str, columns))})")
     if len(table) == 0:
         raise DataError(
             f"data: no rows left after dropping missing values ({n_dropped} of {info.n_rows} "
             f"rows had a missing value in {', '.join(used)})"
         )
+    table = model_columns(table, predictors)
     design = build_design(fixed_formula, specs, table)
     return design, full_formula, table, np.flatnonzero(missing)
 
@@ -154,6 +265,7 @@ def fit(
     solver: str = "auto",
     na_action: NaAction = "drop",
     df_method: DfMethod = "satterthwaite",
+    max_dense_gib: float | None = None,
 ) -> CrossedLMEResult:
     """Fit a linear mixed model with crossed (or nested) random effects.
 
@@ -164,8 +276,11 @@ def fit(
         only (``"y ~ x"``) with ``groups=``/``random=`` naming the random part.
     data : DataFrame
         Any eager frame narwhals reads: pandas, polars, a pyarrow Table. Not modified.
-    groups : str or list of str, optional
-        Columns that each get a random intercept, ``(1 | g)``.
+    groups : str, list of str, or Series / array, optional
+        Columns that each get a random intercept, ``(1 | g)``. Or, as statsmodels'
+        ``MixedLM``, the rows' groups themselves (a pandas or polars Series, a pyarrow or
+        numpy array, in row order): a grouping factor named after the Series, else
+        ``"group"``, added as a column to a copy of ``data`` (``result.model.data``).
     random : str or list of str, optional
         Random terms in lme4's syntax, e.g. ``"(1 + x | g)"``.
     method : {"REML", "ML"}
@@ -190,6 +305,13 @@ def fit(
         Denominator df of the t and F tests: Satterthwaite's (lmerTest's default) or
         Kenward-Roger's (pbkrtest; REML fits only, and then ``fe_bse`` are the
         adjusted standard errors).
+    max_dense_gib : float, optional
+        Memory in GiB the fit's dense matrices may take at their peak (about five
+        copies of the dense system, or of the rest the blocked path keeps dense). A
+        model that needs more is refused before anything large is allocated, with an
+        error naming both sizes (unless its rest can be held sparse instead). By
+        default half of the machine's memory (or of its container's limit); see
+        :mod:`interlace.linalg.dispatch`.
 
     Returns
     -------
@@ -213,8 +335,16 @@ def fit(
             "df_method='kenward-roger': Kenward-Roger is defined for REML fits (as pbkrtest), "
             "found method='ML'"
         )
+    start = _check_start(start)
+    _check_max_evaluations(max_evaluations)
+    if not isinstance(solver, str):
+        raise InterlaceError(f"solver: expected 'auto', 'dense' or 'sparse', found {solver!r}")
+    if not isinstance(optimizer, str):
+        raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
+    data, groups = _attach_groups(data, groups)
     design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action)
-    system = build_system(design, solver)
+    conditioning, working = condition(design)  # the fit runs on the working scale
+    system = build_system(working, solver, max_dense_gib)
     reml = method == "REML"
     objective, with_gradient = deviance_functions(system, reml)
     if start is None:
@@ -231,10 +361,11 @@ def fit(
     record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient,
                             polish=True)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
-               "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method}
+               "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method,
+               "max_dense_gib": max_dense_gib}
     factor = _optimum_factor(objective, with_gradient, theta=record.theta)
-    return _assemble(design, system, record, reml, method, df_method, full_formula, data, dropped_rows, options,
-                     factor=factor)
+    return _assemble(conditioning, system, record, reml, method, df_method, full_formula, data, dropped_rows,
+                     options, factor=factor)
 
 
 def _optimum_factor(*criteria, theta: np.ndarray):
@@ -338,14 +469,17 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
     return likelihood_ratio_table(list(results), None if names is None else list(names))
 
 
-def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: bool, method: str,
+def _assemble(conditioning: Conditioning, system, record: OptimizationRecord, reml: bool, method: str,
               df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
               options: dict | None = None, model: ModelInfo | None = None,
               factor=None) -> CrossedLMEResult:
+    """The result of an optimum ``record`` of ``system`` (built on the working design of
+    ``conditioning``), every value on the caller's scale."""
+    design = conditioning.design
     theta = record.theta
     if factor is None:
         factor = system.factorize(theta)
-    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective)
+    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective, conditioning)
     names = design.fixed_index
     fe_params = pd.Series(est.beta, index=names, name="Estimate")
     fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
@@ -391,7 +525,7 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         scale=est.scale,
         llf=-0.5 * est.deviance,
         nparams=design.n_fixed + design.n_theta + 1,
-        resid=design.y - est.fitted,  # y - offset - (X b + Z u)
+        resid=est.resid,  # y - offset - (X b + Z u)
         fittedvalues=design.fixed.with_offset_added(est.fitted),
         nobs=design.n_obs,
         ngroups={t.name: t.n_levels for t in ordered},
@@ -402,10 +536,11 @@ def _assemble(design: ModelDesign, system, record: OptimizationRecord, reml: boo
         is_singular=singular,
         boundary_flags=flags,
         n_dropped=n_dropped,
-        optimization=record,
+        optimization=replace(record, objective=est.deviance),
         solver_path=system.path,
         fit_options=dict(options or {}),
         _system=system,
         _factor=factor,
+        _conditioning=conditioning,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result

@@ -51,6 +51,7 @@ from .kernels._jit import thread_count
 from .kernels.blockdiag import coupling_times, lead_quadratic_forms
 from .linalg.dispatch import supports_blocked_derivatives
 from .linalg.system import Factor, PenalizedSystem
+from .linalg.threads import limited
 from .objective import LastFactor, profiled_deviance, residual_dof
 
 N_PROBES = 64
@@ -73,7 +74,8 @@ class BlockedDeviance(LastFactor):
     theta; calling the object returns (value, gradient), as L-BFGS-B takes them. The
     rest's factor and inverse live in buffers that each evaluation rewrites (mapping a
     fresh gigabyte costs more than filling it): a factor from :meth:`factor` is valid
-    until the next evaluation.
+    until the next evaluation in the same thread (the buffers are per thread, see
+    :class:`~interlace.objective.LastFactor`).
 
     Parameters
     ----------
@@ -87,9 +89,11 @@ class BlockedDeviance(LastFactor):
     >>> import interlace
     >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)",
     ...                   interlace.load_dataset("Penicillin"), solver="sparse")
-    >>> value, grad, info = BlockedDeviance(m._system, reml=True).derivatives(m.theta)
-    >>> round(value, 4), bool(np.max(np.abs(grad)) < 1e-2), bool(np.all(np.linalg.eigvalsh(info) > 0))
-    (330.8606, True, True)
+    >>> value, grad, info = BlockedDeviance(m._system, reml=True).derivatives(m.theta)  # working scale
+    >>> round(m._conditioning.deviance(value, reml=True), 4), bool(np.max(np.abs(grad)) < 1e-2)
+    (330.8606, True)
+    >>> bool(np.all(np.linalg.eigvalsh(info) > 0))
+    True
     """
 
     has_average_information = True
@@ -112,9 +116,8 @@ class BlockedDeviance(LastFactor):
         bounds = np.concatenate([[0], np.cumsum([t.n_levels for t in system.rest_terms])])
         self.rest_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.level_sizes = self._level_sizes(terms)
-        self._reset_factors()
-        self._work: np.ndarray | None = None  # the rest's factor, rewritten at each evaluation
-        self._inverse: np.ndarray | None = None  # M_d's rest block, rewritten at each gradient
+        self._reset_factors()  # per thread: the rest's factor ("work", rewritten at each
+        # evaluation) and M_d's rest block ("inverse", at each gradient), see LastFactor
 
     def _level_sizes(self, terms) -> np.ndarray:
         """Per theta, the mean diagonal of Z_t'Z_t over its terms' levels (observations
@@ -133,9 +136,7 @@ class BlockedDeviance(LastFactor):
 
     def _factorize(self, theta: np.ndarray) -> Factor:
         """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it)."""
-        if self._work is None:
-            self._work = np.empty_like(self.system.rest_crossprod)
-        return self.system.factorize(theta, out=self._work)
+        return self.system.factorize(theta, out=self._buffer("work", self.system.rest_crossprod.shape))
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
@@ -166,7 +167,10 @@ class BlockedDeviance(LastFactor):
         rest. Their error moves a first Newton step from a start far from the optimum
         by a negligible amount; the iteration's later steps use exact gradients.
         """
-        theta = np.asarray(theta, dtype=np.float64)
+        with limited(self.system.size, kernels=True):
+            return self._derivatives(np.asarray(theta, dtype=np.float64), exact)
+
+    def _derivatives(self, theta: np.ndarray, exact: bool) -> tuple[float, np.ndarray, np.ndarray]:
         factor = self.factor(theta)
         value = profiled_deviance(factor, self.n_obs, self.n_fixed, self.reml)
         K = self.n_theta
@@ -207,10 +211,9 @@ class BlockedDeviance(LastFactor):
         if m == 0:
             traces[0] = float(np.sum(weights))
             return traces
-        if self._inverse is None:
-            self._inverse = np.empty((m, m), order="F")
-        np.copyto(self._inverse, factor.rest_chol[:m, :m])
-        inverse = lapack.dpotri(self._inverse, lower=1, overwrite_c=1)[0]
+        buffer = self._buffer("inverse", (m, m), order="F")
+        np.copyto(buffer, factor.rest_chol[:m, :m])
+        inverse = lapack.dpotri(buffer, lower=1, overwrite_c=1)[0]
         diagonal = np.diagonal(inverse)
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))

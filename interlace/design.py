@@ -18,13 +18,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError, RankDeficiencyWarning
+from .errors import DataError, DegenerateFitWarning, FormulaError, RankDeficiencyWarning
 from .formula.fixed import FixedDesign, fixed_design, term_design
 from .formula.random import RandomTermSpec
 
 RANK_TOLERANCE = 1e-7
 """A column of X is redundant when its norm after projection on the earlier kept
 columns is below this fraction of its own norm (R's ``qr`` tolerance, as lme4)."""
+
+EXACT_FIT_TOLERANCE = 1e-12
+"""The fixed effects fit the response exactly when the least-squares residuals' root
+mean square is below this share of the response's (rounding; as the Satterthwaite
+code's zero residual SD)."""
+
+EXACT_FIT_FLOPS = 1e8
+"""Above this n p^2 the exact-fit check solves least squares on a subset of rows
+(an exact fit there, then checked on every row)."""
 
 
 @dataclass(frozen=True)
@@ -242,9 +251,40 @@ def grouping_factor(table: pd.DataFrame, factors: tuple[str, ...], source: str) 
     return np.ascontiguousarray(codes), labels
 
 
+CONSTANT_TOLERANCE = 1e-11
+"""A column after an intercept whose centred norm is below this share of its norm is
+constant to rounding, and redundant (a shift by 1e8 of its SD keeps it: 1e-8)."""
+
+
+def _comparable_columns(X: np.ndarray) -> np.ndarray:
+    """X's columns as the rank test compares them: after a constant (intercept) column,
+    the later ones centred, so that the test is free of their shifts (R's ``qr`` would
+    drop x + 1e8 sd(x) as a multiple of the intercept); then every column at unit norm
+    (free of their scales), a column constant to rounding at 0."""
+    n, p = X.shape
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    if n < 2 or p == 0:
+        return X / np.where(norms > 0, norms, 1.0)
+    if X[0, 0] != 0 and (X[:, 0] == X[0, 0]).all():  # the intercept, where formulas put it
+        first = 0
+    else:
+        constant = np.flatnonzero((X == X[0]).all(axis=0) & (X[0] != 0))
+        if not len(constant):
+            return X / np.where(norms > 0, norms, 1.0)
+        first = int(constant[0])
+    later = np.arange(p) > first
+    out = X - (X.sum(axis=0) / n) * later
+    centred = np.sqrt(np.einsum("ij,ij->j", out, out))
+    flat = later & (centred <= CONSTANT_TOLERANCE * norms)
+    norms = np.where(later, centred, norms)
+    return out / np.where(flat | (norms == 0), np.inf, norms)
+
+
 def _full_rank_columns(X: np.ndarray) -> np.ndarray:
-    """Indices of the columns of X kept by sequential (R-style) rank detection."""
-    gram = X.T @ X
+    """Indices of the columns of X kept by sequential (R-style) rank detection, on
+    the columns centred after an intercept and scaled (:func:`_comparable_columns`)."""
+    Xc = _comparable_columns(X)
+    gram = Xc.T @ Xc
     p = gram.shape[0]
     kept: list[int] = []
     for j in range(p):
@@ -282,6 +322,103 @@ def _drop_redundant(fixed: FixedDesign) -> tuple[FixedDesign, np.ndarray]:
     ), keep
 
 
+def _rows(k: int) -> str:
+    return f"{k} row{'s' if k != 1 else ''}"
+
+
+def _check_finite_columns(matrix: np.ndarray, names: tuple[str, ...], what: str) -> None:
+    """Infinite values are an error naming the column and the number of rows (NaN is a
+    missing value: :func:`interlace.api.prepare` drops its rows before the design)."""
+    bad = np.isinf(matrix)
+    if bad.any():
+        counts = bad.sum(axis=0)
+        j = int(np.argmax(counts > 0))
+        raise DataError(
+            f"{what} {names[j]!r}: {_rows(int(counts[j]))} of {matrix.shape[0]} "
+            f"{'is' if counts[j] == 1 else 'are'} infinite; expected finite values (NaN is a missing "
+            "value and its row is dropped; inf is not)"
+        )
+
+
+def _check_finite(fixed: FixedDesign) -> None:
+    """No inf in the response and X: an error naming the column (lme4: NA/NaN/Inf in 'y')."""
+    _check_finite_columns(fixed.response[:, None], (fixed.response_name,), "response")
+    _check_finite_columns(fixed.matrix, fixed.column_names, "fixed-effects column")
+
+
+def _check_varies(fixed: FixedDesign) -> None:
+    """A constant response is an error naming it (its residual variance would be zero)."""
+    y = fixed.response
+    n = len(y)
+    if n and np.all(y == y[0]):
+        raise DataError(
+            f"response {fixed.response_name!r}: all {n} values are equal ({y[0]:g}"
+            + (" after subtracting the offset" if fixed.offset is not None else "")
+            + "); expected a response that varies (its residual variance would be zero)"
+        )
+
+
+def _check_fixed_size(fixed: FixedDesign, n: int) -> None:
+    """Fewer fixed effects than observations (else the residual variance has no df)."""
+    p = fixed.matrix.shape[1]
+    if p < n:
+        return
+    sources: dict[str, int] = {}
+    for name in fixed.column_names:
+        source = name.split("[", 1)[0]
+        sources[source] = sources.get(source, 0) + 1
+    largest = max(sources, key=sources.get)
+    listing = ", ".join(f"{name!r}: {count}" for name, count in sources.items())
+    raise DataError(
+        f"fixed effects: {p} columns for {n} observations (by term: {listing}); expected fewer columns "
+        "than observations" + (f" ({largest!r} is a factor with about as many levels as rows?)"
+                               if sources[largest] > 1 else "")
+    )
+
+
+def warn_if_exact(fixed: FixedDesign, stacklevel: int = 2) -> bool:
+    """Warn (and return True) when the fixed effects fit the response exactly.
+
+    The residual variance is then zero and the (restricted) likelihood unbounded: lme4
+    returns sigma 0 and an infinite log-likelihood with convergence warnings.
+
+    Examples
+    --------
+    >>> import pandas as pd, warnings
+    >>> from interlace.formula.fixed import fixed_design
+    >>> d = fixed_design("y ~ x", pd.DataFrame({"y": [1.0, 3.0, 5.0, 7.0], "x": [0.0, 1.0, 2.0, 3.0]}))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_exact(d)
+    True
+    >>> str(caught[0].message)[:60]
+    "response 'y' is fitted exactly by the fixed effects (residua"
+    """
+    X, y = fixed.matrix, fixed.response
+    n, p = X.shape
+    if p == 0 or n == 0 or not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        return False
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    norms[norms == 0] = 1.0
+    rows = np.arange(n)
+    if n * p * p > EXACT_FIT_FLOPS:  # an exact fit is exact on any rows: solve on a few
+        rows = np.unique(np.linspace(0, n - 1, min(n, 50 * p + 100)).astype(np.int64))
+    beta = np.linalg.lstsq(X[rows] / norms, y[rows], rcond=None)[0] / norms
+    resid = y - X @ beta
+    size = float(np.sqrt(np.mean(y * y)))
+    if not float(np.sqrt(np.mean(resid * resid))) <= EXACT_FIT_TOLERANCE * size:
+        return False
+    warnings.warn(
+        f"response {fixed.response_name!r} is fitted exactly by the fixed effects (residuals zero to "
+        "rounding): the residual variance is 0 and the likelihood unbounded, so llf, AIC, BIC, "
+        "standard errors, df and p-values are not meaningful (lme4 returns sigma 0 and an infinite "
+        "log-likelihood with convergence warnings); the fixed effects are the exact coefficients",
+        DegenerateFitWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return True
+
+
 def _lme4_order(n_levels: list[int]) -> list[int]:
     """lme4's term order: if the numbers of levels are not already non-increasing,
     ``rev(order(nl))`` (so ties end up in reverse formula order)."""
@@ -303,8 +440,12 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
     >>> d.theta_names
     ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days')
     """
-    fixed, kept = _drop_redundant(fixed_design(fixed_formula, table))
+    fixed = fixed_design(fixed_formula, table)
+    _check_finite(fixed)
+    _check_varies(fixed)
+    fixed, kept = _drop_redundant(fixed)
     n = len(fixed.response)
+    _check_fixed_size(fixed, n)
     if not random_terms:
         raise FormulaError(
             f"formula {fixed_formula!r}: no random-effects terms; add one like '(1 | g)' "
@@ -318,6 +459,7 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
             factor_cache[spec.factors] = grouping_factor(table, spec.factors, spec.source)
         codes, labels = factor_cache[spec.factors]
         design, names, part_spec = term_design(spec.expr, table, spec.source)
+        _check_finite_columns(design, names, f"random term {spec.source!r}: column")
         if len(labels) < 2:
             raise DataError(
                 f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
@@ -392,6 +534,7 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
             )
         )
     terms.sort(key=lambda t: -t.n_effects)  # stable: factorisation order
+    warn_if_exact(fixed, stacklevel=4)  # build_design <- prepare <- fit <- the caller
     labels = tuple(re.sub(r"\s+", " ", r["spec"].source) for r in raw)
     return ModelDesign(
         fixed=fixed,

@@ -35,3 +35,16 @@ class MissingValuesWarning(UserWarning):
 class DegenerateFitWarning(UserWarning):
     """A quantity is undefined on this fit (zero or infinite residual variance, a
     non-finite optimum) and is returned as NaN."""
+
+
+class SparseTooLargeError(InterlaceError):
+    """A sparse factor would need more memory than allowed (``max_bytes`` of
+    :meth:`interlace.linalg.sparse_cholesky.SparseCholesky.analyse`); raised before L is allocated."""
+
+    def __init__(self, bytes_needed: float, max_bytes: float, n: int, entries: int):
+        self.bytes_needed = bytes_needed
+        super().__init__(
+            f"max_dense_gib: the sparse factor of this {n:,} x {n:,} matrix has at least {entries:,} "
+            f"entries in every fill-reducing order tried; a fit needs about {bytes_needed / 2**30:,.1f} GiB "
+            f"for it, more than the limit of {max_bytes / 2**30:.3g} GiB"
+        )

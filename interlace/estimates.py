@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
+from .conditioning import Conditioning
 from .design import ModelDesign, RandomTerm
 from .kernels.products import z_times
 from .linalg.system import Factor, PenalizedSystem
@@ -23,13 +24,32 @@ SINGULAR_TOL = 1e-4
 
 @dataclass(frozen=True)
 class Estimates:
-    """Everything computed once at the optimum."""
+    """Everything computed once at the optimum, on the caller's scale.
+
+    Attributes
+    ----------
+    beta : numpy.ndarray
+        The fixed effects.
+    effects : dict of str to numpy.ndarray
+        Per term (name -> (n_levels, k)): the BLUPs b.
+    fe_cov : numpy.ndarray
+        vcov(beta).
+    scale : float
+        sigma^2.
+    fitted : numpy.ndarray
+        X beta + Z b (without the offset).
+    resid : numpy.ndarray
+        y - X beta - Z b (y less the offset).
+    deviance : float
+        -2 log-likelihood (ML) or the REML criterion.
+    """
 
     beta: np.ndarray
     effects: dict[str, np.ndarray]
     fe_cov: np.ndarray
     scale: float
     fitted: np.ndarray
+    resid: np.ndarray
     deviance: float
 
 
@@ -38,17 +58,24 @@ def lme4_term_order(design: ModelDesign) -> tuple[RandomTerm, ...]:
     return design.lme4_terms
 
 
+def fixed_cov(factor: Factor, scale: float) -> np.ndarray:
+    """vcov(beta) = sigma^2 (L_X L_X')^{-1} of the system's own fixed effects."""
+    Lx = factor.fixed_chol
+    inv = lapack.dtrtri(Lx, lower=1)[0] if Lx.size else Lx  # L_X^{-1}
+    return scale * (inv.T @ inv)
+
+
 def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
-                      deviance: float) -> Estimates:
-    """beta, the BLUPs b = Lambda u per term, vcov(beta), sigma^2 and fitted values."""
+                      deviance: float, conditioning: Conditioning | None = None) -> Estimates:
+    """beta, the BLUPs b = Lambda u per term, vcov(beta), sigma^2, fitted values and
+    residuals, solved on the system's (working) scale and returned on the caller's
+    through ``conditioning`` (the system's own scale when None; ``deviance``: the
+    system's criterion at theta)."""
     design = system.design
     u, beta = system.solve(factor, theta)
     b = PenalizedSystem.spherical_to_effects(u, theta, design.terms)
     nu = residual_dof(design.n_obs, design.n_fixed, reml)
     scale = factor.pwrss / nu
-    Lx = factor.fixed_chol
-    inv = lapack.dtrtri(Lx, lower=1)[0] if Lx.size else Lx  # L_X^{-1}
-    fe_cov = scale * (inv.T @ inv)
     effects: dict[str, np.ndarray] = {}
     fitted = design.X @ beta
     pos = 0
@@ -57,7 +84,14 @@ def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray
         effects[term.name] = block
         fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(block))
         pos += term.n_effects
-    return Estimates(beta, effects, fe_cov, float(scale), fitted, deviance)
+    resid = design.y - fitted
+    fe_cov = fixed_cov(factor, scale)
+    if conditioning is None:
+        return Estimates(beta, effects, fe_cov, float(scale), fitted, resid, float(deviance))
+    c = conditioning
+    resid = c.scale * resid
+    return Estimates(c.beta(beta), {name: c.scale * block for name, block in effects.items()}, c.cov(fe_cov),
+                     float(scale * c.scale**2), c.design.y - resid, resid, c.deviance(deviance, reml))
 
 
 def random_effects_frames(design: ModelDesign, effects: dict[str, np.ndarray]) -> dict[str, pd.Series | pd.DataFrame]:
@@ -79,18 +113,19 @@ def variance_components(design: ModelDesign, theta: np.ndarray, scale: float):
     correlations: dict[str, float] = {}
     for term in lme4_term_order(design):
         T = term.relative_cov_factor(theta)
-        cov = scale * (T @ T.T)
+        relative = T @ T.T
+        cov = scale * relative
         names = list(term.column_names)
         if term.n_columns == 1:
             components[term.name] = float(cov[0, 0])
             continue
         components[term.name] = pd.DataFrame(cov, index=names, columns=names)
-        sd = np.sqrt(np.diag(cov))
+        sd = np.sqrt(np.diag(relative))  # the correlations from T T': free of sigma's size
         for j in range(len(names)):
             for i in range(j + 1, len(names)):
                 if term.theta_index[i, j] < 0:
                     continue  # separate lme4 terms: structurally uncorrelated, lme4 shows none
-                corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                corr = relative[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
                 correlations[f"{term.name}:{names[j]},{names[i]}"] = float(corr)
     return components, correlations
 

@@ -16,13 +16,14 @@ estimates, or a previous fit's theta for a new response), may estimate its trace
 (``derivatives(theta, exact=False)``): their error moves the first step negligibly,
 and every later gradient, the convergence test included, is exact.
 
-Near the optimum the decrement shrinks by at least a constant factor per iteration.
-When the last two decrements predict that the next one is below
-:data:`PREDICTED_DECREMENT_TOL` and an accepted step fell as predicted (give or take
-the criterion's rounding), the iteration ends at that step without another gradient:
-on InstEval and the simulated benchmarks this saves one inverse of the rest in three
-(systems of at least :data:`EARLY_STOP_MIN_SIZE` rows; smaller ones take the last
-gradient).
+Every iteration ends with the exact gradient and the average information at the
+point it returns (``grad``, ``information`` and ``at`` of the result): the convergence
+check of :mod:`interlace.optimize` reads them there, and a ratio the iteration left on
+its floor gets its curvature at zero from them (the criterion is even in theta_t, so
+the gradient at the floor divided by the floor is d2/dtheta_t^2 at zero up to the
+floor squared). On systems of at least :data:`LARGE_SYSTEM_SIZE` rows the decrement
+tolerance is :data:`LARGE_DECREMENT_TOL` (the criterion within about 5e-8 of its
+minimum, far inside lme4's gradient check), which saves one iteration in three there.
 
 From a start near the optimum (:func:`interlace.start.start_theta`) this takes two to
 four gradients and three or four factorisations, where a derivative-free method takes
@@ -39,31 +40,28 @@ DECREMENT_TOL = 1e-8
 """Converged when the Newton decrement g' H^{-1} g (about twice the criterion's distance
 to its minimum) is below this."""
 
-THETA_FLOOR = 1e-6
+THETA_FLOOR = 1e-5
 """The smallest theta the iteration visits: at theta_t = 0 the gradient in gamma_t
-is 0/0. lme4's boundary checks afterwards move a ratio left here to zero."""
+is 0/0. lme4's boundary checks afterwards move a ratio left here to zero, and the
+convergence check reads the curvature at zero off the gradient here (gradient /
+floor, the criterion being even in theta_t): the gradient's bracket is then
+curvature x 5e-11, far above its rounding, and the criterion within curvature x 5e-11
+of its value at zero."""
 
 ACCEPT_RATIO = 0.1
 """A step is taken when the criterion falls by at least this share of the fall the
 quadratic model predicts."""
 
-PREDICTED_DECREMENT_TOL = 1e-7
-"""The early stop: an accepted step ends the iteration when the decrement predicted
-at its end (the last decrement times the last ratio of decrements, a linear rate,
-pessimistic where the convergence is superlinear) is below this, the criterion then
-within about 5e-8 of its minimum."""
+LARGE_DECREMENT_TOL = 1e-7
+"""Converged, on systems of at least :data:`LARGE_SYSTEM_SIZE` rows, when the decrement
+at an accepted step (exact gradient) is below this: the criterion within about 5e-8 of
+its minimum."""
 
-MODEL_AGREEMENT = 0.1
-"""The early stop needs the accepted step's actual fall within this relative
-distance of the predicted one (give or take the criterion's rounding): the quadratic
-model holds along the step. The average information is not the Hessian, so near the
-optimum the two differ by a few per cent (3% on InstEval's last step)."""
-
-EARLY_STOP_MIN_SIZE = 500
-"""The early stop is taken on systems of at least this many rows (q_rest + p + 1) only:
-below, a last gradient is cheap, and it confirms the optimum the heuristic predicts
-(on small crossed designs the average information can misjudge the last step enough
-to leave the criterion 1e-6 above its minimum)."""
+LARGE_SYSTEM_SIZE = 500
+"""Systems of at least this many rows (q_rest + p + 1) take :data:`LARGE_DECREMENT_TOL`:
+below, an iteration is cheap, and the average information, which is not the Hessian,
+can misjudge the last step of a small crossed design enough to leave the criterion
+1e-6 above its minimum."""
 
 ROUNDING = 1e-13
 """Relative rounding error of a criterion value (sums of 10^4-10^6 logarithms and
@@ -131,7 +129,10 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
     -------
     types.SimpleNamespace
         ``x`` (theta), ``fun``, ``success``, ``message``, ``nfev`` (criterion
-        evaluations) and ``njev`` (gradients), as scipy's results.
+        evaluations) and ``njev`` (gradients), as scipy's results; ``at``, ``grad``
+        and ``information``: the point of the last gradient (``x``, unless the start
+        was not a positive-definite point), the exact gradient and the average
+        information in theta there.
 
     Examples
     --------
@@ -150,14 +151,15 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
     """
     gamma_floor = THETA_FLOOR**2
     system = getattr(objective, "system", None)
-    early_stop = system is not None and system.size >= EARLY_STOP_MIN_SIZE
+    tolerance = LARGE_DECREMENT_TOL if system is not None and system.size >= LARGE_SYSTEM_SIZE else DECREMENT_TOL
     theta = np.maximum(np.asarray(start, dtype=np.float64), THETA_FLOOR)
     gamma = theta**2
     coords = ShrinkageCoordinates(getattr(objective, "level_sizes", np.zeros(len(theta))))
-    value, grad, info = coords.derivatives(*objective.derivatives(theta, exact=False), theta)
+    last = objective.derivatives(theta, exact=False)
+    estimated = True  # the gradient in ``last`` may have estimated traces
+    value, grad, info = coords.derivatives(*last, theta)
     evaluations, gradients = 1, 1
     damping = 0.0
-    previous_decrement = np.inf
     message = "evaluation budget used up"
     success = False
     while True:
@@ -188,7 +190,12 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
                 message = "no descent direction"
                 break
             continue
-        if decrement < DECREMENT_TOL and damping == 0.0:
+        if decrement < tolerance and damping == 0.0:
+            if estimated:  # confirm with the exact gradient
+                last, estimated = objective.derivatives(theta), False
+                value, grad, info = coords.derivatives(*last, theta)
+                gradients += 1
+                continue
             success, message = True, "converged (Newton decrement below tolerance)"
             break
         if evaluations >= max_evaluations:
@@ -209,6 +216,11 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         ratio = (value - trial_value) / predicted if predicted > 0 else -np.inf
         if not (np.isfinite(trial_value) and trial_value < value and ratio > ACCEPT_RATIO):
             if abs(predicted) <= ROUNDING * abs(value):
+                if estimated:  # confirm with the exact gradient
+                    last, estimated = objective.derivatives(theta), False
+                    value, grad, info = coords.derivatives(*last, theta)
+                    gradients += 1
+                    continue
                 # the model promises less than the criterion resolves: this is the optimum
                 success, message = True, "converged (the predicted decrease is below the criterion's rounding)"
                 break
@@ -220,15 +232,14 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
         damping = damping / 4.0 if ratio > 0.75 else damping
         if damping < 1e-6:
             damping = 0.0
-        rate = decrement / previous_decrement if np.isfinite(previous_decrement) else np.inf
-        agrees = abs((value - trial_value) - predicted) <= MODEL_AGREEMENT * predicted + ROUNDING * abs(value)
-        gamma, value = trial, trial_value
-        if rate * decrement < PREDICTED_DECREMENT_TOL and agrees and damping == 0.0 and early_stop:
-            success, message = True, "converged (the last step's predicted successor decrement below tolerance)"
-            break
-        previous_decrement = decrement
+        gamma = trial
         theta = np.sqrt(gamma)
-        value, grad, info = coords.derivatives(*objective.derivatives(theta), theta)
+        last, estimated = objective.derivatives(theta), False
+        value, grad, info = coords.derivatives(*last, theta)
+        gradients += 1
+    if estimated and np.isfinite(value):  # the check reads an exact gradient
+        last = objective.derivatives(theta)
         gradients += 1
     return SimpleNamespace(x=np.sqrt(gamma), fun=float(value), success=success, message=message,
-                           nfev=evaluations, njev=gradients)
+                           nfev=evaluations, njev=gradients, at=theta, grad=np.asarray(last[1], dtype=np.float64),
+                           information=np.asarray(last[2], dtype=np.float64))

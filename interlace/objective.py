@@ -12,6 +12,8 @@ and, at fixed sigma (for Satterthwaite's df, as lmerTest):
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .linalg.system import Factor, PenalizedSystem
@@ -53,22 +55,44 @@ class LastFactor:
     """Factorisations at theta, counted, the last one kept: asked again at the same
     theta (the optimum, when the result is assembled) it is not computed twice.
 
-    Needs ``self.system``; sets ``n_evaluations`` and ``_last`` in
+    Needs ``self.system``; sets ``n_evaluations`` and the per-thread state in
     :meth:`_reset_factors`. :meth:`_factorize` makes a new factor (overridden to
-    write into a buffer).
+    write into a buffer, :meth:`_buffer`).
+
+    Thread-safe: the last factor and the buffers are per thread,
+    so one criterion may be evaluated from several threads at once (a thread pool of
+    refits sharing one system); a factor a thread got stays valid until that thread's
+    next evaluation.
     """
 
     def _reset_factors(self) -> None:
         self.n_evaluations = 0
-        self._last: tuple[bytes, Factor] | None = None
+        self._threads = threading.local()
+
+    def __getstate__(self) -> dict:  # the per-thread state stays behind (a new process starts afresh)
+        return {k: v for k, v in self.__dict__.items() if k != "_threads"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._threads = threading.local()
+
+    def _buffer(self, name: str, shape: tuple[int, ...], order: str = "C") -> np.ndarray:
+        """This thread's buffer ``name`` of that shape (float64), made on first use."""
+        state = self._threads
+        buffer = getattr(state, name, None)
+        if buffer is None or buffer.shape != shape:
+            buffer = np.empty(shape, order=order)
+            setattr(state, name, buffer)
+        return buffer
 
     def _factorize(self, theta: np.ndarray) -> Factor:
         return self.system.factorize(theta)
 
     def last_factor(self, theta: np.ndarray) -> Factor | None:
-        """The factor of the last evaluation when it was at ``theta``, else None."""
+        """The factor of this thread's last evaluation when it was at ``theta``, else None."""
         key = np.asarray(theta, dtype=np.float64).tobytes()
-        return self._last[1] if self._last is not None and self._last[0] == key else None
+        last = getattr(self._threads, "last", None)
+        return last[1] if last is not None and last[0] == key else None
 
     def factor(self, theta: np.ndarray) -> Factor:
         """The factor at ``theta``, the last one computed when it was at the same theta."""
@@ -77,9 +101,9 @@ class LastFactor:
         if cached is not None:
             return cached
         self.n_evaluations += 1
-        self._last = None  # a buffered factor is about to change
+        self._threads.last = None  # a buffered factor is about to change
         factor = self._factorize(theta)
-        self._last = (theta.tobytes(), factor)
+        self._threads.last = (theta.tobytes(), factor)
         return factor
 
 

@@ -17,7 +17,7 @@ from .frames import ingest, missing_rows, select_as_pandas
 
 
 def _needed_columns(result, include_re: bool, columns) -> list[str]:
-    design = result._system.design
+    design = result._conditioning.design
     needed = variables(design.fixed.model_spec, columns) | offset_variables(design.fixed)
     if include_re:
         for term in design.terms:
@@ -28,8 +28,9 @@ def _needed_columns(result, include_re: bool, columns) -> list[str]:
 
 
 def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
-    """Predictions of a fit (see :meth:`CrossedLMEResult.predict`)."""
-    design = result._system.design
+    """Predictions of a fit (see :meth:`CrossedLMEResult.predict`), from the caller's
+    design (its X, ``model_spec``, kept columns and terms) and estimates."""
+    design = result._conditioning.design
     if newdata is None:
         if include_re:
             return result.fittedvalues.copy()

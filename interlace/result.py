@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .conditioning import Conditioning
 from .errors import InterlaceError
-from .estimates import conditional_sd, random_effects_frames
+from .estimates import conditional_sd, fixed_cov, random_effects_frames
 from .linalg.system import Factor, PenalizedSystem
 from .optimize import OptimizationRecord
 
@@ -103,6 +104,7 @@ class CrossedLMEResult:
     fit_options: dict = field(default_factory=dict, repr=False)
     _system: PenalizedSystem = field(repr=False, default=None, compare=False)
     _factor: Factor = field(repr=False, default=None, compare=False)
+    _conditioning: Conditioning = field(repr=False, default=None, compare=False)
     _kenward_roger: KenwardRoger | None = field(repr=False, default=None, compare=False)
 
     # ----- likelihood ---------------------------------------------------------------------
@@ -134,9 +136,17 @@ class CrossedLMEResult:
 
     @cached_property
     def _varpar(self) -> VarparDerivatives:
+        """Satterthwaite's derivatives, on the working scale of ``_system``."""
         from .inference.satterthwaite import varpar_derivatives
 
-        return varpar_derivatives(self._system, self.theta, float(np.sqrt(self.scale)), self.method == "REML")
+        conditioning = self._conditioning
+        sigma = float(np.sqrt(self.scale)) / conditioning.unit
+        return varpar_derivatives(self._system, self.theta, sigma, self.method == "REML", conditioning.response_size)
+
+    @cached_property
+    def _working_cov(self) -> np.ndarray:
+        """vcov of the working fixed effects (see :mod:`interlace.conditioning`)."""
+        return fixed_cov(self._factor, self.scale / self._conditioning.unit**2)
 
     @cached_property
     def kenward_roger(self) -> KenwardRoger:
@@ -151,7 +161,8 @@ class CrossedLMEResult:
             )
         from .inference.kenward_roger import kenward_roger
 
-        return kenward_roger(self._system.design, self.theta, self.scale)
+        return kenward_roger(self._system.design, self.theta, self.scale, self._conditioning,
+                             max_dense_gib=self.fit_options.get("max_dense_gib"))
 
     def with_df_method(self, df_method: str) -> CrossedLMEResult:
         """The same fit with another df method (``"satterthwaite"`` or
@@ -191,7 +202,8 @@ class CrossedLMEResult:
         else:
             from .inference.satterthwaite import satterthwaite_df
 
-            values = [satterthwaite_df(eye[j], self.fe_cov, self._varpar) for j in range(p)]
+            directions = [self._conditioning.direction(eye[j]) for j in range(p)]
+            values = [satterthwaite_df(d, self._working_cov, self._varpar) for d in directions]
         return pd.Series(values, index=self.fe_params.index, name="df")
 
     @cached_property

@@ -7,6 +7,12 @@ plus the model's offset.
 ``refit`` is lme4's ``refit``: the same design with a new response, reusing every
 structure that does not depend on y and starting from the fitted theta (the offset is
 subtracted from the new response, as lme4 fits y - offset).
+
+Both are on the caller's scale. A draw is the mean X beta plus s times a draw of the
+working model's random part (:mod:`interlace.conditioning`): sigma |s| in size, with
+the sign of s, so that the same seed draws a y + b from a fit to a y + b.
+A refit maps the new response to the working scale through the fit's T, with its own
+gamma and s, and fits it on the fit's working system.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -
     if not isinstance(nsim, (int, np.integer)) or nsim < 1:
         raise InterlaceError(f"nsim: expected a positive integer, found {nsim!r}")
     rng = np.random.default_rng(seed)
-    design = result._system.design
-    sigma = float(np.sqrt(result.scale))
+    conditioning = result._conditioning
+    design = conditioning.design
+    sigma = conditioning.sign * float(np.sqrt(result.scale))  # s sigma': signed
     mean = design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
     out = np.empty((design.n_obs, nsim))
     for draw in range(nsim):
@@ -64,14 +71,16 @@ def refit_response(result, y):
         raise InterlaceError(f"y: expected {n} values (the rows used in the fit), found {y.size}")
     if not np.all(np.isfinite(y)):
         raise InterlaceError("y: expected finite values, found NaN or infinity")
-    fixed = result._system.design.fixed
-    system = result._system.with_response(y if fixed.offset is None else y - fixed.offset)
+    fixed = result._conditioning.design.fixed
+    conditioning, working_y = result._conditioning.with_response(y if fixed.offset is None else y - fixed.offset,
+                                                                 result._system.design)
+    system = result._system.with_response(working_y)
     reml = result.method == "REML"
     fun, with_gradient = deviance_functions(system, reml)
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
     model = replace(result.model, endog=y)
-    return _assemble(system.design, system, record, reml, result.method, result.df_method,
+    return _assemble(conditioning, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
                      model, factor=_optimum_factor(fun, with_gradient, theta=record.theta))

@@ -39,6 +39,34 @@ def _format_p(p: float) -> str:
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
 
 
+def convergence_lines(result) -> list[str]:
+    """lme4's lines on convergence below a summary (``.prt.warn``): none when the fit
+    converged off the boundary; else the optimiser's convergence code, then the
+    singular-fit note and the convergence check's failures (max|grad|, the Hessian).
+
+    Examples
+    --------
+    >>> import interlace, warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff2"))
+    >>> convergence_lines(m)
+    ['optimizer (auto-compiled) convergence code: 0 (OK)', 'boundary (singular) fit: see interlace.isSingular']
+    """
+    record = result.optimization
+    messages = ["boundary (singular) fit: see interlace.isSingular"] if result.is_singular else []
+    check = getattr(record, "check", None)
+    if check is not None:
+        messages += list(check.messages)
+    elif not result.converged:
+        messages.append(record.message)
+    code = getattr(record, "optimizer_code", 0)
+    if not messages and code == 0:
+        return []
+    own = getattr(record, "optimizer_message", "") or record.message
+    return [f"optimizer ({record.optimizer}) convergence code: {code} ({'OK' if code == 0 else own})", *messages]
+
+
 @dataclass(frozen=True)
 class Summary:
     """A fit's summary.
@@ -129,13 +157,7 @@ class Summary:
         if result.n_dropped:
             footer.append(f"({result.n_dropped} observation{'s' if result.n_dropped > 1 else ''} "
                           "deleted due to missingness)")
-        notes = []
-        if result.is_singular:
-            notes.append("boundary (singular) fit: see interlace.isSingular")
-        if not result.converged:
-            notes.append(f"optimizer ({result.optimization.optimizer}) did not converge: "
-                         f"{result.optimization.message}")
-        return cls(header, residuals, re_table, fe, fe_corr, footer + notes)
+        return cls(header, residuals, re_table, fe, fe_corr, footer + convergence_lines(result))
 
     def _re_text(self) -> list[str]:
         t = self.random_effects

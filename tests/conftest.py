@@ -51,7 +51,7 @@ class FitCache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", interlace.SingularFitWarning)
                 warnings.simplefilter("ignore", interlace.MissingValuesWarning)
-                self._fits[key] = _assemble(system.design, system, record, reml, fitted.method,
+                self._fits[key] = _assemble(fitted._conditioning, system, record, reml, fitted.method,
                                             fitted.df_method, fitted.model.formula, fitted.model.data,
                                             fitted.model.dropped_rows)
         return self._fits[key]

@@ -327,3 +327,27 @@ def test_shrinkage_step_from_the_moment_start_on_insteval():
     m = interlace.fit("y ~ service * dept + (1 | s) + (1 | d)", interlace.load_dataset("InstEval"))
     assert m.optimization.optimizer == "newton"
     assert m.optimization.n_evaluations <= 4
+
+
+class _Estimated(_Synthetic):
+    """:class:`_Synthetic` whose estimated gradient (``exact=False``) is off by a little."""
+
+    def derivatives(self, theta, exact=True):
+        value, grad, info = super().derivatives(theta, exact)
+        return value, grad if exact else grad + 1e-6, info
+
+
+@pytest.mark.parametrize("start", [[1.2, 0.3], [np.sqrt(0.4), np.sqrt(0.9)]], ids=["far", "at-the-optimum"])
+def test_newton_ends_with_the_exact_gradient_at_its_point(start):
+    # the convergence check reads the last gradient: it is exact and taken at the point
+    # returned, also when the first (estimated) gradient already looks converged
+    from interlace.newton import minimize_average_information
+
+    problem = _Estimated([[3.0, 1.0], [1.0, 2.0]], [0.4, 0.9], [0.0, 0.0])
+    res = minimize_average_information(problem, np.array(start), 200)
+    assert res.success
+    np.testing.assert_array_equal(res.at, res.x)
+    _, grad, info = _Synthetic.derivatives(problem, res.x)
+    np.testing.assert_array_equal(res.grad, grad)
+    np.testing.assert_array_equal(res.information, info)
+    assert problem.exact_calls >= 1 and problem.estimated_calls == 1

@@ -33,7 +33,7 @@ def _split(name: str):
 def _at_theta(fit, theta):
     system = fit._system
     record = OptimizationRecord("lme4 theta", theta, Objective(system, True)(theta), 0, True, "reference")
-    return _assemble(system.design, system, record, True, "REML", "satterthwaite", fit.model.formula,
+    return _assemble(fit._conditioning, system, record, True, "REML", "satterthwaite", fit.model.formula,
                      fit.model.data, fit.model.dropped_rows)
 
 

@@ -212,6 +212,7 @@ def test_a_perfect_fit_has_no_df():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(30)
     frame = pd.DataFrame({"y": 2 * x + 1, "x": x, "g": pd.Categorical(np.repeat(np.arange(6), 5))})
-    m = quiet_fit("y ~ x + (1 | g)", frame)
+    with pytest.warns(interlace.DegenerateFitWarning, match="fitted exactly by the fixed effects"):
+        m = quiet_fit("y ~ x + (1 | g)", frame)
     with pytest.warns(interlace.DegenerateFitWarning, match="zero to rounding|is 0.0"):
         assert np.all(np.isnan(m.fe_df.to_numpy()))

@@ -4,6 +4,11 @@ With V the marginal covariance at the fit's theta and sigma^2, beta-hat the GLS
 estimate (the fit's fixed effects) and e = y - X beta-hat the marginal residual:
 V^{-1} X, V^{-1} e, X'V^{-1}X and its inverse (lme4's ``vcov``), each computed once,
 through :class:`~interlace.diagnostics.woodbury.MarginalPrecision`.
+
+They are read on the fit's working scale (:mod:`interlace.conditioning`): X', y',
+beta' and sigma'^2. Every influence measure and leverage built from them is unchanged
+by the affine map (a change of basis of beta and of the units of y), and the
+diagnostics with units (marginal residuals) are mapped back where they are reported.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import InterlaceError
 from .woodbury import MarginalPrecision
 
 
 @dataclass
 class GlsPieces:
-    """The fit's GLS quantities (HLMdiag's ``.lmerMod_matrices`` without n x n matrices).
+    """The fit's GLS quantities (HLMdiag's ``.lmerMod_matrices`` without n x n matrices),
+    on the working scale.
 
     Attributes
     ----------
@@ -65,6 +72,20 @@ class GlsPieces:
         return self.precision_diagonal - self.fixed_quadratic
 
 
+def check_finite_fit(result) -> None:
+    """The diagnostics need finite theta and fixed effects and a positive residual
+    variance: anything else (a fit that failed) is an :class:`InterlaceError`."""
+    theta, scale = np.asarray(result.theta, dtype=np.float64), float(result.scale)
+    beta = result.fe_params.to_numpy(dtype=np.float64)
+    if np.all(np.isfinite(theta)) and np.all(np.isfinite(beta)) and np.isfinite(scale) and scale > 0:
+        return
+    raise InterlaceError(
+        "result: the diagnostics need a fit with finite theta and fixed effects and a positive "
+        f"residual variance, found theta {np.round(theta, 6).tolist()}, fixed effects "
+        f"{np.round(beta, 6).tolist()} and scale {scale!r}"
+    )
+
+
 def gls_pieces(result) -> GlsPieces:
     """The GLS quantities of a fit.
 
@@ -73,14 +94,17 @@ def gls_pieces(result) -> GlsPieces:
     >>> import interlace
     >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
     >>> pieces = gls_pieces(m)
-    >>> bool(np.allclose(pieces.xvx_inv, m.fe_cov))
-    True
+    >>> c = m._conditioning
+    >>> bool(np.allclose(c.cov(pieces.xvx_inv), m.fe_cov)), bool(np.allclose(c.beta(pieces.beta), m.fe_params))
+    (True, True)
     """
-    design = result._system.design
+    check_finite_fit(result)
+    system = result._system
+    design = system.design
     precision = MarginalPrecision(result)
     X = design.X
     y = design.y
-    beta = result.fe_params.to_numpy()
+    beta = system.solve(result._factor, np.asarray(result.theta, dtype=np.float64))[1]
     resid = y - X @ beta
     both = precision.times(np.column_stack([X, resid]))
     Lx = result._factor.fixed_chol

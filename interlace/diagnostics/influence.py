@@ -40,7 +40,7 @@ from .deletion import (
     variance_component_table,
     warn_unidentified,
 )
-from .gls import GlsPieces, gls_pieces
+from .gls import GlsPieces, check_finite_fit, gls_pieces
 from .levels import resolve_level, rows_by_level
 from .leverage import LEVERAGE_TYPES, leverage_columns
 from .output import level_labels, model_frame_columns, observation_ids, to_caller_frame
@@ -142,22 +142,31 @@ def set_influence(
     return set_influence_downdate(pieces, result, rows)
 
 
+def _working_scale(result) -> float:
+    """sigma^2 on the fit's working scale, where the deletions refit (the variance
+    components' names and relative changes are read there, free of y's units)."""
+    return result.scale / result._conditioning.unit**2
+
+
 def exact_influence(
     result, deleted: DeletedFit | None, component_names: list[str]
 ) -> dict[str, float]:
-    """The measures and ``rvc.*`` of one refit without a deletion set."""
+    """The measures and ``rvc.*`` of one refit without a deletion set, on the working
+    scale as the refit (the measures and relative changes are free of it)."""
     if deleted is None:
         return {**_nan_measures(), **{f"rvc.{name}": np.nan for name in component_names}}
-    original_cov = np.asarray(result.fe_cov)
+    system = result._system
+    theta = np.asarray(result.theta, dtype=np.float64)
+    original_cov = result._working_cov
     original_xvx = np.linalg.inv(original_cov)
     out = _measures(
-        result.fe_params.to_numpy() - deleted.beta,
+        system.solve(result._factor, theta)[1] - deleted.beta,
         np.linalg.inv(deleted.xvx),
         original_xvx,
         original_cov,
     )
-    design = result._system.design
-    original = variance_component_table(design, result.theta, result.scale)
+    design = system.design
+    original = variance_component_table(design, theta, _working_scale(result))
     after = variance_component_table(design, deleted.theta, deleted.scale)
     for name in component_names:
         out[f"rvc.{name}"] = after[name] / original[name] - 1.0
@@ -221,6 +230,7 @@ def influence_columns(
     pieces: GlsPieces | None = None,
 ) -> dict[str, Any]:
     """The columns of :func:`hlm_influence` as a dict."""
+    check_finite_fit(result)
     term = resolve_level(result, level)
     if not isinstance(approx, (bool, np.bool_)):
         raise InterlaceError(f"approx: expected True or False, found {approx!r}")
@@ -232,7 +242,7 @@ def influence_columns(
         if approx:
             values = set_influence(pieces, result, rows)
         else:
-            names = variance_component_names(result._system.design, result.theta, result.scale)
+            names = variance_component_names(result._system.design, result.theta, _working_scale(result))
             fit = refit_without(result, rows)
             if fit is None:
                 warn_unidentified([description])
@@ -254,7 +264,7 @@ def influence_columns(
         else:
             row_sets = rows_by_level(term)
             descriptions = [f"level {label!r}" for label in term.levels]
-        names = variance_component_names(result._system.design, result.theta, result.scale)
+        names = variance_component_names(result._system.design, result.theta, _working_scale(result))
         progress = Progress(len(row_sets), show_progress)
         per_set, unidentified = [], []
         for rows, description in zip(row_sets, descriptions, strict=True):

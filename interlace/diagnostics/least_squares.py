@@ -16,7 +16,9 @@ are nested in, as HLMdiag does. Aliased coefficients are NaN, as R's NA.
 
 Column dropping follows R's ``lm``: a column is aliased when its norm after projection
 on the columns kept before it falls below :data:`LM_TOLERANCE` times its own norm
-(LINPACK ``dqrdc2``'s limited pivoting).
+(LINPACK ``dqrdc2``'s limited pivoting), its norm once centred after an intercept (so
+that a predictor shifted far from 0 is not aliased, as in the fit's own rank test in
+:mod:`interlace.design`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..design import CONSTANT_TOLERANCE
 from ..errors import RankDeficiencyWarning
 from .levels import enclosing_term, rows_by_level
 
@@ -92,18 +95,25 @@ def lm_fit(X: np.ndarray, y: np.ndarray) -> LinearFit:
     n, p = X.shape
     kept: list[int] = []
     basis = np.zeros((n, 0))
+    intercept = False  # a constant column kept: later columns are compared centred
     for j in range(p):
         if len(kept) >= n:
             break
         column = X[:, j]
         norm = float(np.linalg.norm(column))
         reference = norm if norm > 0 else 1.0
+        if intercept:  # free of shifts, as the fit's rank test (x + 1e8 sd(x) is x)
+            centred = float(np.linalg.norm(column - column.mean()))
+            if not centred > CONSTANT_TOLERANCE * norm:
+                continue  # constant to rounding: aliased with the intercept
+            reference = centred
         residual = column - basis @ (basis.T @ column)
         residual = residual - basis @ (basis.T @ residual)
         residual_norm = float(np.linalg.norm(residual))
         if residual_norm >= LM_TOLERANCE * reference:
             kept.append(j)
             basis = np.column_stack([basis, residual / residual_norm])
+            intercept = intercept or bool(n > 1 and column[0] != 0 and np.all(column == column[0]))
     coefficients = np.full(p, np.nan)
     if kept:
         Q, R = np.linalg.qr(X[:, kept])
@@ -121,8 +131,8 @@ def lm_fit(X: np.ndarray, y: np.ndarray) -> LinearFit:
 
 
 def _without_intercept(result) -> tuple[np.ndarray, np.ndarray]:
-    """X without its intercept column, and y."""
-    design = result._system.design
+    """X without its intercept column, and y (the caller's)."""
+    design = result._conditioning.design
     X = design.X
     if design.fixed_names and design.fixed_names[0] == "Intercept":
         X = X[:, 1:]
@@ -131,7 +141,7 @@ def _without_intercept(result) -> tuple[np.ndarray, np.ndarray]:
 
 def observation_least_squares(result) -> tuple[list[np.ndarray], list[LinearFit]]:
     """Per level of the first grouping factor, its rows and its ``lm`` fit."""
-    term = result._system.design.lme4_terms[0]
+    term = result._conditioning.design.lme4_terms[0]
     X, y = _without_intercept(result)
     groups = rows_by_level(term)
     fits: list[LinearFit] = []
@@ -175,7 +185,7 @@ def observation_ls_columns(result, standardize) -> tuple[np.ndarray, np.ndarray]
 
 def group_coefficients(result, term) -> np.ndarray:
     """``coef(lmList(y ~ fixed | g))``: one row per level of ``term`` (NaN where aliased)."""
-    design = result._system.design
+    design = result._conditioning.design
     X, y = design.X, design.y
     out = np.full((term.n_levels, X.shape[1]), np.nan)
     for level, rows in enumerate(rows_by_level(term)):
@@ -207,7 +217,7 @@ def group_ls_effects(
     """The LS random effects of ``term``'s columns that have a fixed effect: their names
     and an (n_levels, k') array (lme4's ``ranef`` of the ``lmList``); ``coefficients``
     are :func:`group_coefficients` when already computed."""
-    names = list(result._system.design.fixed_names)
+    names = list(result._conditioning.design.fixed_names)
     wanted = [(c, names.index(c)) for c in term.column_names if c in names]
     missing = [c for c in term.column_names if c not in names]
     if missing:

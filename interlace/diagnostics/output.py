@@ -38,7 +38,7 @@ def observation_ids(result) -> np.ndarray:
 
 def model_frame_columns(result) -> dict[str, Any]:
     """The used columns of the rows used (lme4's model frame), in the model's order."""
-    table = result._system.design.table
+    table = result._conditioning.design.table
     out: dict[str, Any] = {}
     for name in table.columns:
         column = table[name]

@@ -99,7 +99,7 @@ def cholesky_marginal_residuals(precision: MarginalPrecision, marginal: np.ndarr
 
 def observation_residual_columns(result, standardize, include_ls: bool) -> dict[str, Any]:
     """The level-1 columns of ``hlm_resid``: ``.id``, the model frame, the residuals."""
-    design = result._system.design
+    conditioning = result._conditioning
     columns: dict[str, Any] = {".id": observation_ids(result), **model_frame_columns(result)}
     if standardize is True:
         columns[".std.resid"] = result.resid / np.sqrt(result.scale)
@@ -111,15 +111,19 @@ def observation_residual_columns(result, standardize, include_ls: bool) -> dict[
         name = {True: ".std.ls.resid", "semi": ".semi.ls.resid"}.get(standardize, ".ls.resid")
         columns[name] = ls_resid
         columns[".ls.fitted"] = ls_fitted
-    mar_fitted = design.X @ result.fe_params.to_numpy()
-    marginal = design.y - mar_fitted
+    # the marginal residual e = s e' on the working scale (e' = y' - X'beta'), L^{-1} e
+    # = sign(s) L'^{-1} e' (V = s^2 V'); X beta = y - e
+    working = result._system
+    working_beta = working.solve(result._factor, np.asarray(result.theta, dtype=np.float64))[1]
+    working_marginal = working.design.y - working.design.X @ working_beta
+    marginal = conditioning.scale * working_marginal
     if standardize is True:
-        columns[".chol.mar.resid"] = cholesky_marginal_residuals(
-            MarginalPrecision(result), marginal
+        columns[".chol.mar.resid"] = conditioning.sign * cholesky_marginal_residuals(
+            MarginalPrecision(result), working_marginal
         )
     else:
         columns[".mar.resid"] = marginal
-    columns[".mar.fitted"] = mar_fitted
+    columns[".mar.fitted"] = conditioning.design.y - marginal
     return columns
 
 
@@ -138,7 +142,7 @@ def group_label_columns(result, term, coefficients: np.ndarray | None) -> dict[s
     factor, or ``group`` plus its component columns for an inner factor of a nested
     model, as HLMdiag), then the model-frame columns constant within the levels whose
     coefficients the per-level fits could not estimate (HLMdiag's group-level variables)."""
-    design = result._system.design
+    design = result._conditioning.design
     table = design.table
     first = _first_rows(term)
     enclosing = enclosing_term(result, term)

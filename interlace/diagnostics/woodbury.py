@@ -73,7 +73,8 @@ class MarginalPrecision:
     Parameters
     ----------
     result : CrossedLMEResult
-        The fit; its system, factor, theta and scale (sigma^2) are used.
+        The fit; its (working) system, factor and theta, and sigma'^2 = sigma^2 / s^2,
+        the residual variance on the working scale (:mod:`interlace.conditioning`).
 
     Examples
     --------
@@ -96,7 +97,7 @@ class MarginalPrecision:
             )
         theta = np.asarray(result.theta, dtype=np.float64)
         design = system.design
-        self.sigma2 = float(result.scale)
+        self.sigma2 = float(result.scale) / result._conditioning.unit**2
         self.n_obs = design.n_obs
         self.A = random_design_transpose(design.terms, theta, self.n_obs)
         self.n_lead = system.lead_term.n_effects if system.lead_term is not None else 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 
-_NAME = re.compile(r"^(`[^`]+`|[A-Za-z_.][A-Za-z0-9_.]*)$")
+_NAME = re.compile(r"^(`[^`]+`|(?:[^\W\d]|\.)[\w.]*)$")
 _BLANKS_OUTSIDE_BACKTICKS = re.compile(r"\s+(?=(?:[^`]*`[^`]*`)*[^`]*$)")
 
 
@@ -74,17 +74,36 @@ def _check_parentheses(text: str, formula: str) -> None:
         raise FormulaError(f"formula {formula!r}: unbalanced '(' (a '(' is never closed)")
 
 
+_SYNTACTIC = re.compile(r"^(?:[^\W\d]|\.(?!\d))[\w.]*$")
+
+
+def quote_name(name: str) -> str:
+    """A column name as a formula writes it: in backticks unless it is a plain name.
+
+    Examples
+    --------
+    >>> quote_name("Subject"), quote_name("my subject")
+    ('Subject', '`my subject`')
+    """
+    return name if _SYNTACTIC.match(name) else f"`{name}`"
+
+
+def _split_outside_backticks(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` where it is not inside a backtick-quoted name."""
+    return re.split(rf"{re.escape(sep)}(?=(?:[^`]*`[^`]*`)*[^`]*$)", text)
+
+
 def _factor_names(group: str, source: str) -> list[tuple[str, ...]]:
     """Expand a grouping expression: ``a/b`` -> [(a,), (b, a)], ``a:b`` -> [(a, b)]."""
     group = group.strip()
     if not group:
         raise FormulaError(f"random term {source!r}: nothing after '|' (expected a grouping column)")
-    nested = [g.strip() for g in group.split("/")]
+    nested = [g.strip() for g in _split_outside_backticks(group, "/")]
     out: list[tuple[str, ...]] = []
     for depth in range(len(nested)):
         names: list[str] = []
         for part in reversed(nested[: depth + 1]):
-            for name in part.split(":"):
+            for name in _split_outside_backticks(part, ":"):
                 name = name.strip()
                 if not _NAME.match(name):
                     raise FormulaError(

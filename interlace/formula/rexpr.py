@@ -124,8 +124,9 @@ RAW_CALLS = ("C",)
 
 # ----- tokens -----------------------------------------------------------------------------
 
+_DIGITS = "0123456789"
 _NUMBER = re.compile(r"(0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(L|i)?")
-_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+_NAME = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # R's names: letters (any script), digits, '.', '_'
 _OPERATORS = ("**", "<=", ">=", "==", "!=", "&&", "||", "<-", "^", "-", "+", "*", "/", ":", "<", ">",
               "!", "&", "|", "~", "=", "(", ")", ",")
 _RESERVED = {"if", "else", "repeat", "while", "function", "for", "next", "break", "in", "TRUE", "FALSE",
@@ -172,7 +173,7 @@ def tokenize(text: str) -> list[Token]:
         if ch.isspace():
             i += 1
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < len(text) and text[i + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and i + 1 < len(text) and text[i + 1] in _DIGITS):
             m = _NUMBER.match(text, i)
             literal, suffix = m.group(1), m.group(2)
             if literal.lower().startswith("0x") or suffix == "i":
@@ -189,6 +190,8 @@ def tokenize(text: str) -> list[Token]:
             continue
         if ch.isalpha() or ch in "._":
             m = _NAME.match(text, i)
+            if m is None:
+                raise _syntax(text, i, f"{ch!r} cannot start a name")
             word = m.group(0)
             j = m.end()
             while j < len(text) and text[j].isspace():

@@ -44,7 +44,7 @@ R_CALL = "_r_"
 """The name of the transform formulaic calls for every R call of a formula."""
 
 _FORMULA_OPERATORS = {"+", "-", "*", "/", ":", "^"}
-_RAW_IDENTIFIER = re.compile(r"`([^`]+)`|([A-Za-z_.][A-Za-z0-9_.]*)(\s*\()?")
+_RAW_IDENTIFIER = re.compile(r"`([^`]+)`|((?:[^\W\d]|\.)[\w.]*)(\s*\()?")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
@@ -127,6 +127,12 @@ def leaf(node, columns: Collection[str] | None) -> str:
     variables = rexpr.names_read(node)
     if not variables:
         raise FormulaError(f"term {term!r}: the term is a constant (it reads no column)")
+    for name in variables:
+        if keyword.iskeyword(name):  # formulaic's Python code cannot name it, even in backticks
+            raise FormulaError(
+                f"term {term!r}: column {name!r} is named like a Python keyword, which formulaic cannot "
+                "read inside a function call; rename the column"
+            )
     return f"{R_CALL}({term!r}, {', '.join(python_name(v) for v in variables)})"
 
 
@@ -168,6 +174,10 @@ class _Writer:
                 raise self.error(node, "'.' (every other column) is not supported; list the columns")
             return python_name(node.name)
         if isinstance(node, Raw):
+            for name, _, _ in _RAW_IDENTIFIER.findall(_STRING.sub("''", node.text)):
+                if keyword.iskeyword(name):  # formulaic's Python code cannot name `if`, even in backticks
+                    raise self.error(node, f"column {name!r} is named like a Python keyword, which "
+                                           "formulaic cannot read inside a function call; rename the column")
             return node.text
         if isinstance(node, Call):
             if node.fn == "offset":
@@ -244,6 +254,8 @@ def _raw_variables(text: str, out: list[str]) -> None:
     for quoted, name, call in _RAW_IDENTIFIER.findall(_STRING.sub("''", text)):
         token = quoted or name
         if call or token.startswith(rexpr.RAW_NAMESPACES) or token in ("np", "numpy", "math", "scipy"):
+            continue
+        if not quoted and keyword.iskeyword(token):  # Python's True, None, and, if ... else
             continue
         if token not in out:
             out.append(token)

@@ -25,19 +25,21 @@ def type3_table(result) -> pd.DataFrame:
 
     Columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``,
     with the result's df method (Satterthwaite, or Kenward-Roger with pbkrtest's
-    scaled F); ``Mean Sq`` is F times sigma^2.
+    scaled F); ``Mean Sq`` is F times sigma^2. The contrasts are built on the caller's
+    design and tested on the working scale (:mod:`interlace.conditioning`).
     """
-    design = result._system.design
+    conditioning = result._conditioning
     beta = result.fe_params.to_numpy()
     rows = {}
     kenward = result.df_method == "kenward-roger"
-    for term, contrast in type3_contrasts(design).items():
+    for term, contrast in type3_contrasts(conditioning.design).items():
         if contrast.shape[0] == 0:
             continue
         if kenward:
             F, num_df, den_df, p_value = result.kenward_roger.f_test(contrast, beta)
         else:
-            test = satterthwaite_f_test(contrast, beta, result.fe_cov, result._varpar)
+            working, value = conditioning.hypothesis(contrast, beta)
+            test = satterthwaite_f_test(working, None, result._working_cov, result._varpar, value=value)
             F, num_df, den_df, p_value = test.F, test.num_df, test.den_df, test.p_value
         mean_sq = F * result.scale
         rows[term] = (mean_sq * num_df, mean_sq, num_df, den_df, F, p_value)
@@ -51,8 +53,9 @@ def type3_table(result) -> pd.DataFrame:
 
 
 def ml_loglik(result) -> float:
-    """The maximised ML log-likelihood of a fit (re-optimised from its theta if REML)."""
-    return -0.5 * ml_refit(result)[1]
+    """The maximised ML log-likelihood of a fit (re-optimised from its theta if REML),
+    on the caller's scale: models of the same y compare whatever their working scales."""
+    return -0.5 * result._conditioning.deviance(ml_refit(result)[1], reml=False)
 
 
 def likelihood_ratio_table(results, names=None) -> pd.DataFrame:

@@ -42,16 +42,29 @@ class BootstrapResult:
         One row per replicate (lme4's ``t``); a failed refit is a row of NaN.
     seed : Any
         The seed the replicates were drawn from.
+    failed : tuple of int
+        The replicates (row positions) whose refit or statistic raised: rows of NaN
+        (lme4's ``bootFail`` counts them).
+    not_converged : tuple of int
+        The replicates whose refit did not pass the convergence check
+        (``converged=False``); their statistic is kept, as lme4 keeps it.
     """
 
     original: pd.Series
     replicates: pd.DataFrame
     seed: Any
+    failed: tuple[int, ...] = ()
+    not_converged: tuple[int, ...] = ()
 
     @property
     def n_failed(self) -> int:
-        """Replicates whose refit failed."""
-        return int(self.replicates.isna().all(axis=1).sum())
+        """Replicates whose refit failed (rows of NaN)."""
+        return len(self.failed)
+
+    @property
+    def n_not_converged(self) -> int:
+        """Replicates whose refit did not converge."""
+        return len(self.not_converged)
 
     @property
     def se(self) -> pd.Series:
@@ -98,20 +111,27 @@ def _values(value: Any, index: pd.Index) -> np.ndarray:
     return array
 
 
-def _replicates(result, statistic, seeds, use_re, index: pd.Index) -> np.ndarray:
-    """(len(seeds), len(index)) replicates of the statistic; a failed refit is a row of NaN."""
+def _replicates(result, statistic, seeds, use_re, index: pd.Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(len(seeds), len(index)) replicates of the statistic, and per replicate whether
+    its refit failed (a row of NaN) and whether it did not converge (counted by
+    :func:`boot_mer`, which warns once for all of them)."""
     out = np.full((len(seeds), len(index)), np.nan)
+    failed = np.zeros(len(seeds), dtype=bool)
+    not_converged = np.zeros(len(seeds), dtype=bool)
     for row, seed in enumerate(seeds):
         y = result.simulate(1, seed=seed, use_re=use_re)[:, 0]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SingularFitWarning)
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                value = statistic(result.refit(y))
+                refit = result.refit(y)
+                value = statistic(refit)
         except (InterlaceError, np.linalg.LinAlgError, FloatingPointError):
+            failed[row] = True
             continue
+        not_converged[row] = not refit.converged
         out[row] = _values(value, index)
-    return out
+    return out, failed, not_converged
 
 
 class _Progress:
@@ -160,9 +180,17 @@ def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None,
         tasks = (delayed(_replicates)(result, statistic, c, use_re, index) for c in chunks)
         for part in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             parts.append(part)
-            progress.advance(len(part))
-    table = pd.DataFrame(np.vstack(parts), columns=index)
-    return BootstrapResult(original, table, seed)
+            progress.advance(len(part[0]))
+    table = pd.DataFrame(np.vstack([part[0] for part in parts]), columns=index)
+    failed = tuple(int(i) for i in np.flatnonzero(np.concatenate([part[1] for part in parts])))
+    not_converged = tuple(int(i) for i in np.flatnonzero(np.concatenate([part[2] for part in parts])))
+    if failed:  # lme4's words
+        warnings.warn(f"some bootstrap runs failed ({len(failed)}/{int(B)}): their rows are NaN "
+                      "(BootstrapResult.failed)", ConvergenceWarning, stacklevel=3)
+    if not_converged:
+        warnings.warn(f"some bootstrap refits did not converge ({len(not_converged)}/{int(B)}): their "
+                      "statistics are kept (BootstrapResult.not_converged)", ConvergenceWarning, stacklevel=3)
+    return BootstrapResult(original, table, seed, failed, not_converged)
 
 
 def _resampled_design(design, rng: np.random.Generator, level: str):
@@ -211,20 +239,29 @@ def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, res
     if not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2:
         raise InterlaceError(f"n_bootstrap: expected an integer of at least 2, found {n_bootstrap!r}")
     rng = np.random.default_rng(seed)
-    design = result._system.design
+    design = result._system.design  # working: resampled rows keep the fit's affine map
     reml = result.method == "REML"
     solver = result.fit_options.get("solver", "auto")
     draws = np.full((int(n_bootstrap), design.n_fixed), np.nan)
+    not_converged = 0
     for b in range(int(n_bootstrap)):
         resampled = _resampled_design(design, rng, resample_level)
         system = build_system(resampled, solver)
         fun, with_gradient = deviance_functions(system, reml)
         record = optimize_theta(fun, result.theta, resampled.theta_lower,
                                 result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient)
+        not_converged += not record.converged
         factor = system.factorize(record.theta)
-        if factor.ok:
-            draws[b] = system.solve(factor, record.theta)[1]
-    draws = draws[np.all(np.isfinite(draws), axis=1)]
+        if factor.ok:  # the working design's rows: beta' to the caller's beta
+            draws[b] = result._conditioning.beta(system.solve(factor, record.theta)[1])
+    finite = np.all(np.isfinite(draws), axis=1)
+    if not finite.all():  # lme4's words
+        warnings.warn(f"some bootstrap runs failed ({int(np.sum(~finite))}/{int(n_bootstrap)}): left out of "
+                      "the standard errors", ConvergenceWarning, stacklevel=3)
+    if not_converged:
+        warnings.warn(f"some bootstrap refits did not converge ({not_converged}/{int(n_bootstrap)})",
+                      ConvergenceWarning, stacklevel=3)
+    draws = draws[finite]
     if statistic == "sd":
         values = draws.std(axis=0, ddof=1)
     else:

@@ -43,17 +43,20 @@ def combine_df(nu: np.ndarray, tol: float = 1e-8) -> float:
     return 2.0 * expected / (expected - nu.size)
 
 
-def satterthwaite_f_test(contrast: np.ndarray, beta: np.ndarray, vcov_beta: np.ndarray,
-                         derivatives: VarparDerivatives) -> FTest:
-    """The F test of L beta = 0 with Satterthwaite's denominator df.
+def satterthwaite_f_test(contrast: np.ndarray, beta: np.ndarray | None, vcov_beta: np.ndarray,
+                         derivatives: VarparDerivatives, value: np.ndarray | None = None) -> FTest:
+    """The F test of L beta = 0 with Satterthwaite's denominator df. ``value``, when
+    given, is the estimate of L beta itself (``beta`` is then not read): the tests on
+    the working scale (:meth:`~interlace.conditioning.Conditioning.hypothesis`).
 
     Examples
     --------
     >>> import interlace
     >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
-    >>> test = satterthwaite_f_test(np.array([[0.0, 1.0]]), m.fe_params.to_numpy(), m.fe_cov, m._varpar)
-    >>> round(test.F, 3), test.num_df
-    (45.853, 1)
+    >>> rows, value = m._conditioning.hypothesis(np.array([[0.0, 1.0]]), m.fe_params.to_numpy())
+    >>> test = satterthwaite_f_test(rows, None, m._working_cov, m._varpar, value=value)
+    >>> round(test.F, 3), test.num_df, round(test.den_df, 3)
+    (45.853, 1, 17.0)
     """
     L = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
     values, vectors = np.linalg.eigh(L @ vcov_beta @ L.T)
@@ -62,7 +65,8 @@ def satterthwaite_f_test(contrast: np.ndarray, beta: np.ndarray, vcov_beta: np.n
     keep = values > max(EIGEN_REL_TOL * values[0], 0.0)
     values, rows = values[keep], (vectors[:, keep].T @ L)
     rank = int(values.size)
-    F = float(np.sum((rows @ beta) ** 2 / values) / rank)
+    estimate = rows @ beta if value is None else vectors[:, keep].T @ np.atleast_1d(value)
+    F = float(np.sum(estimate**2 / values) / rank)
     grads = np.einsum("ma,iab,mb->mi", rows, derivatives.vcov_jacobian, rows)
     nu = 2.0 * values**2 / np.einsum("mi,ij,mj->m", grads, derivatives.vcov_varpar, grads)
     den_df = combine_df(nu)

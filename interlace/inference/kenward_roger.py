@@ -15,19 +15,30 @@ O(q^3) once (a q x q inverse).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy import linalg, stats
 
+from ..conditioning import Conditioning
 from ..design import ModelDesign
-from ..errors import InterlaceError
+from ..errors import DegenerateFitWarning, InterlaceError
+from ..linalg.memory import check_dense_size
 from ..linalg.system import dense_crossprod, stack_terms
+from .satterthwaite import DEGENERATE_SIGMA
 
 MAX_RANDOM_EFFECTS = 20_000
-"""Largest q for Kenward-Roger: its q x q matrices then take about 3 GB each."""
+"""Largest q for Kenward-Roger whatever the memory: its O(q^3) products take tens of
+minutes beyond it."""
+
+PEAK_ARRAYS = 9
+"""Dense (q + p) x (q + p) float64 arrays Kenward-Roger holds at its peak (measured with
+``tracemalloc`` at q = 1,992: the cross-products, Lambda'Z'Z Lambda + I and its factor,
+Lambda', R, A R, C0 and the products' temporaries); checked against ``max_dense_gib``
+(:func:`interlace.linalg.memory.check_dense_size`) before anything is allocated."""
 
 
 @dataclass(frozen=True)
@@ -37,27 +48,47 @@ class KenwardRoger:
     Attributes
     ----------
     vcov : numpy.ndarray
-        Phi, the unadjusted covariance of beta.
+        Phi, the unadjusted covariance of beta (the caller's scale).
     vcov_adjusted : numpy.ndarray
-        Phi_A = Phi + 2 Phi U Phi.
+        Phi_A = Phi + 2 Phi U Phi (the caller's scale).
     P : list of numpy.ndarray
-        P_r = -X'V^{-1} G_r V^{-1} X.
+        P_r = -X'V^{-1} G_r V^{-1} X (the working scale).
     W : numpy.ndarray
         2 times the inverse expected information of the covariance parameters.
+    undefined : str
+        Why the adjustment is undefined on this fit (empty when it is defined): then
+        every matrix, df and test is NaN.
     """
 
     vcov: np.ndarray
     vcov_adjusted: np.ndarray
     P: list
     W: np.ndarray
+    undefined: str = ""
+    working: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    """(Phi, Phi_A) of the working fixed effects, when ``conditioning`` maps them."""
+    conditioning: Conditioning | None = field(default=None, repr=False)
+    """The map from the caller's fixed effects to the working ones (None: the same)."""
+
+    def _working_rows(self, contrast: np.ndarray, beta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The contrast L on the caller's beta as rows on the working beta, and L beta
+        in them (:meth:`~interlace.conditioning.Conditioning.hypothesis`)."""
+        L = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
+        beta = np.zeros(L.shape[1]) if beta is None else np.asarray(beta, dtype=np.float64)
+        if self.conditioning is None:
+            return L, L @ beta
+        return self.conditioning.hypothesis(L, beta)
 
     def ddf(self, contrast: np.ndarray) -> float:
         """pbkrtest's ``Lb_ddf``: the denominator df for L beta."""
-        return self._adjust(np.atleast_2d(contrast))[0]
+        if self.undefined:
+            return float("nan")
+        return self._adjust(self._working_rows(contrast)[0])[0]
 
     def _adjust(self, L: np.ndarray) -> tuple[float, float, int, float]:
-        """(df2, F scaling, q, A2) of pbkrtest's ``.KR_adjust`` for a contrast L."""
-        Phi = self.vcov
+        """(df2, F scaling, q, A2) of pbkrtest's ``.KR_adjust`` for a contrast L of the
+        working fixed effects."""
+        Phi = self.vcov if self.working is None else self.working[0]
         theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
         theta_phi = theta @ Phi
         u = [theta_phi @ P @ Phi for P in self.P]
@@ -70,26 +101,31 @@ class KenwardRoger:
                 A1 += e * self.W[i, j] * traces[i] * traces[j]
                 A2 += e * self.W[i, j] * float(np.sum(u[i] * u[j].T))
         q = int(np.linalg.matrix_rank(L))
-        B = (A1 + 6.0 * A2) / (2.0 * q)
-        g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
-        denom = 3 * q + 2 * (1 - g)
-        c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
-        V0 = 1 + c1 * B
-        V1 = 1 - c2 * B
-        V2 = 1 - c3 * B
-        V0 = 0.0 if abs(V0) < 1e-10 else V0
-        ratio = _div_zero(1 - A2 / q, V1)
-        rho = ratio**2 * V0 / V2 / q
-        df2 = 4 + (q + 2) / (q * rho - 1)
-        scaling = 1.0 if abs(df2 - 4) < 1e-2 else df2 * (1 - A2 / q) / (df2 - 2)
+        A1, A2 = np.float64(A1), np.float64(A2)
+        with np.errstate(divide="ignore", invalid="ignore"):  # A2 = 0 and the like: inf/NaN, as R
+            B = (A1 + 6.0 * A2) / (2.0 * q)
+            g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+            denom = 3 * q + 2 * (1 - g)
+            c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
+            V0 = 1 + c1 * B
+            V1 = 1 - c2 * B
+            V2 = 1 - c3 * B
+            V0 = 0.0 if abs(V0) < 1e-10 else V0
+            ratio = _div_zero(1 - A2 / q, V1)
+            rho = ratio**2 * V0 / V2 / q
+            df2 = 4 + (q + 2) / (q * rho - 1)
+            scaling = 1.0 if abs(df2 - 4) < 1e-2 else df2 * (1 - A2 / q) / (df2 - 2)
         return float(df2), float(scaling), q, float(A2)
 
     def f_test(self, contrast: np.ndarray, beta: np.ndarray) -> tuple[float, int, float, float]:
         """pbkrtest's ``KRmodcomp`` of L beta = 0: (F, numerator df, denominator df, p)."""
         L = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
+        if self.undefined:
+            return float("nan"), int(np.linalg.matrix_rank(L)), float("nan"), float("nan")
+        L, Lb = self._working_rows(L, beta)
         df2, scaling, q, _ = self._adjust(L)
-        Lb = L @ beta
-        wald = float(Lb @ np.linalg.solve(L @ self.vcov_adjusted @ L.T, Lb))
+        adjusted = self.vcov_adjusted if self.working is None else self.working[1]
+        wald = float(Lb @ np.linalg.solve(L @ adjusted @ L.T, Lb))
         F = scaling * wald / q
         return F, q, df2, float(stats.f.sf(F, q, df2))
 
@@ -121,8 +157,39 @@ def _covariance_entries(design: ModelDesign) -> list[tuple[np.ndarray, np.ndarra
     return out
 
 
-def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> KenwardRoger:
+def _degenerate(design: ModelDesign, theta: np.ndarray, scale: float, size: float | None = None) -> str:
+    """Why Kenward-Roger is undefined at this fit (as Satterthwaite's df), else ''
+    (``size``: the response's root mean square, the design's y's when None)."""
+    y = design.y
+    if size is None:
+        size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
+    sigma = float(np.sqrt(scale)) if np.isfinite(scale) and scale >= 0 else float("nan")
+    if not (np.isfinite(sigma) and sigma > DEGENERATE_SIGMA * size):
+        ratio = sigma / size if size > 0 else sigma
+        return (f"the residual standard deviation is {ratio:.3g} times the response's root mean square, "
+                "zero or not finite")
+    if not np.all(np.isfinite(theta)):
+        return "theta is not finite"
+    if design.n_obs <= design.n_fixed:
+        return f"{design.n_obs} observations for {design.n_fixed} fixed effects"
+    return ""
+
+
+def _undefined(design: ModelDesign, reason: str) -> KenwardRoger:
+    warnings.warn(f"Kenward-Roger's adjustment is undefined ({reason}): standard errors and df are NaN",
+                  DegenerateFitWarning, stacklevel=4)
+    p, m = design.n_fixed, len(_covariance_entries(design)) + 1
+    nan = np.full((p, p), np.nan)
+    return KenwardRoger(nan, nan.copy(), [nan.copy() for _ in range(m)], np.full((m, m), np.nan), reason)
+
+
+def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float,
+                  conditioning: Conditioning | None = None, *, max_dense_gib: float | None = None) -> KenwardRoger:
     """pbkrtest's ``vcovAdj`` at (theta, sigma^2) of a REML fit.
+
+    ``design`` is the working design of ``conditioning`` (the fit's system's), ``scale``
+    sigma^2 on the caller's scale; the computation runs on the working scale and the
+    covariances, df and tests are the caller's (see :mod:`interlace.conditioning`).
 
     Examples
     --------
@@ -135,11 +202,20 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> Kenwa
     n, p = design.n_obs, design.n_fixed
     terms = design.terms
     q = design.n_random
+    size = None
+    if conditioning is not None:
+        scale = scale / conditioning.unit**2  # sigma'^2
+        size = conditioning.response_size
+    reason = _degenerate(design, theta, scale, size)
+    if reason:
+        return _undefined(design, reason)
     if q > MAX_RANDOM_EFFECTS:
         raise InterlaceError(
             f"df_method: Kenward-Roger works with dense q x q matrices; expected at most "
             f"{MAX_RANDOM_EFFECTS:,} random effects, found {q:,} (use df_method='satterthwaite')"
         )
+    check_dense_size(q + p, f"Kenward-Roger's dense system for {q:,} random effects", max_dense_gib,
+                     arrays=PEAK_ARRAYS, why="Use df_method='satterthwaite'. ", argument="df_method")
     codes, designs, design_start, index_offset, _, _ = stack_terms(terms, n)
     full = dense_crossprod(codes, designs, design_start, index_offset, np.ascontiguousarray(design.X), q + p)
     A_zz = sp.csr_matrix(full[:q, :q])
@@ -192,6 +268,8 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> Kenwa
             info[r, s] = (K[r, s] - 2.0 * np.sum(Phi * Q[r][s])
                           + np.sum((Phi @ P_list[r]) * (P_list[s] @ Phi)))
     info = 0.5 * (info + info.T)
+    if not (np.all(np.isfinite(info)) and np.all(np.isfinite(Phi))):  # overflow on a degenerate fit
+        return _undefined(design, "its information matrix is not finite at this fit")
     if np.min(np.abs(np.linalg.eigvalsh(info))) > 1e-10:
         W = 2.0 * np.linalg.inv(info)
     else:
@@ -202,7 +280,11 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float) -> Kenwa
         for s in range(m):
             U += W[r, s] * (Q[r][s] - P_list[r] @ Phi @ P_list[s])
     adjusted = Phi + 2.0 * Phi @ U @ Phi
-    return KenwardRoger(Phi, 0.5 * (adjusted + adjusted.T), P_list, W)
+    adjusted = 0.5 * (adjusted + adjusted.T)
+    if conditioning is None:
+        return KenwardRoger(Phi, adjusted, P_list, W)
+    return KenwardRoger(conditioning.cov(Phi), conditioning.cov(adjusted), P_list, W,
+                        working=(Phi, adjusted), conditioning=conditioning)
 
 
 def kenward_roger_table(kr: KenwardRoger, beta: pd.Series) -> pd.DataFrame:

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..conditioning import Conditioning
 from ..errors import ConvergenceWarning
 from ..estimates import compute_estimates
 from ..gradient import deviance_functions
@@ -62,10 +63,10 @@ from .profile_search import interval_end
 
 
 def ml_refit(result) -> tuple[np.ndarray, float]:
-    """(theta, ML deviance) at the ML optimum: the fit itself for an ML fit, else
-    re-optimised by ML from the REML theta (lme4's ``refitML``)."""
+    """(theta, ML deviance on the working scale) at the ML optimum: the fit itself for
+    an ML fit, else re-optimised by ML from the REML theta (lme4's ``refitML``)."""
     if result.method == "ML":
-        return result.theta, -2.0 * result.llf
+        return result.theta, result._conditioning.working_deviance(-2.0 * result.llf, reml=False)
     system = result._system
     fun, with_gradient = deviance_functions(system, reml=False)
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
@@ -103,19 +104,26 @@ def _inverse_if_positive(matrix: np.ndarray) -> np.ndarray | None:
 class Profiler:
     """The ML optimum of a model and the profiles of its parameters on lme4's scale.
 
+    The profiles run on the working scale (:mod:`interlace.conditioning`); the
+    intervals are the caller's: sds and sigma times |s|, fixed effects through the map.
+
     Parameters
     ----------
     system : PenalizedSystem
-        The model's system.
+        The model's (working) system.
     theta_hat : numpy.ndarray
         theta at the ML optimum.
     base_deviance : float
-        The ML deviance there.
+        The working ML deviance there.
+    conditioning : Conditioning, optional
+        The map to the caller's scale (None: the system's scale is the caller's).
     """
 
-    def __init__(self, system: PenalizedSystem, theta_hat: np.ndarray, base_deviance: float):
+    def __init__(self, system: PenalizedSystem, theta_hat: np.ndarray, base_deviance: float,
+                 conditioning: Conditioning | None = None):
         self.system = system
         design = system.design
+        self.conditioning = conditioning or Conditioning.identity(design)
         self.theta_hat, self.base_deviance = np.asarray(theta_hat, dtype=np.float64), float(base_deviance)
         self.lowest: tuple[float, np.ndarray] | None = None
         """The lowest deviance a profile point found below the optimum's, and its theta."""
@@ -123,8 +131,9 @@ class Profiler:
         factor = system.factorize(self.theta_hat)
         self.sigma_hat = float(np.sqrt(factor.pwrss / design.n_obs))
         est = compute_estimates(system, factor, self.theta_hat, False, self.base_deviance)
-        self.beta_hat = est.beta
-        self.se_hat = np.sqrt(np.diag(est.fe_cov))
+        self.working_beta_hat = est.beta
+        self.beta_hat = self.conditioning.beta(est.beta)
+        self.se_hat = np.sqrt(np.diag(self.conditioning.cov(est.fe_cov)))
         # variance parameters: the chart phi, its box and scale, the Hessian at the optimum
         self.scale = ProfileScale(design)
         self.phi_hat = self.scale.from_theta(self.theta_hat, self.sigma_hat)
@@ -145,7 +154,7 @@ class Profiler:
     @classmethod
     def of_fit(cls, result) -> Profiler:
         """The profiler of a fitted model (refitted by ML when REML)."""
-        return cls(result._system, *ml_refit(result))
+        return cls(result._system, *ml_refit(result), result._conditioning)
 
     def note_lower(self, value: float, theta: np.ndarray) -> None:
         """A profile point's deviance below the optimum's: keep the lowest."""
@@ -163,7 +172,7 @@ class Profiler:
         record = optimize_theta(fun, self.lowest[1], self.system.design.theta_lower, fun_and_grad=fun_and_grad)
         if not record.objective < self.base_deviance - LOWER_TOL:
             return None
-        return Profiler(self.system, record.theta, record.objective)
+        return Profiler(self.system, record.theta, record.objective, self.conditioning)
 
     def variance_step(self, index: int) -> float:
         """The standard error of phi_index from the Hessian (in phi's units), or a
@@ -177,7 +186,7 @@ class Profiler:
 
     def variance_interval(self, index: int, cut: float) -> tuple[float, float]:
         """The ends of the interval of theta entry ``index`` (or sigma, ``n_theta``) on
-        lme4's scale."""
+        lme4's scale, in the caller's units."""
         entry = self.scale.entries[index] if index < self.scale.n_theta else None
         if entry is not None and not entry.is_sd and not entry.is_first_cor:
             return self._permuted(entry).variance_interval(self._permuted_index(entry), cut)
@@ -189,7 +198,7 @@ class Profiler:
         ends = [interval_end(curve, estimate, direction, cut, step, bound)
                 for direction, bound in ((-1.0, lower), (1.0, self.phi_upper[index]))]
         if self.scale.is_sd[index]:
-            return ends[0], ends[1]
+            return ends[0] * self.conditioning.unit, ends[1] * self.conditioning.unit
         # a correlation's angle: cor = cos(angle) falls as the angle grows
         return float(np.cos(ends[1])), float(np.cos(ends[0]))
 
@@ -221,7 +230,7 @@ class Profiler:
         theta = self.theta_hat.copy()
         positions = term.theta_index >= 0
         theta[term.theta_index[positions]] = psd_cholesky(cov)[positions]
-        permuted = Profiler(system, theta, self.base_deviance)
+        permuted = Profiler(system, theta, self.base_deviance, self.conditioning)
         back = np.argsort(order)
 
         def forward(value: float, permuted_theta: np.ndarray) -> None:  # theta in the fit's order
@@ -234,12 +243,13 @@ class Profiler:
         return permuted
 
     def fixed_interval(self, j: int, cut: float) -> tuple[float, float]:
-        """The ends of the interval of fixed effect ``j``."""
+        """The ends of the interval of the caller's fixed effect ``j``, profiled in units
+        of its standard error."""
         curve = FixedCurve(self, j)
+        lower = interval_end(curve, 0.0, -1.0, cut, 1.0, -np.inf)
+        upper = interval_end(curve, 0.0, 1.0, cut, 1.0, np.inf)
         estimate, step = float(self.beta_hat[j]), float(self.se_hat[j])
-        lower = interval_end(curve, estimate, -1.0, cut, step, -np.inf)
-        upper = interval_end(curve, estimate, 1.0, cut, step, np.inf)
-        return lower, upper
+        return estimate + step * lower, estimate + step * upper
 
 
 def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:

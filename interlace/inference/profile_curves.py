@@ -4,9 +4,9 @@ parameters (the nuisance), as w = |zeta| = sqrt(deviance - minimum) and dw/du.
 - :class:`VarianceCurve`: an sd, sigma or the angle of a correlation on the chart
   of :mod:`.profile_scale`, the nuisance the rest of the chart, with the gradient of
   :class:`~.profile_deviance.VarianceDeviance`.
-- :class:`FixedCurve`: a fixed effect, the nuisance theta of the system whose [X y]
-  columns are [X without x_j, y - u x_j] (sigma and the other fixed effects profiled
-  out as in the fit).
+- :class:`FixedCurve`: a fixed effect of the caller's, in units of its standard error,
+  the nuisance theta of the working system whose [X y] columns hold it at its value
+  (sigma and the other fixed effects profiled out as in the fit).
 
 Each point starts from the neighbouring points' optima (extrapolated along the
 profile) with the nearest one's inverse Hessian. :meth:`Curve.confirm` re-optimises a
@@ -190,31 +190,43 @@ class VarianceCurve(Curve):
 
 
 class FixedCurve(Curve):
-    """The profile of fixed effect ``j``: theta re-optimised on the system whose [X y]
-    columns are [X without x_j, y - u x_j]."""
+    """The profile of the caller's fixed effect ``j``, along z = (beta_j - estimate) / SE.
+
+    On the working scale (:mod:`interlace.conditioning`) beta_j = gamma_j + s t'beta'
+    (t the j-th row of T): holding it at a value holds t'beta' at v, and the nuisance is
+    theta of the system whose [X y] columns are [X'N, y' - v X't / t't] (N an orthonormal
+    basis of the complement of t): sigma and the other fixed effects profiled out as in
+    the fit. In the caller's own basis (T = I) that is [X without x_j, y - v x_j].
+    """
 
     def __init__(self, profiler, j: int):
         self.profiler = profiler
         self.j = j
         system = profiler.system
         p = system.n_fixed
+        direction = profiler.conditioning.basis[j]
+        self.norm2 = float(direction @ direction)
+        self.direction = direction
+        complete = np.linalg.qr(direction[:, None], mode="complete")[0]
         tail = np.zeros((p + 1, p))
-        for new, old in enumerate(c for c in range(p) if c != j):
-            tail[old, new] = 1.0
+        tail[:p, : p - 1] = complete[:, 1:]
         tail[p, p - 1] = 1.0
         self.tail = tail
+        # v at z: the working estimate of t'beta' plus z working standard errors (signed by s)
+        self.v_hat = float(direction @ profiler.working_beta_hat)
+        self.v_step = float(profiler.se_hat[j]) / profiler.conditioning.scale
         self.lower = system.design.theta_lower
         self.upper = np.full_like(self.lower, np.inf)
         self.unit = profiler.theta_unit
         self.base = profiler.base_deviance
         self.at_estimate = (profiler.theta_hat, profiler.theta_inverse_hessian)
-        super().__init__(profiler.beta_hat[j], profiler.theta_hat, profiler.theta_inverse_hessian, self.base)
+        super().__init__(0.0, profiler.theta_hat, profiler.theta_inverse_hessian, self.base)
         self._system_at: tuple[float, PenalizedSystem, object] | None = None
 
-    def _objective(self, u: float):
-        if self._system_at is None or self._system_at[0] != u:
+    def _objective(self, z: float):
+        if self._system_at is None or self._system_at[0] != z:
             tail = self.tail.copy()
-            tail[self.j, -1] = -u
+            tail[:-1, -1] = -(self.v_hat + self.v_step * z) / self.norm2 * self.direction
             system = self.profiler.system.with_fixed_tail(tail)
             fun, fun_and_grad = deviance_functions(system, reml=False)
             if system.n_leading == 0 and system.rest_layout == "dense":
@@ -225,7 +237,7 @@ class FixedCurve(Curve):
                 # than central differences on so few parameters
                 unit = self.unit
                 fun_and_grad = lambda theta: central_gradient(fun, theta, unit)  # noqa: E731
-            self._system_at = (u, system, fun_and_grad)
+            self._system_at = (z, system, fun_and_grad)
         return self._system_at[1], self._system_at[2]
 
     def _optimize(self, u: float, start: np.ndarray, inverse_hessian, known: np.ndarray | None = None) -> BoxOptimum:
@@ -235,22 +247,26 @@ class FixedCurve(Curve):
     def _theta(self, u: float, x: np.ndarray) -> np.ndarray:
         return x
 
-    def _slope(self, u: float, theta: np.ndarray, w: float) -> float:
-        """The envelope theorem at theta: d deviance / du = n (d r^2 / du) / r^2 with
-        d r^2 / du = -2 x_j'e, from the dense cross-products (NaN on other paths)."""
+    def _slope(self, z: float, theta: np.ndarray, w: float) -> float:
+        """The envelope theorem at theta: d deviance / dv = n (d r^2 / dv) / r^2 with
+        d r^2 / dv = -2 x'e (x = X't / t't), from the dense cross-products, times dv/dz
+        (NaN on other paths)."""
         base = self.profiler.system
         if base.n_leading or base.rest_layout != "dense":
             return np.nan
-        system, _ = self._objective(u)
+        system, _ = self._objective(z)
         factor = system.factorize(theta)
         if not factor.ok:
             return np.nan
         u_spherical, beta = system.solve(factor, theta)
         b = PenalizedSystem.spherical_to_effects(u_spherical, theta, system.rest_terms)
         q = base.n_rest_random
-        row = base.rest_crossprod[q + self.j]
-        xe = row[-1] - row[:q] @ b - row[q:-1] @ np.insert(beta, self.j, u)
-        return float(-2.0 * base.design.n_obs * xe / factor.pwrss) / (2.0 * w)
+        p = base.n_fixed
+        row = self.direction @ base.rest_crossprod[q : q + p] / self.norm2
+        v = self.v_hat + self.v_step * z
+        working_beta = v / self.norm2 * self.direction + self.tail[:p, : p - 1] @ beta
+        xe = row[-1] - row[:q] @ b - row[q:-1] @ working_beta
+        return float(-2.0 * base.design.n_obs * xe / factor.pwrss) * self.v_step / (2.0 * w)
 
     def _zero_rows(self, theta: np.ndarray) -> list[np.ndarray]:
         out = []

@@ -114,9 +114,10 @@ class VarianceDeviance:
     --------
     >>> import interlace
     >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"), method="ML")
-    >>> dev = VarianceDeviance(m._system, ProfileScale(m._system.design))
-    >>> value, grad = dev(dev.scale.from_theta(m.theta, float(np.sqrt(m.scale))))
-    >>> round(value, 4) == round(-2 * m.llf, 4), bool(np.max(np.abs(grad)) < 1e-3)
+    >>> dev = VarianceDeviance(m._system, ProfileScale(m._system.design))  # the working scale
+    >>> c = m._conditioning
+    >>> value, grad = dev(dev.scale.from_theta(m.theta, float(np.sqrt(m.scale)) / c.unit))
+    >>> round(c.deviance(value, reml=False), 4) == round(-2 * m.llf, 4), bool(np.max(np.abs(grad)) < 1e-3)
     (True, True)
     """
 

@@ -58,20 +58,28 @@ def _undefined(m: int, p: int, reason: str) -> VarparDerivatives:
     return VarparDerivatives(nan, np.full((m + 1, p, p), np.nan), nan.copy(), "undefined")
 
 
-def varpar_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float, reml: bool) -> VarparDerivatives:
+def varpar_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float, reml: bool,
+                       response_size: float | None = None) -> VarparDerivatives:
     """Hessian of D and Jacobian of C at (theta, sigma), as lmerTest defines them.
 
     A degenerate fit (sigma zero or not finite, or below :data:`DEGENERATE_SIGMA` of
-    the response's size; theta not finite) has no df: the result is NaN, with a
-    :class:`~interlace.errors.DegenerateFitWarning`.
+    the response's size, ``response_size`` or the root mean square of the system's y;
+    theta not finite) has no df: the result is NaN, with a
+    :class:`~interlace.errors.DegenerateFitWarning`. On the working scale the size is
+    the caller's response's (:attr:`~interlace.conditioning.Conditioning.response_size`).
     """
     theta = np.asarray(theta, dtype=np.float64)
     m, p = len(theta), system.design.n_fixed
     y = system.design.y
     size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
+    if response_size is not None:
+        size = float(response_size)
     if not (np.isfinite(sigma) and sigma > DEGENERATE_SIGMA * size):
-        return _undefined(m, p, f"the residual standard deviation is {sigma!r}, "
-                                f"{'zero' if not sigma > 0 else 'zero to rounding'} against the response's {size:.3g}")
+        if np.isfinite(sigma) and sigma > 0:  # in units of the response: free of the working scale
+            reason = f"the residual standard deviation is {sigma / size:.3g} of the response's, zero to rounding"
+        else:
+            reason = f"the residual standard deviation is {sigma!r}, zero or not finite"
+        return _undefined(m, p, reason)
     if not np.all(np.isfinite(theta)):
         return _undefined(m, p, "theta is not finite")
     with np.errstate(all="ignore"):

@@ -1,25 +1,169 @@
 """The one place that decides how kernels are compiled.
 
-Every kernel in :mod:`interlace.kernels` is decorated with :data:`kernel` or, when it
-splits its work over threads with ``numba.prange``, :data:`parallel_kernel`, so the
+Every kernel in :mod:`interlace.kernels` is decorated with :func:`kernel` or, when it
+splits its work over threads with ``numba.prange``, :func:`parallel_kernel`, so the
 compile options (on-disk cache, no GIL, no Python objects) are set here once. A
 parallel kernel takes the number of chunks it splits its work into from its caller,
 usually a multiple of :func:`thread_count` (a compiled kernel that asks numba for the
 thread count cannot be cached).
+
+Where the compiled kernels are cached
+-------------------------------------
+numba caches a kernel in ``NUMBA_CACHE_DIR`` when it is set, else beside its source
+(``interlace/kernels/__pycache__``) when that is writable, else in numba's per-user
+cache (``~/.cache/numba``). When none of them can be written (a read-only install in a
+container whose home is read-only or missing), numba refuses to decorate the kernel
+("no locator available"); interlace then caches it in the first writable directory of
+:func:`fallback_cache_dirs` (a per-user cache directory computed as platformdirs does,
+then a private per-user directory in the system's temporary directory), and when no
+directory can be written compiles it without a cache, in every process, with one
+warning.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+
 import numba
+from numba.core import config as _numba_config
 
-kernel = numba.njit(cache=True, nogil=True)
-"""Decorator for compiled kernels: ``numba.njit(cache=True, nogil=True)``."""
 
-parallel_kernel = numba.njit(cache=True, nogil=True, parallel=True)
-"""Decorator for compiled kernels whose outer loop is a ``numba.prange``."""
+def _home() -> Path | None:
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError, OSError):  # no HOME and no password entry
+        return None
+
+
+def _user_name() -> str:
+    if hasattr(os, "getuid"):
+        return str(os.getuid())
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name: one shared name, still checked below
+        return "user"
+
+
+def fallback_cache_dirs() -> list[Path]:
+    """Where interlace caches its kernels when numba has nowhere to (in order):
+
+    - the per-user cache directory: ``%LOCALAPPDATA%\\interlace\\Cache`` on Windows,
+      ``~/Library/Caches/interlace`` on macOS, ``$XDG_CACHE_HOME/interlace`` or
+      ``~/.cache/interlace`` elsewhere; then
+    - ``interlace-<uid>`` in the temporary directory (``TMPDIR``), used only when this
+      user owns it and nobody else may write to it (machine code loaded from a
+      directory another user controls would run as this user).
+
+    Each with a ``numba`` subdirectory.
+    """
+    out: list[Path] = []
+    home = _home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        if base:
+            out.append(Path(base) / "interlace" / "Cache")
+    elif sys.platform == "darwin":
+        if home is not None:
+            out.append(home / "Library" / "Caches" / "interlace")
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        if os.path.isabs(xdg):
+            out.append(Path(xdg) / "interlace")
+        elif home is not None:
+            out.append(home / ".cache" / "interlace")
+    out.append(Path(tempfile.gettempdir()) / f"interlace-{_user_name()}")
+    return [path / "numba" for path in out]
+
+
+def _private(path: Path) -> bool:
+    """Whether ``path`` is a real directory owned by this user that no one else may
+    write to (POSIX; always True elsewhere)."""
+    if not hasattr(os, "getuid"):
+        return True
+    info = os.lstat(path)
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _usable(path: Path) -> bool:
+    """Whether kernels can be cached in ``path`` (created when missing)."""
+    try:
+        temporary = path.parent
+        if temporary.parent == Path(tempfile.gettempdir()):  # interlace-<uid> in a shared directory
+            temporary.mkdir(mode=0o700, exist_ok=True)
+            if not _private(temporary):
+                return False
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+@cache
+def fallback_cache_dir() -> Path | None:
+    """The first usable directory of :func:`fallback_cache_dirs`, or None."""
+    return next((path for path in fallback_cache_dirs() if _usable(path)), None)
+
+
+_WARNED: list[bool] = []
+
+
+def _compile(func, options: dict):
+    """``numba.njit(cache=True, **options)(func)``, cached where it can be (see the
+    module docstring)."""
+    try:
+        return numba.njit(cache=True, **options)(func)
+    except RuntimeError as error:
+        if "no locator" not in str(error):
+            raise
+    directory = fallback_cache_dir()
+    if directory is not None:
+        saved = _numba_config.CACHE_DIR
+        _numba_config.CACHE_DIR = str(directory)  # read when the cache is located, just below
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError as error:
+            if "no locator" not in str(error):
+                raise
+        finally:
+            _numba_config.CACHE_DIR = saved
+    if not _WARNED:
+        _WARNED.append(True)
+        tried = ", ".join(str(p) for p in fallback_cache_dirs())
+        warnings.warn(
+            f"interlace: no writable directory to cache its compiled kernels (beside its source, "
+            f"numba's user cache, {tried}); they are compiled in every new process (about 25 s). "
+            "Set NUMBA_CACHE_DIR to a writable directory to keep them",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return numba.njit(cache=False, **options)(func)
+
+
+def kernel(func):
+    """Decorator for compiled kernels: ``numba.njit(cache=True, nogil=True)``, cached
+    where the module docstring says."""
+    return _compile(func, {"nogil": True})
+
+
+def parallel_kernel(func):
+    """Decorator for compiled kernels whose outer loop is a ``numba.prange``:
+    ``numba.njit(cache=True, nogil=True, parallel=True)``."""
+    return _compile(func, {"nogil": True, "parallel": True})
 
 
 def thread_count() -> int:
     """The threads a parallel kernel runs on: ``NUMBA_NUM_THREADS``, by default the
-    machine's cores (``numba.get_num_threads()``)."""
+    machine's cores (``numba.get_num_threads()``), for the calling thread; inside a fit
+    :func:`interlace.linalg.threads.limited` lowers it to the idle cores."""
     return numba.get_num_threads()

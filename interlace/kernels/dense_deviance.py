@@ -267,10 +267,12 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
     the curvature at a previous fit of the same design; an empty (0 x 0) array
     starts from the identity with a first step of ``FIRST_STEP``.
 
-    Returns (theta, deviance, evaluations, status): status 1 converged (projected
-    gradient below ``gtol``, or relative decrease, or the decrease predicted by the
-    quasi-Newton model -g'Hg/2 once it has curvature, below ``ftol``), 0 out of
-    evaluations, -1 no descent possible (at a point where the line search fails).
+    Returns (theta, deviance, evaluations, status, gradient): status 1 converged
+    (projected gradient below ``gtol``, or relative decrease, or the decrease predicted
+    by the quasi-Newton model -g'Hg/2 once it has curvature, below ``ftol``), 0 out of
+    evaluations, -1 no descent possible (at a point where the line search fails); the
+    gradient is the analytic one at the theta returned (what the convergence check of
+    :mod:`interlace.optimize` reads).
 
     Once converged with curvature, up to ``polish_steps`` full quasi-Newton steps follow,
     each kept when it lowers the projected gradient without raising the deviance beyond
@@ -285,7 +287,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
                          pos_which)
     evaluations = 1
     if not ok:
-        return x, f, evaluations, -1
+        return x, f, evaluations, -1, g
     first = inverse_hessian.shape[0] != n_theta
     H = np.eye(n_theta) if first else inverse_hessian.copy()
     for _ in range(10 * max_evaluations):
@@ -310,7 +312,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
         converged = np.max(np.abs(pg)) < gtol or (slope < 0.0 and not first and -0.5 * slope <= ftol * (1.0 + abs(f)))
         if converged:
             if polish_steps <= 0 or first or slope >= 0.0:
-                return x, f, evaluations, 1
+                return x, f, evaluations, 1, g
             polish_steps -= 1
             trial = np.maximum(x + d, lower)
             f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
@@ -318,13 +320,13 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
                                          factor_start, pos_a, pos_b, pos_which)
             evaluations += 1
             if not ok or f_new > f + 1e-12 * (1.0 + abs(f)):
-                return x, f, evaluations, 1
+                return x, f, evaluations, 1, g
             largest = 0.0
             for i in range(n_theta):
                 if not (trial[i] <= lower[i] and g_new[i] > 0.0):
                     largest = max(largest, abs(g_new[i]))
             if largest >= np.max(np.abs(pg)):
-                return x, f, evaluations, 1
+                return x, f, evaluations, 1, g
             s_vec = trial - x
             y_vec = g_new - g
             x, f, g = trial, f_new, g_new
@@ -356,17 +358,17 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
                 accepted = True
                 break
             if evaluations >= max_evaluations:
-                return x, f, evaluations, 0
+                return x, f, evaluations, 0, g
             step *= 0.5
         if not accepted:
-            return x, f, evaluations, -1
+            return x, f, evaluations, -1, g
         s_vec = trial - x
         y_vec = g_new - g
         sy = np.sum(s_vec * y_vec)
         small_change = abs(f - f_new) <= ftol * (1.0 + abs(f))
         x, f, g = trial, f_new, g_new
         if small_change and np.max(np.abs(s_vec)) < 1e-7 * (1.0 + np.max(np.abs(x))):
-            return x, f, evaluations, 1
+            return x, f, evaluations, 1, g
         if sy > 1e-14:
             if first:  # scale the initial inverse Hessian (Shanno and Phua)
                 H = H * (sy / np.sum(y_vec * y_vec))
@@ -376,5 +378,52 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
             rho = 1.0 / sy
             H = H + (rho * rho * yHy + rho) * np.outer(s_vec, s_vec) - rho * (np.outer(Hy, s_vec) + np.outer(s_vec, Hy))
         if evaluations >= max_evaluations:
-            return x, f, evaluations, 0
-    return x, f, evaluations, 0
+            return x, f, evaluations, 0, g
+    return x, f, evaluations, 0, g
+
+
+@kernel
+def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs, n_fixed, general, term_of,
+                        n_diagonal, factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
+                        pos_which):
+    """(gradient, Hessian, ok) at theta: the analytic gradient of :func:`_profiled` and its
+    differences with ``steps`` (one per theta entry), symmetrised. Forward differences
+    take n_theta evaluations, and one more unless ``base`` holds the gradient at theta
+    (an empty array otherwise); ``central`` ones 2 n_theta + 1, accurate to the step
+    squared.
+
+    Forward differences stay on the feasible side of a bound; at a zero variance of a
+    scalar term the gradient is odd in theta_t, so there the forward difference is the
+    curvature up to the step squared. Central ones may cross the bound (the deviance is
+    smooth through zero). ``ok`` is False when a point is not positive definite."""
+    scale = np.ones(A.shape[0])
+    if base.shape[0] == n_theta and not central:
+        g, ok = base.copy(), True
+    else:
+        _, g, ok = _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of, n_diagonal,
+                             factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
+                             pos_which)
+    H = np.zeros((n_theta, n_theta))
+    x = theta.copy()
+    for i in range(n_theta):
+        x[i] = theta[i] + steps[i]
+        _, g_plus, ok_plus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
+                                       n_diagonal, factor_theta, block_offset, block_k, block_levels,
+                                       factor_start, pos_a, pos_b, pos_which)
+        ok = ok and ok_plus
+        if central:
+            x[i] = theta[i] - steps[i]
+            _, g_minus, ok_minus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
+                                             n_diagonal, factor_theta, block_offset, block_k, block_levels,
+                                             factor_start, pos_a, pos_b, pos_which)
+            ok = ok and ok_minus
+            for j in range(n_theta):
+                H[i, j] = (g_plus[j] - g_minus[j]) / (2.0 * steps[i])
+        else:
+            for j in range(n_theta):
+                H[i, j] = (g_plus[j] - g[j]) / steps[i]
+        x[i] = theta[i]
+    for i in range(n_theta):
+        for j in range(i):
+            H[i, j] = H[j, i] = 0.5 * (H[i, j] + H[j, i])
+    return g, H, ok

@@ -57,7 +57,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-from ..errors import InterlaceError
+from ..errors import InterlaceError, SparseTooLargeError
 from ..kernels.amd import approximate_minimum_degree
 from ..kernels.sparse_cholesky import (
     column_counts,
@@ -86,6 +86,10 @@ entries is ordered after the other leading columns, as in AMD."""
 SUPERNODE_MAX_WIDTH = 64
 """Widest supernode (run of columns with aligned patterns) the numeric phase forms; it
 bounds the update buffer at this many times the tallest column."""
+
+BYTES_PER_ENTRY = 32
+"""Bytes a stored entry of L costs a fit at its peak: its row index, its value, the
+value's copy in the factor an optimiser keeps, and the selected inverse's value."""
 
 SOLVE_BATCH = 32
 """Unit vectors solved at once when an entry of A^{-1} lies outside the pattern of L
@@ -143,6 +147,7 @@ def _upper(lower: sp.csc_matrix, permutation: np.ndarray):
     )
 
 
+
 class _Symbolic(NamedTuple):
     """What the numeric phase needs from the pattern, for one order."""
 
@@ -158,8 +163,10 @@ class _Symbolic(NamedTuple):
         return float(np.sum(np.diff(self.L_indptr).astype(np.float64) ** 2))
 
 
-def _symbolic(lower: sp.csc_matrix, permutation: np.ndarray, n_leading: int) -> _Symbolic:
-    """Postorder ``permutation`` (leading part), then the pattern of L and its supernodes."""
+def _symbolic(lower: sp.csc_matrix, permutation: np.ndarray, n_leading: int,
+              max_entries: float = np.inf) -> _Symbolic | int:
+    """Postorder ``permutation`` (leading part), then the pattern of L and its supernodes;
+    only nnz(L) when it exceeds ``max_entries`` (the pattern is then not built)."""
     n = lower.shape[0]
     upper_indptr, upper_indices = _upper(lower, permutation)
     # a postorder of the leading forest is an equivalent order with better locality
@@ -170,6 +177,8 @@ def _symbolic(lower: sp.csc_matrix, permutation: np.ndarray, n_leading: int) -> 
     upper_indptr, upper_indices = _upper(lower, permutation)
     parent = elimination_tree(upper_indptr, upper_indices)
     counts = column_counts(upper_indptr, upper_indices, parent)
+    if float(np.sum(counts, dtype=np.float64)) > max_entries:
+        return int(np.sum(counts, dtype=np.int64))
     L_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     L_indices = factor_pattern(upper_indptr, upper_indices, parent, L_indptr)
     starts, padded_indptr, padded_indices = relaxed_supernodes(
@@ -290,7 +299,8 @@ class SparseCholesky:
 
     @classmethod
     def analyse(
-        cls, pattern, n_trailing_dense: int = 0, *, ordering: Ordering = "auto"
+        cls, pattern, n_trailing_dense: int = 0, *, ordering: Ordering = "auto",
+        max_bytes: float | None = None,
     ) -> SparseCholesky:
         """Order and analyse a symmetric pattern once.
 
@@ -304,6 +314,10 @@ class SparseCholesky:
         ordering : {"auto", "amd", "rcm", "natural"}, default "auto"
             Fill-reducing ordering of the leading columns; "auto" keeps the cheapest of
             AMD, RCM and the given order (see the module docstring).
+        max_bytes : float, optional
+            Refuse (an :class:`~interlace.errors.InterlaceError` naming the sizes), before
+            the pattern of L is built, a factor whose entries would cost more than this
+            (:data:`BYTES_PER_ENTRY` each) in every ordering tried.
 
         Returns
         -------
@@ -337,13 +351,42 @@ class SparseCholesky:
         graph = _leading_graph(lower, n_leading)
         trailing = np.arange(n_leading, n, dtype=np.int64)
         methods = ("amd", "rcm", "natural") if ordering == "auto" else (ordering,)
-        best = None
+        max_entries = np.inf if max_bytes is None else max_bytes / BYTES_PER_ENTRY
+        best, fewest = None, None
         for method in methods:
             permutation = np.concatenate([_leading_order(graph, method), trailing])
-            symbolic = _symbolic(lower, permutation, n_leading)
-            if best is None or symbolic.flops < best[0].flops:
+            symbolic = _symbolic(lower, permutation, n_leading, max_entries)
+            if isinstance(symbolic, int):
+                fewest = symbolic if fewest is None else min(fewest, symbolic)
+            elif best is None or symbolic.flops < best[0].flops:
                 best = (symbolic, method)
+        if best is None:
+            raise SparseTooLargeError(fewest * BYTES_PER_ENTRY, max_bytes, n, fewest)
         return cls(lower, int(n_trailing_dense), *best)
+
+    def workspace(self) -> SparseCholesky:
+        """A factor on the same analysis with its own numbers: the ordering, the
+        pattern and the update plan are shared (read only), the values and the
+        numeric phase's scratch are new. Threads that factor at once each need one.
+
+        Examples
+        --------
+        >>> import scipy.sparse as sp
+        >>> chol = SparseCholesky.analyse(sp.eye(2, format="csc"))
+        >>> other = chol.workspace()
+        >>> chol.refactor(sp.eye(2, format="csc") * 4.0), other.ok
+        (True, False)
+        >>> other.L_indices is chol.L_indices, other.L_values is chol.L_values
+        (True, False)
+        """
+        new = object.__new__(SparseCholesky)
+        new.__dict__.update(self.__dict__)
+        new.L_values = np.zeros_like(self.L_values)
+        new._relative = np.zeros_like(self._relative)
+        new._buffer = np.zeros_like(self._buffer)
+        new._inverse_values = None
+        new.ok = False
+        return new
 
     @property
     def nnz_L(self) -> int:

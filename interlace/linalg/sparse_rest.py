@@ -8,14 +8,19 @@ on 50,000 x 50,000 levels, each meeting ~20), S is sparse although its dense for
 would need 20 GB. It is then factored by :class:`~interlace.linalg.sparse_cholesky.SparseCholesky`:
 a fill-reducing ordering and the symbolic factor once, when the system is built, and
 one numeric refactorisation per theta, with [X y] kept last so that log|R_X| and
-r^2 are read off the trailing dense block of L. Scalar rest terms only (their
-Lambda_r is a diagonal scaling of the pattern's values).
+r^2 are read off the trailing dense block of L. With scalar rest terms Lambda_r is a
+diagonal scaling of the pattern's values, applied with the downdate in one pass; a rest
+term with random slopes (k effects per level) makes Lambda_r block-diagonal: the
+pattern then holds every pair of levels that meets as a whole k x k block, the
+downdate runs unscaled, and Lambda_r' . Lambda_r is a fixed sum over each entry's
+blocks (a plan built with the pattern, about (k+1)^2/4 products per entry).
 
 The rule that picks this path is in :mod:`interlace.linalg.dispatch`.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +38,8 @@ from ..kernels.sparse_rest import (
 )
 from .sparse_cholesky import SparseCholesky
 from .system import LeadBlocks, PenalizedSystem, lead_blocks, stack_terms
+
+_CLAIM = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,9 @@ class SparseRestSystem(PenalizedSystem):
         must be scalar (one effect per level).
     lead : LeadBlocks, optional
         The leading term's blocks when already built.
+    max_bytes : float, optional
+        Refuse a sparse factor costing more (see
+        :meth:`~interlace.linalg.sparse_cholesky.SparseCholesky.analyse`).
 
     Examples
     --------
@@ -88,15 +98,16 @@ class SparseRestSystem(PenalizedSystem):
     >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", interlace.load_dataset("Penicillin"))
     >>> system = SparseRestSystem(m._system.design)
     >>> factor = system.factorize(m.theta)
-    >>> round(profiled_deviance(factor, m.nobs, 1, True), 4) == round(-2 * m.llf, 4)
+    >>> dense = m._system.factorize(m.theta)  # the fit's own system
+    >>> round(profiled_deviance(factor, m.nobs, 1, True), 8) == round(profiled_deviance(dense, m.nobs, 1, True), 8)
     True
     """
 
-    def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None):
+    def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None, max_bytes: float | None = None):
         terms = design.terms
-        if len(terms) < 2 or any(t.n_columns != 1 for t in terms[1:]):
+        if len(terms) < 2:
             raise InterlaceError(
-                "solver: the sparse rest needs a leading term and scalar other terms, found "
+                "solver: the sparse rest needs a leading term and at least one other term, found "
                 + ", ".join(f"{t.name} ({t.n_columns} columns)" for t in terms)
             )
         self.design = design
@@ -112,9 +123,12 @@ class SparseRestSystem(PenalizedSystem):
         self.lead_crossprod, self.coupling, self.coupling_by_row = lead or lead_blocks(design, xy)
         self.downdate = "sparse"
         self._dense_coupling = None
-        # A_rr = [Z_r X y]'[Z_r X y] as a lower triangle (COO), Z_r sparse
-        rows = np.concatenate([index_offset[t] + codes[t].astype(np.int64) for t in range(len(self.rest_terms))])
-        z_rest = sp.csr_matrix((designs.T.ravel(), (np.tile(np.arange(n), len(self.rest_terms)), rows)),
+        self._scalar = bool(np.all(ks == 1))
+        # A_rr = [Z_r X y]'[Z_r X y] as a lower triangle (COO), Z_r sparse: one entry per row
+        # and column of each term (level l of a k-column term has effects l k .. l k + k - 1)
+        cols = [index_offset[t] + codes[t].astype(np.int64) * ks[t] + c
+                for t in range(len(self.rest_terms)) for c in range(ks[t])]
+        z_rest = sp.csr_matrix((designs.T.ravel(), (np.tile(np.arange(n), len(cols)), np.concatenate(cols))),
                                shape=(n, q))
         ztz = sp.tril(z_rest.T @ z_rest).tocoo()
         ztxy = np.asarray(z_rest.T @ xy)  # q x (p + 1)
@@ -130,14 +144,112 @@ class SparseRestSystem(PenalizedSystem):
         cliques = sp.csr_matrix((np.ones(idx.size), (level_of, idx)), shape=(len(ptr) - 1, size))
         pattern = (sp.coo_matrix((np.ones(self._a_rows.size), (self._a_rows, self._a_cols)), shape=(size, size))
                    + cliques.T @ cliques + sp.eye(size))
-        self.chol = SparseCholesky.analyse(sp.tril(pattern).tocsc(), n_trailing_dense=p + 1)
+        if not self._scalar:
+            pattern = self._closed_under_blocks(pattern)
+        self.chol = SparseCholesky.analyse(sp.tril(pattern).tocsc(), n_trailing_dense=p + 1, max_bytes=max_bytes)
         self._a_positions = self._locate(self._a_rows, self._a_cols)
         pairs = np.empty(count_level_pairs(ptr), dtype=np.int64)
         level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, pairs)
         self._pair_positions = pairs
         self._input_rows = self.chol.input_indices
         self._input_cols = np.repeat(np.arange(size, dtype=np.int64), np.diff(self.chol.input_indptr))
+        if not self._scalar:
+            self._scaling = self._scaling_plan()
         self._random_chol = None
+        self._numbers = threading.local()
+
+    # ----- random slopes in the rest: Lambda_r is block-diagonal, not a diagonal scaling --
+
+    def _blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per index of the rest: (first index of its block, block size k, position in the
+        block, offset of its term's T in the flat coefficients of :meth:`_coefficients`,
+        0 for the [X y] tail whose coefficient is 1)."""
+        size, q = self.size, self.n_rest_random
+        start = np.arange(size, dtype=np.int64)
+        k = np.ones(size, dtype=np.int64)
+        local = np.zeros(size, dtype=np.int64)
+        coef = np.zeros(size, dtype=np.int64)
+        flat = 1
+        for t, term in enumerate(self.rest_terms):
+            kt = int(self._block_k[t])
+            span = slice(int(self._block_offset[t]), int(self._block_offset[t]) + term.n_effects)
+            within = np.arange(term.n_effects, dtype=np.int64)
+            start[span] = self._block_offset[t] + within // kt * kt
+            k[span] = kt
+            local[span] = within % kt
+            coef[span] = flat
+            flat += kt * kt
+        assert int(np.sum(k[:q] == 0)) == 0
+        return start, k, local, coef
+
+    def _closed_under_blocks(self, pattern) -> sp.csr_matrix:
+        """The pattern with every pair of blocks (a level's k effects) that meets anywhere
+        filled in whole: Lambda_r' S Lambda_r mixes the entries within such a pair."""
+        start, _, _, _ = self._blocks()
+        block_ids, block_of = np.unique(start, return_inverse=True)
+        B = sp.csr_matrix((np.ones(self.size), (np.arange(self.size), block_of)), shape=(self.size, block_ids.size))
+        meets = (B.T @ (abs(pattern) > 0).astype(np.float64) @ B) > 0
+        return (B @ meets.astype(np.float64) @ B.T).tocsr()
+
+    def _scaling_plan(self) -> tuple[np.ndarray, ...]:
+        """For S = Lambda_r' D Lambda_r + diag(I, 0) on the input layout: per product term
+        (entry e, position of D's entry, left and right coefficient), e = (r, c) summing
+        T[a, r] D[a, b] T[b, c] over a, b in the blocks of r and c (T lower triangular:
+        a, b at or after r, c in their block)."""
+        start, k, local, coef = self._blocks()
+        rows, cols = self._input_rows, self._input_cols
+        entry = np.arange(rows.size, dtype=np.int64)
+        out = ([], [], [], [])
+        kmax = int(k.max())
+        for da in range(kmax):
+            a_local = local[rows] + da
+            ok_a = a_local < k[rows]
+            for db in range(kmax):
+                b_local = local[cols] + db
+                ok = ok_a & (b_local < k[cols])
+                if not ok.any():
+                    continue
+                a = start[rows[ok]] + a_local[ok]
+                b = start[cols[ok]] + b_local[ok]
+                position = self._locate(np.maximum(a, b), np.minimum(a, b))
+                if np.any(position < 0):  # pragma: no cover - the pattern is closed under blocks
+                    raise AssertionError("the sparse rest's pattern misses an entry of a block")
+                left = np.where(coef[rows[ok]] > 0, coef[rows[ok]] + a_local[ok] * k[rows[ok]] + local[rows[ok]], 0)
+                right = np.where(coef[cols[ok]] > 0, coef[cols[ok]] + b_local[ok] * k[cols[ok]] + local[cols[ok]], 0)
+                for part, values in zip(out, (entry[ok], position, left, right), strict=True):
+                    part.append(values)
+        diagonal = np.flatnonzero((rows == cols) & (rows < self.n_rest_random))
+        return (*(np.concatenate(part) for part in out), diagonal)
+
+    def _coefficients(self, theta: np.ndarray) -> np.ndarray:
+        """1, then each rest term's T (k x k, row-major): the coefficients of the scaling plan."""
+        return np.concatenate([[1.0]] + [np.asarray(t.relative_cov_factor(theta), dtype=np.float64).ravel()
+                                         for t in self.rest_terms])
+
+    def _lambda_rest(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Lambda_r (q x q, block-diagonal) as a sparse matrix."""
+        return sp.block_diag([sp.kron(sp.eye(t.n_levels), t.relative_cov_factor(theta)) for t in self.rest_terms],
+                             format="csr")
+
+    # the analyses (self.chol, self._random_chol) are shared by the copies with_response
+    # makes and by the threads that use them; the numbers live in per-thread workspaces
+    def _workspace(self, analysis: SparseCholesky) -> SparseCholesky:
+        """This thread's factor on ``analysis`` (its own values and scratch)."""
+        spaces = self._numbers.__dict__.setdefault("spaces", {})
+        space = spaces.get(id(analysis))
+        if space is None or space.L_indices is not analysis.L_indices:
+            with _CLAIM:  # the first thread works in the analysis' own arrays
+                first = not getattr(analysis, "_claimed", False)
+                analysis._claimed = True
+            space = spaces[id(analysis)] = analysis if first else analysis.workspace()
+        return space
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_numbers"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._numbers = threading.local()
 
     def _locate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Positions of lower-triangle entries (rows >= cols) in the input layout."""
@@ -155,12 +267,20 @@ class SparseRestSystem(PenalizedSystem):
 
     def _rest_values(self, theta: np.ndarray, lead_shrink: np.ndarray) -> np.ndarray:
         """The rest S at theta in the sparse factor's input layout."""
-        scale = self._scalar_scale(theta)
         values = np.zeros(self.chol.input_indices.size)
         np.add.at(values, self._a_positions, self._a_values)
+        ptr, idx, val = self.coupling
+        if not self._scalar:  # downdate unscaled, then Lambda_r' . Lambda_r by the plan
+            downdate_pattern(values, ptr, idx, val, lead_shrink, np.ones(self.size), self._pair_positions)
+            entry, position, left, right, diagonal = self._scaling
+            coefficients = self._coefficients(theta)
+            out = np.bincount(entry, weights=coefficients[left] * coefficients[right] * values[position],
+                              minlength=values.size)
+            out[diagonal] += 1.0
+            return out
+        scale = self._scalar_scale(theta)
         out = np.empty_like(values)
         scale_pattern(values, self._input_rows, self._input_cols, scale, self.n_rest_random, out)
-        ptr, idx, val = self.coupling
         downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self._pair_positions)
         return out
 
@@ -171,22 +291,23 @@ class SparseRestSystem(PenalizedSystem):
         lead_chol, lead_shrink, lead_logdet, ok = factor_leading_block(self.lead_crossprod, T1)
         failed = SparseFactor(lead_chol, lead_shrink, np.inf, None, np.inf, np.inf, np.inf, np.zeros((p, p)), q,
                               False)
-        if not ok or not self.chol.refactor(self._rest_values(theta, lead_shrink)):
+        chol = self._workspace(self.chol)
+        if not ok or not chol.refactor(self._rest_values(theta, lead_shrink)):
             return failed
-        diagonal = self.chol.diagonal_of_L()
-        trailing = self.chol.trailing_factor()
+        diagonal = chol.diagonal_of_L()
+        trailing = chol.trailing_factor()
         return SparseFactor(
-            lead_chol, lead_shrink, float(lead_logdet), self.chol.L_values.copy(),
+            lead_chol, lead_shrink, float(lead_logdet), chol.L_values.copy(),
             float(lead_logdet) + 2.0 * float(np.sum(np.log(diagonal[:q]))),
             2.0 * float(np.sum(np.log(np.diagonal(trailing)[:p]))),
             float(trailing[-1, -1]) ** 2, np.tril(trailing[:p, :p]), q, True,
         )
 
     def _load(self, factor: SparseFactor) -> SparseCholesky:
-        """The system's sparse factor holding ``factor``'s numbers."""
+        """This thread's sparse factor holding ``factor``'s numbers."""
         if not factor.ok:
             raise InterlaceError("factor: expected a positive definite factor, found a failed one")
-        chol = self.chol
+        chol = self._workspace(self.chol)
         if chol.L_values is not factor.L_values:
             chol.L_values[:] = factor.L_values
             chol._inverse_values = None
@@ -211,7 +332,7 @@ class SparseRestSystem(PenalizedSystem):
             pattern = sp.csc_matrix((np.ones(values.size), self.chol.input_indices, self.chol.input_indptr),
                                     shape=(self.size, self.size))[:q, :q]
             self._random_chol = SparseCholesky.analyse(pattern, n_trailing_dense=0)
-        random_chol = self._random_chol
+        random_chol = self._workspace(self._random_chol)
         full = sp.csc_matrix((values, self.chol.input_indices, self.chol.input_indptr),
                              shape=(self.size, self.size))[:q, :q]
         if not random_chol.refactor(random_chol.values_of(full)):
@@ -222,11 +343,21 @@ class SparseRestSystem(PenalizedSystem):
         T1 = lead.relative_cov_factor(theta)
         pinv = np.linalg.inv(factor.lead_chol @ np.swapaxes(factor.lead_chol, 1, 2))
         ptr, idx, val = self.coupling
-        scale = self._scalar_scale(theta)
         inside = idx < q
         level_of = np.repeat(np.arange(lead.n_levels), np.diff(ptr))
-        entries_level, entries_idx = level_of[inside], idx[inside]
-        entries_val = (val[inside] @ T1) * scale[entries_idx][:, None]  # rows of Lambda_r' C T1
+        if self._scalar:
+            scale = self._scalar_scale(theta)
+            entries_level, entries_idx = level_of[inside], idx[inside]
+            entries_val = (val[inside] @ T1) * scale[entries_idx][:, None]  # rows of Lambda_r' C T1
+        else:  # Lambda_r' C_l mixes a level's block: C Lambda_r, C's rows (level, column of the lead)
+            C = sp.csr_matrix((val[inside].T.ravel(), (np.concatenate([level_of[inside] * k1 + c for c in range(k1)]),
+                                                       np.tile(idx[inside], k1))), shape=(lead.n_levels * k1, q))
+            G = (C @ self._lambda_rest(theta)).tocoo()
+            keys, where = np.unique((G.row // k1).astype(np.int64) * q + G.col, return_inverse=True)
+            entries_level, entries_idx = keys // q, keys % q
+            rows_of = np.zeros((keys.size, k1))
+            np.add.at(rows_of, (where, G.row % k1), G.data)
+            entries_val = rows_of @ T1
         starts = np.searchsorted(entries_level, np.arange(lead.n_levels + 1))
         pair_rows, pair_cols, pair_level, pair_i, pair_j = [], [], [], [], []
         for l in range(lead.n_levels):  # all pairs within a level: its quadratic form
@@ -252,7 +383,10 @@ class SparseRestSystem(PenalizedSystem):
         out = [blocks]
         pos = 0
         for t in self.rest_terms:
-            out.append(diagonal[pos : pos + t.n_effects].reshape(t.n_levels, 1, 1))
+            if t.n_columns == 1:
+                out.append(diagonal[pos : pos + t.n_effects].reshape(t.n_levels, 1, 1))
+            else:
+                out.append(random_chol.inverse_diagonal_blocks(t.n_columns, pos, pos + t.n_effects))
             pos += t.n_effects
         return out
 

@@ -35,6 +35,7 @@ from ..kernels.blockdiag import (
     transpose_coupling,
 )
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, random_crossprod
+from .threads import limited
 
 
 def stack_terms(terms: tuple[RandomTerm, ...], n: int):
@@ -211,7 +212,9 @@ class PenalizedSystem:
 
     def dense_coupling(self) -> np.ndarray:
         """The coupling Z_1'[Z_rest X y] as a dense (n_levels x size) matrix, built on
-        first use and again whenever the coupling is replaced (new response, new tail)."""
+        first use and again whenever the coupling is replaced (new response, new tail).
+        Thread-safe: it is never changed once built; threads that build it at once each
+        build the same and keep one (the copies ``with_response`` makes build their own)."""
         cached = self._dense_coupling
         if cached is None or cached[0] is not self.coupling:
             ptr, idx, val = self.coupling
@@ -351,7 +354,13 @@ class PenalizedSystem:
         ``out``, a C-ordered (size, size) float64 array, receives the rest's factor
         instead of a new array (a fresh gigabyte costs more to map than to fill); the
         returned factor then lives in ``out`` and the next call with it overwrites it.
+        The BLAS and the parallel kernels run on the threads :mod:`interlace.linalg.threads`
+        gives a rest of this size.
         """
+        with limited(self.size, kernels=self.lead_term is not None):
+            return self._factorize(theta, out)
+
+    def _factorize(self, theta: np.ndarray, out: np.ndarray | None) -> Factor:
         q = self.n_rest_random
         lead_chol = lead_shrink = None
         lead_logdet = 0.0
@@ -403,6 +412,10 @@ class PenalizedSystem:
 
     def solve(self, factor: Factor, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The spherical random effects u (factorisation order) and beta at the optimum."""
+        with limited(self.size):
+            return self._solve(factor, theta)
+
+    def _solve(self, factor: Factor, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = self.size
         q = self.n_rest_random
         L = factor.rest_chol
@@ -443,6 +456,10 @@ class PenalizedSystem:
 
     def conditional_precision_inverse_blocks(self, factor: Factor, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n_levels, k, k) diagonal blocks of (Lambda'Z'Z Lambda + I)^{-1}."""
+        with limited(self.size):
+            return self._inverse_blocks(factor, theta)
+
+    def _inverse_blocks(self, factor: Factor, theta: np.ndarray) -> list[np.ndarray]:
         q = self.n_rest_random
         out: list[np.ndarray] = []
         Linv = None

@@ -1,0 +1,241 @@
+"""The working scale: one affine reparametrisation that every computation runs on,
+and its one back-transform to the caller's scale.
+
+With the caller's X (n x p, full rank) and response y (less the offset), the fit
+runs on the working design
+
+    X' = X T,    y' = (y - X gamma) / s,
+
+T = sqrt(n) R^{-1} from X = QR (so X' = sqrt(n) Q: orthogonal columns of unit root
+mean square), gamma the least-squares coefficients of y on X, and s the root mean
+square of the residual y - X gamma (at least :data:`EXACT_FIT_TOLERANCE` of y's),
+signed so that y' has a positive third moment. The model y = X beta + Z b + e is the
+model y' = X' beta' + Z b' + e' with
+
+    beta = gamma + s T beta',   b = s b',   e = s e',   sigma = |s| sigma',
+    vcov(beta) = s^2 T vcov(beta') T',
+
+and theta unchanged (Lambda is relative to sigma). Shifts and scales of y, and of
+any column of X, change gamma, s and T only: the working problem stays the same,
+as well conditioned as the data allow (a response shifted by 1e8 of its SD keeps 8
+of its 16 digits, and so does y'). The criteria differ by constants, the
+Jacobians of the map:
+
+    ML deviance     D    = D'    + 2 n log|s|,
+    REML criterion  D_R  = D_R'  + 2 (n - p) log|s| - 2 log|det T|.
+
+A contrast L beta of the caller's fixed effects is L gamma + s (L T) beta' on the
+working ones; its df and tests are read on the working scale.
+
+Where the fixed effects fit y exactly (a residual of rounding, below
+:data:`EXACT_FIT_TOLERANCE` of y), s is that share of y's root mean square: beta is
+then gamma, the exact coefficients, and sigma' is far below
+:attr:`Conditioning.response_size`, y's size on the working scale, against which the
+fit's checks find a zero residual variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.linalg import lapack
+
+from .design import ModelDesign
+
+EXACT_FIT_TOLERANCE = 1e-12
+"""The fixed effects fit y exactly when the residual's root mean square is below this
+share of y's (rounding; the Satterthwaite code's zero residual SD): s is never smaller."""
+
+
+def _with_fixed(design: ModelDesign, **changes) -> ModelDesign:
+    """``design`` with its FixedDesign's fields changed, the caches that do not depend
+    on X's or y's values (names, term order) carried over."""
+    new = replace(design, fixed=replace(design.fixed, **changes))
+    for name in ("fixed_index", "lme4_terms"):  # computed once, shared by both designs
+        new.__dict__[name] = getattr(design, name)
+    return new
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(values @ values / values.size)) if values.size else 0.0
+
+
+def _response_map(working_X: np.ndarray, basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(gamma, s, y') for the response y: the least-squares fit on the orthogonal
+    working columns (one pass for X'y, one for the residual), s the residual's root
+    mean square, at least :data:`EXACT_FIT_TOLERANCE` of y's (1 when both are 0), with
+    the sign of the residual's third moment (of its largest entry when that is 0)."""
+    n = y.size
+    if working_X.shape[1]:
+        coef = working_X.T @ y / n
+        resid = y - working_X @ coef
+        shift = basis @ coef
+        resid_ms = float(resid @ resid) / n
+        y_ms = resid_ms + float(coef @ coef)  # X'X = n I: y'y = r'r + n coef'coef
+    else:
+        resid, shift = y, np.zeros(0)
+        resid_ms = y_ms = float(y @ y) / n if n else 0.0
+    scale = max(float(np.sqrt(resid_ms)), EXACT_FIT_TOLERANCE * float(np.sqrt(y_ms)))
+    if not scale > 0:
+        return shift, 1.0, np.ascontiguousarray(resid, dtype=np.float64)
+    working_y = resid / scale
+    skew = float((working_y * working_y) @ working_y)
+    if skew == 0.0 and n:
+        skew = float(resid[int(np.argmax(np.abs(resid)))])
+    if skew < 0:
+        np.negative(working_y, out=working_y)
+        scale = -scale
+    return shift, scale, working_y
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """The map between the caller's fixed-effects problem and the working one (see
+    the module docstring).
+
+    Attributes
+    ----------
+    design : ModelDesign
+        The caller's design: X, the response, names, terms, ``model_spec``.
+    basis : numpy.ndarray
+        T (p x p, upper triangular): X' = X T.
+    log_det_basis : float
+        log|det T|.
+    shift : numpy.ndarray
+        gamma (p): the least-squares coefficients of y on X.
+    scale : float
+        s, non-zero, signed: y' = (y - X gamma) / s.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.design import build_design
+    >>> from interlace.formula.random import split_formula
+    >>> d = build_design(*split_formula("Reaction ~ Days + (Days | Subject)"),
+    ...                  interlace.load_dataset("sleepstudy"))
+    >>> c, working = condition(d)
+    >>> bool(np.allclose(working.X.T @ working.X / d.n_obs, np.eye(2)))
+    True
+    >>> bool(np.allclose(d.y, d.X @ c.shift + c.scale * working.y))
+    True
+    >>> bool(np.allclose(working.X, d.X @ c.basis))
+    True
+    """
+
+    design: ModelDesign
+    basis: np.ndarray
+    log_det_basis: float
+    shift: np.ndarray
+    scale: float
+
+    @classmethod
+    def identity(cls, design: ModelDesign) -> Conditioning:
+        """The map of a design that is its own working design (T = I, gamma = 0, s = 1)."""
+        p = design.n_fixed
+        return cls(design, np.eye(p), 0.0, np.zeros(p), 1.0)
+
+    # ----- new responses ----------------------------------------------------------------
+    def with_response(self, y: np.ndarray, working: ModelDesign | None = None) -> tuple[Conditioning, np.ndarray]:
+        """The map of the same X for the response ``y`` (less the offset; gamma and s
+        recomputed, T kept) and the working response y'. ``working``: a working design
+        of this map (its X' is used; else X T is formed)."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        working_X = working.X if working is not None else self.design.X @ self.basis
+        shift, scale, working_y = _response_map(working_X, self.basis, y)
+        return replace(self, design=_with_fixed(self.design, response=y), shift=shift, scale=scale), working_y
+
+    # ----- the back-transform -----------------------------------------------------------
+    @property
+    def unit(self) -> float:
+        """|s|: the caller's units of y per working unit."""
+        return abs(self.scale)
+
+    @property
+    def response_size(self) -> float:
+        """The root mean square of y (less the offset) on the working scale, rms(y) / |s|:
+        the size a residual SD is compared with to find an exact fit."""
+        return _rms(self.design.y) / self.unit
+
+    @property
+    def sign(self) -> float:
+        """The sign of s (+1 or -1): e = s e' carries it."""
+        return 1.0 if self.scale > 0 else -1.0
+
+    def beta(self, working_beta: np.ndarray) -> np.ndarray:
+        """beta = gamma + s T beta'."""
+        return self.shift + self.scale * (self.basis @ working_beta)
+
+    def cov(self, working_cov: np.ndarray) -> np.ndarray:
+        """vcov(beta) = s^2 T vcov(beta') T'."""
+        return self.scale**2 * (self.basis @ working_cov @ self.basis.T)
+
+    def deviance(self, working_deviance: float, reml: bool) -> float:
+        """The caller's ML deviance or REML criterion from the working one (the
+        Jacobian terms: 2 nu log|s|, and -2 log|det T| for REML)."""
+        n, p = self.design.n_obs, self.design.n_fixed
+        if not reml:
+            return float(working_deviance + 2.0 * n * np.log(self.unit))
+        return float(working_deviance + 2.0 * (n - p) * np.log(self.unit) - 2.0 * self.log_det_basis)
+
+    def working_deviance(self, deviance: float, reml: bool) -> float:
+        """The working criterion from the caller's (the inverse of :meth:`deviance`)."""
+        return float(deviance - (self.deviance(0.0, reml)))
+
+    # ----- contrasts --------------------------------------------------------------------
+    def direction(self, contrast: np.ndarray) -> np.ndarray:
+        """A contrast l of the caller's beta as a unit vector on the working beta (l T
+        normalised): the direction its df are computed in."""
+        working = np.asarray(contrast, dtype=np.float64) @ self.basis
+        norm = float(np.linalg.norm(working))
+        return working / norm if norm > 0 else working
+
+    def hypothesis(self, contrast: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The hypothesis L beta = 0 on the caller's beta as M beta' = m on the working
+        one: M = L T / c and m = L beta / (s c), c the largest entry of |L T| (against
+        under- and overflow). M keeps L's rows, as lmerTest's F tests need (their df
+        depend on the contrast's basis), and tests of M beta' = m are those of L beta."""
+        L = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
+        rows = L @ self.basis
+        largest = float(np.max(np.abs(rows))) if rows.size else 0.0
+        largest = largest if largest > 0 else 1.0
+        value = (L @ np.asarray(beta, dtype=np.float64)) / self.scale / largest
+        return rows / largest, value
+
+
+def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
+    """The working scale of a design: its :class:`Conditioning` and the working design
+    (X' and y' in place of X and y, no offset; names, terms and ``model_spec`` the
+    caller's), on which the penalised system is built.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.design import build_design
+    >>> from interlace.formula.random import split_formula
+    >>> sleep = interlace.load_dataset("sleepstudy")
+    >>> d = build_design(*split_formula("Reaction ~ Days + (Days | Subject)"), sleep)
+    >>> shifted = build_design(*split_formula("Reaction ~ Days + (Days | Subject)"),
+    ...                        sleep.assign(Reaction=1e8 + 1e3 * sleep.Reaction))
+    >>> a, wa = condition(d)
+    >>> b, wb = condition(shifted)
+    >>> bool(np.allclose(wa.y, wb.y, atol=1e-7)), round(b.scale / a.scale, 6)
+    (True, 1000.0)
+    """
+    X = design.X
+    n, p = X.shape
+    if p:
+        packed, tau, _, _ = lapack.dgeqrf(X)  # Householder QR (LAPACK, as numpy's qr)
+        R = np.triu(packed[:p])
+        Q = lapack.dorgqr(packed, tau)[0]
+        signs = np.sign(R.diagonal())  # R with a positive diagonal (non-zero: X has full rank)
+        root_n = float(np.sqrt(n))
+        working_X = np.ascontiguousarray(Q[:, :p] * (signs * root_n))
+        R *= signs[:, None]
+        basis = lapack.dtrtri(R, lower=0)[0] * root_n  # sqrt(n) R^{-1}, upper triangular
+        log_det = float(0.5 * p * np.log(n) - np.log(R.diagonal()).sum())
+    else:
+        working_X, basis, log_det = X, np.eye(0), 0.0
+    shift, scale, working_y = _response_map(working_X, basis, design.y)
+    conditioning = Conditioning(design, basis, log_det, shift, scale)
+    return conditioning, _with_fixed(design, matrix=working_X, response=working_y, offset=None)
