@@ -39,6 +39,7 @@ from .frames import (
     ingest,
     missing_rows,
     model_columns,
+    numeric_values,
     row_values,
     same_values,
     select_as_pandas,
@@ -196,9 +197,40 @@ def _check_intercept_column(fixed_formula: str, specs: list[RandomTermSpec], col
         )
 
 
-def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop") -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
+def _row_argument(argument: str, value: Any, columns: Sequence[str], n_rows: int) -> str | np.ndarray | None:
+    """``weights=`` or ``offset=``: a column name (checked to exist), or its numbers per
+    row as a float array (NaN where missing), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in columns:
+            raise DataError(f"{argument}: column {value!r} not found in data (columns: {', '.join(map(str, columns))})")
+        return value
+    values = numeric_values(value, argument)
+    if len(values) != n_rows:
+        raise DataError(f"{argument}: expected one number per row of data ({n_rows} rows), found {len(values)}")
+    return values
+
+
+def _row_numbers(argument: str, given: str | np.ndarray | None, table: pd.DataFrame,
+                 kept: np.ndarray) -> np.ndarray | None:
+    """The numbers of a ``weights=``/``offset=`` argument for the rows of ``table`` (a
+    column of it, or the given numbers of the rows ``kept``)."""
+    if given is None:
+        return None
+    if isinstance(given, str):
+        column = table[given]
+        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            raise DataError(f"{argument}: expected a numeric column, found column {given!r} of dtype {column.dtype}")
+        return np.ascontiguousarray(column.to_numpy(dtype=np.float64))
+    return np.ascontiguousarray(given[kept])
+
+
+def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop", weights: Any = None,
+            offset: Any = None) -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
     """Parse and read the data: the design, the full formula, the used rows, and the
-    positions of the rows dropped for missing values."""
+    positions of the rows dropped for missing values (in a used column, the weights or
+    the offset)."""
     na_action = _choice("na_action", na_action, ("drop", "raise"))
     data, groups = _attach_groups(data, groups)
     fixed_formula, specs = split_formula(formula)
@@ -228,13 +260,22 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
             if name not in used:
                 used.append(name)
     _check_intercept_column(fixed_formula, specs, columns)
+    given = {argument: _row_argument(argument, value, columns, info.n_rows)
+             for argument, value in (("weights", weights), ("offset", offset))}
+    for value in given.values():
+        if isinstance(value, str) and value not in used:
+            used.append(value)
     table = select_as_pandas(frame, used)
     _check_response(fixed_formula, table)
     missing = missing_rows(table)
+    for value in given.values():
+        if isinstance(value, np.ndarray):
+            missing = missing | np.isnan(value)
     n_dropped = int(missing.sum())
     if n_dropped:
         if na_action == "raise":
             bad = [c for c in used if table[c].isna().any()]
+            bad += [a for a, v in given.items() if isinstance(v, np.ndarray) and np.isnan(v).any()]
             raise DataError(
                 f"data: {n_dropped} row(s) have missing values in {', '.join(bad)} and "
                 "na_action='raise'"
@@ -247,8 +288,11 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
             f"data: no rows left after dropping missing values ({n_dropped} of {info.n_rows} "
             f"rows had a missing value in {', '.join(used)})"
         )
+    kept = np.flatnonzero(~missing)
+    numbers = {argument: _row_numbers(argument, value, table, kept) for argument, value in given.items()}
     table = model_columns(table, predictors)
-    design = build_design(fixed_formula, specs, table)
+    design = build_design(fixed_formula, specs, table, numbers["weights"], numbers["offset"],
+                          given["offset"] if isinstance(given["offset"], str) else None)
     return design, full_formula, table, np.flatnonzero(missing)
 
 
@@ -266,6 +310,8 @@ def fit(
     na_action: NaAction = "drop",
     df_method: DfMethod = "satterthwaite",
     max_dense_gib: float | None = None,
+    weights: str | Sequence[float] | None = None,
+    offset: str | Sequence[float] | None = None,
 ) -> CrossedLMEResult:
     """Fit a linear mixed model with crossed (or nested) random effects.
 
@@ -312,6 +358,16 @@ def fit(
         error naming both sizes (unless its rest can be held sparse instead). By
         default half of the machine's memory (or of its container's limit); see
         :mod:`interlace.linalg.dispatch`.
+    weights : str or sequence of float, optional
+        Prior weights, as lmer's ``weights``: a column of ``data`` or one number per
+        row, positive. They are precision weights: row i's residual variance is
+        sigma^2 / w_i, and the log-likelihood is lme4's (with its 0.5 sum log w_i).
+        Rows whose weight is missing are dropped.
+    offset : str or sequence of float, optional
+        A known part of the linear predictor, as lmer's ``offset``: a column of
+        ``data`` or one number per row, added to any ``offset()`` terms of the formula.
+        The fit is that of y - offset; fitted values and predictions include it (a
+        column is read from ``newdata`` by :meth:`~CrossedLMEResult.predict`).
 
     Returns
     -------
@@ -342,7 +398,7 @@ def fit(
     if not isinstance(optimizer, str):
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
     data, groups = _attach_groups(data, groups)
-    design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action)
+    design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action, weights, offset)
     conditioning, working = condition(design)  # the fit runs on the working scale
     system = build_system(working, solver, max_dense_gib)
     reml = method == "REML"
@@ -362,7 +418,7 @@ def fit(
                             polish=True)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method,
-               "max_dense_gib": max_dense_gib}
+               "max_dense_gib": max_dense_gib, "weights": weights, "offset": offset}
     factor = _optimum_factor(objective, with_gradient, theta=record.theta)
     return _assemble(conditioning, system, record, reml, method, df_method, full_formula, data, dropped_rows,
                      options, factor=factor)

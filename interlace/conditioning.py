@@ -48,13 +48,20 @@ EXACT_FIT_TOLERANCE = 1e-12
 share of y's (rounding; the Satterthwaite code's zero residual SD): s is never smaller."""
 
 
-def _with_fixed(design: ModelDesign, **changes) -> ModelDesign:
-    """``design`` with its FixedDesign's fields changed, the caches that do not depend
-    on X's or y's values (names, term order) carried over."""
-    new = replace(design, fixed=replace(design.fixed, **changes))
-    for name in ("fixed_index", "lme4_terms"):  # computed once, shared by both designs
-        new.__dict__[name] = getattr(design, name)
+def _with_fixed(design: ModelDesign, terms=None, **changes) -> ModelDesign:
+    """``design`` with its FixedDesign's fields changed (and its terms, when given), the
+    caches that do not depend on X's or y's values (names, term order) carried over."""
+    new = replace(design, fixed=replace(design.fixed, **changes), **({} if terms is None else {"terms": terms}))
+    new.__dict__["fixed_index"] = design.fixed_index  # computed once, shared by both designs
+    if terms is None:
+        new.__dict__["lme4_terms"] = design.lme4_terms
     return new
+
+
+def _weighted_terms(design: ModelDesign, root_weights: np.ndarray):
+    """The random terms with every row of their design scaled by sqrt(w)."""
+    column = root_weights[:, None]
+    return tuple(replace(t, design=np.ascontiguousarray(t.design * column)) for t in design.terms)
 
 
 def _rms(values: np.ndarray) -> float:
@@ -128,6 +135,8 @@ class Conditioning:
     log_det_basis: float
     shift: np.ndarray
     scale: float
+    root_weights: np.ndarray | None = None
+    log_weights: float = 0.0
 
     @classmethod
     def identity(cls, design: ModelDesign) -> Conditioning:
@@ -135,14 +144,24 @@ class Conditioning:
         p = design.n_fixed
         return cls(design, np.eye(p), 0.0, np.zeros(p), 1.0)
 
+    def weighted(self, values: np.ndarray) -> np.ndarray:
+        """Values per row times sqrt(w) (unchanged without prior weights): the caller's
+        rows as the working design holds them."""
+        return values if self.root_weights is None else values * self.root_weights
+
+    def rows(self, working_values: np.ndarray) -> np.ndarray:
+        """A working residual per row on the caller's scale: s r' / sqrt(w)."""
+        out = self.scale * working_values
+        return out if self.root_weights is None else out / self.root_weights
+
     # ----- new responses ----------------------------------------------------------------
     def with_response(self, y: np.ndarray, working: ModelDesign | None = None) -> tuple[Conditioning, np.ndarray]:
         """The map of the same X for the response ``y`` (less the offset; gamma and s
         recomputed, T kept) and the working response y'. ``working``: a working design
         of this map (its X' is used; else X T is formed)."""
         y = np.ascontiguousarray(y, dtype=np.float64)
-        working_X = working.X if working is not None else self.design.X @ self.basis
-        shift, scale, working_y = _response_map(working_X, self.basis, y)
+        working_X = working.X if working is not None else self.weighted(self.design.X.T).T @ self.basis
+        shift, scale, working_y = _response_map(working_X, self.basis, self.weighted(y))
         return replace(self, design=_with_fixed(self.design, response=y), shift=shift, scale=scale), working_y
 
     # ----- the back-transform -----------------------------------------------------------
@@ -155,7 +174,7 @@ class Conditioning:
     def response_size(self) -> float:
         """The root mean square of y (less the offset) on the working scale, rms(y) / |s|:
         the size a residual SD is compared with to find an exact fit."""
-        return _rms(self.design.y) / self.unit
+        return _rms(self.weighted(self.design.y)) / self.unit
 
     @property
     def sign(self) -> float:
@@ -175,8 +194,9 @@ class Conditioning:
         Jacobian terms: 2 nu log|s|, and -2 log|det T| for REML)."""
         n, p = self.design.n_obs, self.design.n_fixed
         if not reml:
-            return float(working_deviance + 2.0 * n * np.log(self.unit))
-        return float(working_deviance + 2.0 * (n - p) * np.log(self.unit) - 2.0 * self.log_det_basis)
+            return float(working_deviance + 2.0 * n * np.log(self.unit) - self.log_weights)
+        return float(working_deviance + 2.0 * (n - p) * np.log(self.unit) - 2.0 * self.log_det_basis
+                     - self.log_weights)
 
     def working_deviance(self, deviance: float, reml: bool) -> float:
         """The working criterion from the caller's (the inverse of :meth:`deviance`)."""
@@ -222,7 +242,9 @@ def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     >>> bool(np.allclose(wa.y, wb.y, atol=1e-7)), round(b.scale / a.scale, 6)
     (True, 1000.0)
     """
-    X = design.X
+    weights = design.fixed.weights
+    root_weights = None if weights is None else np.sqrt(weights)
+    X = design.X if root_weights is None else np.ascontiguousarray(design.X * root_weights[:, None])
     n, p = X.shape
     if p:
         packed, tau, _, _ = lapack.dgeqrf(X)  # Householder QR (LAPACK, as numpy's qr)
@@ -236,6 +258,11 @@ def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
         log_det = float(0.5 * p * np.log(n) - np.log(R.diagonal()).sum())
     else:
         working_X, basis, log_det = X, np.eye(0), 0.0
-    shift, scale, working_y = _response_map(working_X, basis, design.y)
-    conditioning = Conditioning(design, basis, log_det, shift, scale)
-    return conditioning, _with_fixed(design, matrix=working_X, response=working_y, offset=None)
+    y = design.y if root_weights is None else design.y * root_weights
+    shift, scale, working_y = _response_map(working_X, basis, y)
+    if root_weights is None:
+        return Conditioning(design, basis, log_det, shift, scale), _with_fixed(
+            design, matrix=working_X, response=working_y, offset=None)
+    conditioning = Conditioning(design, basis, log_det, shift, scale, root_weights, float(np.log(weights).sum()))
+    return conditioning, _with_fixed(design, _weighted_terms(design, root_weights), matrix=working_X,
+                                     response=working_y, offset=None, weights=None)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .errors import DataError, DegenerateFitWarning, FormulaError, RankDeficiencyWarning
 from .formula.fixed import FixedDesign, fixed_design, term_design
-from .formula.random import RandomTermSpec
+from .formula.random import RandomTermSpec, quote_name
 
 RANK_TOLERANCE = 1e-7
 """A column of X is redundant when its norm after projection on the earlier kept
@@ -346,6 +346,60 @@ def _check_finite(fixed: FixedDesign) -> None:
     _check_finite_columns(fixed.matrix, fixed.column_names, "fixed-effects column")
 
 
+def with_prior(fixed: FixedDesign, weights: np.ndarray | None, offset: np.ndarray | None,
+               offset_name: str | None = None) -> FixedDesign:
+    """``fixed`` with the prior weights and the ``offset=`` argument (added to the
+    formula's ``offset()`` terms, subtracted from the response, as lme4). Weights must be
+    finite and positive (precision weights: a row's residual variance is sigma^2 / w);
+    an offset finite; both one per row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from interlace.formula.fixed import fixed_design
+    >>> d = fixed_design("y ~ x", pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 2.0]}))
+    >>> with_prior(d, np.array([1.0, 2.0, 1.0]), np.array([0.5, 0.5, 0.5]), "off").response.tolist()
+    [0.5, 1.5, 3.5]
+    >>> with_prior(d, np.array([1.0, 0.0, 1.0]), None)
+    Traceback (most recent call last):
+    ...
+    interlace.errors.DataError: weights: expected positive numbers (precision weights: a row's residual variance is sigma^2 / weight), found 1 row of 3 at 0 or below (smallest 0); drop rows that should not count
+    """
+    n = len(fixed.response)
+    changes: dict[str, Any] = {}
+    if weights is not None:
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        _check_row_argument(weights, n, "weights")
+        bad = ~(weights > 0)
+        if bad.any():
+            raise DataError(
+                "weights: expected positive numbers (precision weights: a row's residual variance is "
+                f"sigma^2 / weight), found {_rows(int(bad.sum()))} of {n} at 0 or below (smallest "
+                f"{weights.min():g}); drop rows that should not count"
+            )
+        changes["weights"] = weights
+    if offset is not None:
+        offset = np.ascontiguousarray(offset, dtype=np.float64)
+        _check_row_argument(offset, n, "offset")
+        changes["response"] = np.ascontiguousarray(fixed.response - offset)
+        changes["offset"] = offset if fixed.offset is None else fixed.offset + offset
+        if offset_name is None:
+            changes["unnamed_offset"] = True
+        else:
+            changes["offset_terms"] = (*fixed.offset_terms, quote_name(offset_name))
+    return replace(fixed, **changes) if changes else fixed
+
+
+def _check_row_argument(values: np.ndarray, n: int, argument: str) -> None:
+    """One finite number per row, else an error naming the argument."""
+    if values.shape != (n,):
+        raise DataError(f"{argument}: expected one number per row used ({n}), found shape {values.shape}")
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        raise DataError(f"{argument}: {_rows(int(infinite.sum()))} of {n} {'is' if infinite.sum() == 1 else 'are'} "
+                        "infinite; expected finite numbers")
+
+
 def _check_varies(fixed: FixedDesign) -> None:
     """A constant response is an error naming it (its residual variance would be zero)."""
     y = fixed.response
@@ -428,8 +482,12 @@ def _lme4_order(n_levels: list[int]) -> list[int]:
     return ascending[::-1]
 
 
-def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame) -> ModelDesign:
-    """Build the model's design from a frame that has no missing values in used columns.
+def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame,
+                 weights: np.ndarray | None = None, offset: np.ndarray | None = None,
+                 offset_name: str | None = None) -> ModelDesign:
+    """Build the model's design from a frame that has no missing values in used columns
+    (``weights``, ``offset``: the rows' prior weights and offset from :func:`interlace.fit`'s
+    arguments, ``offset_name`` the offset's column when it is one).
 
     Examples
     --------
@@ -440,7 +498,7 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
     >>> d.theta_names
     ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days')
     """
-    fixed = fixed_design(fixed_formula, table)
+    fixed = with_prior(fixed_design(fixed_formula, table), weights, offset, offset_name)
     _check_finite(fixed)
     _check_varies(fixed)
     fixed, kept = _drop_redundant(fixed)

@@ -89,7 +89,7 @@ def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray
     if conditioning is None:
         return Estimates(beta, effects, fe_cov, float(scale), fitted, resid, float(deviance))
     c = conditioning
-    resid = c.scale * resid
+    resid = c.rows(resid)
     return Estimates(c.beta(beta), {name: c.scale * block for name, block in effects.items()}, c.cov(fe_cov),
                      float(scale * c.scale**2), c.design.y - resid, resid, c.deviance(deviance, reml))
 

@@ -313,6 +313,39 @@ def row_values(values: Any, argument: str) -> tuple[str | None, np.ndarray | pd.
     return name, out
 
 
+def numeric_values(values: Any, argument: str) -> np.ndarray:
+    """Numbers given per row (a list, numpy/pandas/polars/pyarrow array or Series) as a
+    float64 array, None and NaN as NaN (a missing value); an error naming ``argument``
+    for anything else.
+
+    Examples
+    --------
+    >>> numeric_values([1, 2.5, None], "weights").tolist()
+    [1.0, 2.5, nan]
+    >>> numeric_values(["a"], "offset")
+    Traceback (most recent call last):
+    ...
+    interlace.errors.DataError: offset: expected numbers, one per row of data, found 'a'
+    """
+    if isinstance(values, (list, tuple)):
+        items = list(values)
+    else:
+        found = row_values(values, argument)
+        if found is None:
+            raise DataError(f"{argument}: expected a column name or one number per row of data, "
+                            f"found {type(values).__name__}")
+        items = list(np.asarray(found[1], dtype=object))
+    out = np.empty(len(items))
+    for i, item in enumerate(items):
+        if item is None:
+            out[i] = np.nan
+        elif isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.integer, np.floating)):
+            raise DataError(f"{argument}: expected numbers, one per row of data, found {item!r}")
+        else:
+            out[i] = float(item)
+    return out
+
+
 def same_values(a: Any, b: Any) -> bool:
     """Whether two columns hold the same values row by row (missing values equal)."""
     a, b = _object_array(list(a)), _object_array(list(b))

@@ -35,6 +35,11 @@ def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
         if include_re:
             return result.fittedvalues.copy()
         return design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
+    if design.fixed.unnamed_offset:
+        raise DataError(
+            "newdata: the fit's offset= was given as numbers, which new rows cannot supply; fit with "
+            "offset= a column name (or offset(column) in the formula) to predict new data"
+        )
     frame, info = ingest(newdata, "newdata")
     needed = _needed_columns(result, include_re, info.columns)
     absent = [c for c in needed if c not in info.columns]

@@ -2,8 +2,8 @@
 
 ``simulate`` is lme4's ``simulate.merMod``: y* = X beta + Z b* + e*, with new random
 effects b* = sigma Lambda u*, u* ~ N(0, I) per draw (``use_re=False``, lme4's
-default) or the BLUPs (``use_re=True``, lme4's ``use.u = TRUE``), and e* ~ N(0, sigma^2 I),
-plus the model's offset.
+default) or the BLUPs (``use_re=True``, lme4's ``use.u = TRUE``), and e*_i ~ N(0,
+sigma^2 / w_i) (w the prior weights, 1 without), plus the model's offset.
 ``refit`` is lme4's ``refit``: the same design with a new response, reusing every
 structure that does not depend on y and starting from the fitted theta (the offset is
 subtracted from the new response, as lme4 fits y - offset).
@@ -47,7 +47,9 @@ def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -
                 T = term.relative_cov_factor(result.theta)
                 block = sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
             y += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
-        out[:, draw] = y + sigma * rng.standard_normal(design.n_obs)
+        noise = sigma * rng.standard_normal(design.n_obs)
+        weights = design.fixed.weights
+        out[:, draw] = y + (noise if weights is None else noise / np.sqrt(weights))
     return out
 
 

@@ -12,7 +12,7 @@ from interlace.api import _assemble
 from interlace.objective import Objective
 from interlace.optimize import OptimizationRecord
 
-from .reference import case_data, index, load
+from .reference import case_data, index, load, prior_arguments
 
 
 class FitCache:
@@ -34,6 +34,7 @@ class FitCache:
                     case_data(case),
                     method="REML" if ref["REML"] else "ML",
                     solver=solver,
+                    **prior_arguments(case),
                 )
         return self._fits[key]
 

@@ -40,9 +40,23 @@ def all_cases() -> list[dict]:
 
 @cache
 def index() -> list[dict]:
-    """The reference cases without prior weights or offsets (those need ``weights=`` and
-    ``offset=``, not yet arguments of ``fit``)."""
-    return [c for c in all_cases() if not (c.get("weights") or c.get("offset"))]
+    """Every reference case, those with prior weights or an offset column included
+    (:func:`prior_arguments`)."""
+    return all_cases()
+
+
+def prior_arguments(case: dict) -> dict:
+    """The case's ``weights=`` and ``offset=`` arguments of ``interlace.fit`` (column
+    names), for the cases that name them."""
+    return {argument: case[argument] for argument in ("weights", "offset") if case.get(argument)}
+
+
+def case_design(case: dict):
+    """The case's model design as ``interlace.fit`` builds it (prior weights and offset
+    included), before the working scale."""
+    from interlace.api import prepare
+
+    return prepare(case["formula"], case_data(case), **prior_arguments(case))[0]
 
 
 def _path(name: str, converged: bool) -> Path:

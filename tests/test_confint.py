@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,23 @@ def _lme4_scale(result) -> tuple[list[str], list[tuple[int, int, int, int]]]:
 
 def _caller_system(result):
     """The penalised system of the fit's design on the caller's own scale (the fit's
-    system is on its working scale): the independent evaluation's."""
-    return build_system(result._conditioning.design, result.solver_path)
+    system is on its working scale): the independent evaluation's. Prior weights w
+    scale the rows of y, X and Z by sqrt(w) (lme4's weighted residuals); the deviance
+    then lacks lme4's -sum(log w) (:func:`_log_weights`)."""
+    design = result._conditioning.design
+    weights = design.fixed.weights
+    if weights is not None:
+        root = np.sqrt(weights)[:, None]
+        design = replace(design, fixed=replace(design.fixed, matrix=design.X * root, response=design.y * root[:, 0],
+                                               weights=None),
+                         terms=tuple(replace(t, design=t.design * root) for t in design.terms))
+    return build_system(design, result.solver_path)
+
+
+def _log_weights(result) -> float:
+    """sum(log w) of the fit's prior weights (0 without)."""
+    weights = result._conditioning.design.fixed.weights
+    return 0.0 if weights is None else float(np.log(weights).sum())
 
 
 def _ml_deviance(result):
@@ -143,7 +159,8 @@ def _zeta(result, parameter: str, value: float, n_starts: int = 6) -> float:
     parameters from the ML optimum and ``n_starts`` random starts, less its minimum."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(np.sqrt(max(_held_deviance(result, parameter, value, n_starts) - _ml_minimum(result), 0.0)))
+        held = _held_deviance(result, parameter, value, n_starts) - _log_weights(result)
+        return float(np.sqrt(max(held - _ml_minimum(result), 0.0)))
 
 
 _ML_FITS: dict[int, interlace.CrossedLMEResult] = {}

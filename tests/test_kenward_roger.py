@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +13,19 @@ import pytest
 import interlace
 from interlace.inference.kenward_roger import kenward_roger
 
-from .reference import case_data, case_id, index, load, r_fixef_name
+from .reference import case_data, case_id, index, load, prior_arguments, r_fixef_name
 
 KR_REL = 1e-3  # issue 3: KR df and p-values at interlace's own optimum
 EXACT_REL = 1e-8  # the same computation at lme4's theta and sigma
 ROUNDING = 1e-12  # relative to a matrix's largest entry: entries at this level are zeros
 
-KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roger"]]
+KR_CASES = [c for c in index() if "skipped" not in load(c["json"])["kenward_roger"] and not c.get("weights")]
+"""pbkrtest ignores lmer's prior weights (its Sigma's residual part is sigma^2 I:
+tests/data/make_kr_weights_evidence.R shows KR df 17 becoming 26.6 when every weight is
+2): the weighted cases are checked against pbkrtest on the equivalent unweighted model
+of the rows scaled by sqrt(w) instead (:func:`test_kenward_roger_with_prior_weights`)."""
+
+WEIGHTED_KR = json.loads((Path(__file__).parent / "data" / "kr_weighted.json").read_text())
 
 
 def _kr_fit(case) -> interlace.CrossedLMEResult:
@@ -25,7 +33,7 @@ def _kr_fit(case) -> interlace.CrossedLMEResult:
         warnings.simplefilter("ignore", interlace.SingularFitWarning)
         warnings.simplefilter("ignore", interlace.MissingValuesWarning)
         return interlace.fit(case["formula"], case_data(case),
-                             df_method="kenward-roger")
+                             df_method="kenward-roger", **prior_arguments(case))
 
 
 @pytest.mark.parametrize("case", KR_CASES, ids=case_id)
@@ -38,6 +46,29 @@ def test_kenward_roger_at_own_optimum(case):
     np.testing.assert_allclose(df, ref["df"], rtol=KR_REL)
     np.testing.assert_allclose(p, ref["p"], rtol=KR_REL, atol=1e-12)  # p below 1e-12: see test_anova
     np.testing.assert_allclose(m.fe_bse.rename(index=r_fixef_name)[names].to_numpy(), ref["se"], rtol=KR_REL)
+
+
+@pytest.mark.parametrize("json_name", sorted(WEIGHTED_KR))
+def test_kenward_roger_with_prior_weights(json_name):
+    """KR of a weighted fit is pbkrtest's on the same model with its rows scaled by sqrt(w)."""
+    case = next(c for c in index() if c["json"] == json_name)
+    expected = WEIGHTED_KR[json_name]
+    m = _kr_fit(case)
+    np.testing.assert_allclose(m.theta, expected["theta"], atol=2e-5)
+    np.testing.assert_allclose(m.fe_df.to_numpy(), expected["df"], rtol=KR_REL)
+    np.testing.assert_allclose(m.fe_bse.to_numpy(), expected["se"], rtol=KR_REL)
+
+
+def test_kenward_roger_constant_weights_are_no_weights():
+    """Every weight c: the unweighted model (sigma^2 times 1 / c), the same KR df and SE
+    (pbkrtest's differ: tests/data/make_kr_weights_evidence.R)."""
+    sleep = interlace.load_dataset("sleepstudy")
+    plain = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, df_method="kenward-roger")
+    weighted = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep, df_method="kenward-roger",
+                             weights=np.full(len(sleep), 2.0))
+    np.testing.assert_allclose(weighted.fe_df.to_numpy(), plain.fe_df.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(weighted.fe_bse.to_numpy(), plain.fe_bse.to_numpy(), rtol=1e-6)
+    assert weighted.scale == pytest.approx(2.0 * plain.scale, rel=1e-6)
 
 
 @pytest.mark.parametrize("case", KR_CASES, ids=case_id)

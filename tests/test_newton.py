@@ -23,7 +23,7 @@ from interlace.linalg.dispatch import build_system, supports_blocked_derivatives
 from interlace.linalg.system import PenalizedSystem
 from interlace.start import moment_start, start_theta
 
-from .reference import case_data, case_id, index, load
+from .reference import case_data, case_design, case_id, index, load, prior_arguments
 from .strategies import crossed_frames
 
 FORMULA = "y ~ x + (1 | g1) + (1 | g2) + (0 + x | g3)"
@@ -165,8 +165,7 @@ def test_default_start_and_optimizer_by_system():
 
 
 SCALAR_CASES = [case for case in index()
-                if all(t.n_columns == 1 for t in build_design(*split_formula(case["formula"]),
-                                                              case_data(case)).terms)]
+                if all(t.n_columns == 1 for t in case_design(case).terms)]
 
 
 @pytest.mark.parametrize("case", SCALAR_CASES, ids=case_id)
@@ -175,7 +174,7 @@ def test_newton_reaches_lme4s_optimum(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = interlace.fit(case["formula"], case_data(case),
-                          method="REML" if ref["REML"] else "ML", solver="sparse")
+                          method="REML" if ref["REML"] else "ML", solver="sparse", **prior_arguments(case))
     assert m.optimization.optimizer == "newton"
     criterion = ref["REMLcrit"] if ref["REML"] else ref["deviance"]
     assert -2 * m.llf <= criterion + 1e-6

@@ -102,7 +102,7 @@ def observation_residual_columns(result, standardize, include_ls: bool) -> dict[
     conditioning = result._conditioning
     columns: dict[str, Any] = {".id": observation_ids(result), **model_frame_columns(result)}
     if standardize is True:
-        columns[".std.resid"] = result.resid / np.sqrt(result.scale)
+        columns[".std.resid"] = conditioning.weighted(result.resid) / np.sqrt(result.scale)  # sqrt(w) e / sigma
     else:
         columns[".resid"] = np.asarray(result.resid, dtype=np.float64)
     columns[".fitted"] = np.asarray(result.fittedvalues, dtype=np.float64)
@@ -111,12 +111,12 @@ def observation_residual_columns(result, standardize, include_ls: bool) -> dict[
         name = {True: ".std.ls.resid", "semi": ".semi.ls.resid"}.get(standardize, ".ls.resid")
         columns[name] = ls_resid
         columns[".ls.fitted"] = ls_fitted
-    # the marginal residual e = s e' on the working scale (e' = y' - X'beta'), L^{-1} e
+    # the marginal residual e = s e' / sqrt(w) on the working scale (e' = y' - X'beta'), L^{-1} e
     # = sign(s) L'^{-1} e' (V = s^2 V'); X beta = y - e
     working = result._system
     working_beta = working.solve(result._factor, np.asarray(result.theta, dtype=np.float64))[1]
     working_marginal = working.design.y - working.design.X @ working_beta
-    marginal = conditioning.scale * working_marginal
+    marginal = conditioning.rows(working_marginal)
     if standardize is True:
         columns[".chol.mar.resid"] = conditioning.sign * cholesky_marginal_residuals(
             MarginalPrecision(result), working_marginal

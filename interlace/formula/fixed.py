@@ -48,7 +48,13 @@ class FixedDesign:
         The offset per row (the sum of the formula's ``offset()`` terms), None
         without one.
     offset_terms : tuple of str
-        The formula's ``offset()`` arguments as R writes them, evaluated again on new data.
+        The formula's ``offset()`` arguments as R writes them, evaluated again on new data
+        (and the ``offset=`` column of :func:`interlace.fit`, by name).
+    weights : numpy.ndarray or None
+        The prior weights per row (``weights=`` of :func:`interlace.fit`), None without.
+    unnamed_offset : bool
+        Whether part of the offset was given as numbers (``offset=`` an array), which
+        new data cannot supply.
 
     Examples
     --------
@@ -65,6 +71,8 @@ class FixedDesign:
     model_spec: Any
     offset: np.ndarray | None = None
     offset_terms: tuple[str, ...] = ()
+    weights: np.ndarray | None = None
+    unnamed_offset: bool = False
 
     @property
     def observed(self) -> np.ndarray:
@@ -77,12 +85,13 @@ class FixedDesign:
 
     def take(self, rows: np.ndarray) -> FixedDesign:
         """The design of the rows ``rows`` (indices or a boolean mask): response,
-        X and offset alike."""
+        X, offset and weights alike."""
         return replace(
             self,
             response=np.ascontiguousarray(self.response[rows]),
             matrix=np.ascontiguousarray(self.matrix[rows]),
             offset=None if self.offset is None else np.ascontiguousarray(self.offset[rows]),
+            weights=None if self.weights is None else np.ascontiguousarray(self.weights[rows]),
         )
 
 

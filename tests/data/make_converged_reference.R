@@ -19,6 +19,11 @@
 # Subject.(Intercept) 13.61829 for 13.61856; carrots' and Hsb82's REML fits 8.8e-7 and 8.7e-7
 # above theirs) for each matching case, reading the datasets
 # the original script exports itself (lme4, lmerTest, nlme, mlmRev packages).
+# Also run for the weighted sleepstudy REML case
+# (Rscript tests/data/make_converged_reference.R '^sleepstudy_weighted__Reaction_Days_Days_Subject__REML'):
+# its default fit stops 7e-8 above the REML minimum at Subject.Days.(Intercept) -0.0028817 for
+# -0.0028899 (the minimum that pbkrtest's fit of the rows scaled by sqrt(w), in
+# make_kr_weights_evidence.R, reaches too).
 suppressMessages(library(lme4))
 args <- commandArgs(trailingOnly = TRUE)
 holdout <- length(args) >= 1 && args[1] == "holdout"
