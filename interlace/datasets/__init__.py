@@ -23,7 +23,7 @@ from ..errors import DataError
 _HERE = Path(__file__).parent
 
 DATASETS = ("sleepstudy", "Penicillin", "Pastes", "Dyestuff", "Dyestuff2", "cake", "InstEval", "TVbo", "Pixel",
-            "BodyWeight", "Exam", "Dialyzer")
+            "BodyWeight", "Exam", "Dialyzer", "cbpp", "VerbAgg", "grouseticks", "Mmmec")
 """Names accepted by :func:`load_dataset`."""
 
 
@@ -43,9 +43,10 @@ def load_dataset(name: str) -> pd.DataFrame:
     ----------
     name : str
         One of lme4's ``sleepstudy``, ``Penicillin``, ``Pastes``, ``Dyestuff``,
-        ``Dyestuff2``, ``cake``, ``InstEval``; lmerTest's ``TVbo``; nlme's ``Pixel``,
-        ``BodyWeight``, ``Dialyzer``; mlmRev's ``Exam`` (case-insensitive). Ordered
-        factors of R are plain factors with the same level order.
+        ``Dyestuff2``, ``cake``, ``InstEval``, ``cbpp``, ``VerbAgg``, ``grouseticks``;
+        lmerTest's ``TVbo``; nlme's ``Pixel``, ``BodyWeight``, ``Dialyzer``; mlmRev's
+        ``Exam``, ``Mmmec`` (case-insensitive). Ordered factors of R are plain factors
+        with the same level order.
 
     Returns
     -------
