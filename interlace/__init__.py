@@ -1,4 +1,4 @@
-"""interlace: linear mixed models with crossed random effects.
+"""interlace: linear and generalized linear mixed models with crossed random effects.
 
 lme4's numbers (and lmerTest's inference), from any data frame, fast.
 
@@ -27,6 +27,11 @@ _EXPORTS = {
     "BootstrapResult": "interlace.inference.bootstrap",
     "RefitWarning": "interlace.inference.anova",
     "CrossedLMEResult": "interlace.result",
+    "CrossedGLMMResult": "interlace.glmm_result",
+    "binomial": "interlace.families",
+    "poisson": "interlace.families",
+    "Family": "interlace.families",
+    "Link": "interlace.families",
     "ModelInfo": "interlace.result",
     "load_dataset": "interlace.datasets",
     "InterlaceError": "interlace.errors",

@@ -7,293 +7,25 @@ system on the path the dispatch picks -> optimise theta -> estimates -> result.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .conditioning import Conditioning, condition
-from .design import ModelDesign, build_design
-from .errors import (
-    ConvergenceWarning,
-    DataError,
-    FormulaError,
-    InterlaceError,
-    MissingValuesWarning,
-    SingularFitWarning,
-)
-from .estimates import (
-    Estimates,
-    boundary_flags,
-    compute_estimates,
-    lme4_term_order,
-    random_effects_frames,
-    variance_components,
-)
-from .formula.random import RandomTermSpec, parse_random_term, quote_name, split_formula
-from .formula.rformula import formula_variables
-from .frames import (
-    ingest,
-    missing_rows,
-    model_columns,
-    numeric_values,
-    row_values,
-    same_values,
-    select_as_pandas,
-    with_column,
-)
-from .gradient import deviance_functions
-from .linalg.dispatch import build_system
-from .optimize import OPTIMIZERS, OptimizationRecord, optimize_theta
-from .result import CrossedLMEResult, ModelInfo
-from .start import start_theta
+from .arguments import DF_METHODS, check_max_evaluations, check_start, choice
+from .errors import InterlaceError
+from .families import Family, family_of
+from .fitting.estimates import boundary_flags
+from .fitting.linear import fit_linear
+from .fitting.model_frame import attach_groups, prepare
+from .fitting.optimize import OPTIMIZERS
+from .glmm_result import CrossedGLMMResult
+from .result import CrossedLMEResult
 
 Method = Literal["REML", "ML"]
 NaAction = Literal["drop", "raise"]
 DfMethod = Literal["satterthwaite", "kenward-roger"]
-DF_METHODS = ("satterthwaite", "kenward-roger")
-
-
-def _choice(argument: str, value: Any, allowed: Sequence[str]) -> str:
-    for a in allowed:
-        if isinstance(value, str) and value.lower() == a.lower():
-            return a
-    raise InterlaceError(f"{argument}: expected one of {', '.join(map(repr, allowed))}, found {value!r}")
-
-
-GROUPS_NAME = "group"
-"""The grouping factor's name when ``groups=`` is an unnamed array of the rows' groups."""
-
-
-def _attach_groups(data: Any, groups: Any) -> tuple[Any, Any]:
-    """``groups`` given as the rows' groups (a pandas/polars Series, a pyarrow or numpy
-    array: statsmodels' habit) becomes a column of a new frame of the caller's type,
-    named after the Series, else ``"group"``; column names pass through unchanged."""
-    found = row_values(groups, "groups")
-    if found is None:
-        return data, groups
-    name, values = found
-    frame, info = ingest(data)
-    if len(values) != info.n_rows:
-        raise DataError(f"groups: expected one group per row of data ({info.n_rows} rows), "
-                        f"found {len(values)} values")
-    name = name or GROUPS_NAME
-    if name in info.columns:
-        if same_values(select_as_pandas(frame, [name])[name], values):
-            return data, name
-        raise DataError(
-            f"groups: the rows' groups are named {name!r} like a column of data that holds other "
-            "values; give them another name (pandas: Series.rename, polars: Series.alias)"
-        )
-    return with_column(frame if isinstance(frame, pd.DataFrame) else data, name, values), name
-
-
-MAX_EVALUATIONS = 2**31 - 1
-"""The largest ``max_evaluations`` (lme4's ``maxfun`` is an R integer too)."""
-
-
-def _check_start(start: Any) -> np.ndarray | None:
-    """``start`` as a 1-d float array of finite numbers (its length is checked against
-    the model's theta once the model is built), or None."""
-    if start is None:
-        return None
-    if isinstance(start, (str, bytes, dict)) or not hasattr(start, "__len__"):
-        raise InterlaceError(f"start: expected a sequence of theta values, found {type(start).__name__} {start!r}")
-    try:
-        values = np.asarray(start, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InterlaceError(f"start: expected numbers, found {start!r}") from exc
-    if values.ndim != 1:
-        raise InterlaceError(f"start: expected a 1-d sequence of theta values, found shape {values.shape}")
-    if not np.all(np.isfinite(values)):
-        raise InterlaceError(f"start: expected finite numbers, found {values.tolist()!r}")
-    return values
-
-
-def _check_max_evaluations(max_evaluations: Any) -> None:
-    if (isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer))
-            or max_evaluations < 1):
-        raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
-    if max_evaluations > MAX_EVALUATIONS:
-        raise InterlaceError(f"max_evaluations: expected at most {MAX_EVALUATIONS}, found {max_evaluations!r}")
-
-
-def _argument_term(argument: str, text: str) -> list[RandomTermSpec]:
-    try:
-        return parse_random_term(text)
-    except FormulaError as exc:
-        raise FormulaError(f"{argument}: {exc}") from exc
-
-
-def _random_specs(groups: str | Sequence[str] | None, random: str | Sequence[str] | None) -> list[RandomTermSpec]:
-    specs: list[RandomTermSpec] = []
-    if groups is not None:
-        if not isinstance(groups, (str, list, tuple)):
-            raise InterlaceError(
-                "groups: expected a column name, a list of column names, or the rows' groups as a "
-                f"Series or 1-d array, found {type(groups).__name__}"
-            )
-        names = [groups] if isinstance(groups, str) else list(groups)
-        for name in names:
-            if not isinstance(name, str) or not name:
-                raise InterlaceError(f"groups: expected column names, found {name!r}")
-            specs.extend(_argument_term("groups", f"(1 | {quote_name(name)})"))
-    if random is not None:
-        if not isinstance(random, (str, list, tuple)):
-            raise InterlaceError(
-                f"random: expected a term like '(1 + x | g)' or a list of them, found {type(random).__name__}"
-            )
-        terms = [random] if isinstance(random, str) else list(random)
-        for term in terms:
-            if not isinstance(term, str):
-                raise InterlaceError(f"random: expected terms like '(1 + x | g)', found {term!r}")
-            text = term.strip()
-            specs.extend(_argument_term("random", text if text.startswith("(") else f"({text})"))
-    return specs
-
-
-def _used_columns(text: str, columns: Sequence[str], where: str) -> list[str]:
-    """Columns named in ``text`` (read as R reads a formula: function and argument
-    names and R's constants are not columns); any other name is an unknown column."""
-    present = set(columns)
-    used: list[str] = []
-    for token in formula_variables(text, present):
-        if token not in present:
-            raise DataError(
-                f"{where}: column {token!r} not found in data (columns: {', '.join(map(str, columns))})"
-            )
-        used.append(token)
-    return used
-
-
-def _check_response(formula: str, table: pd.DataFrame) -> None:
-    lhs = formula.split("~", 1)[0].strip().strip("`")
-    if lhs in table.columns:
-        column = table[lhs]
-        numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype)
-        if column.dtype == object:  # numbers or decimals held as Python objects
-            numeric = pd.api.types.infer_dtype(column, skipna=True) in (
-                "integer", "floating", "mixed-integer-float", "decimal")
-        if not numeric:
-            raise DataError(f"response {lhs!r}: expected a numeric column, found dtype {column.dtype}")
-
-
-def _check_intercept_column(fixed_formula: str, specs: list[RandomTermSpec], columns: Sequence[str]) -> None:
-    """A predictor column named ``Intercept`` would share its coefficient's name with
-    the intercept (R names that ``(Intercept)``): refused, naming the column."""
-    if "Intercept" not in columns:
-        return
-    rhs = fixed_formula.split("~", 1)[1]
-    read = set(formula_variables(rhs, set(columns)))
-    for spec in specs:
-        read.update(formula_variables(spec.expr, set(columns)))
-    if "Intercept" in read:
-        raise DataError(
-            "column 'Intercept': a predictor of this name would share its coefficient's name with "
-            "the intercept's; rename the column (pandas: data.rename(columns={'Intercept': ...}))"
-        )
-
-
-def _row_argument(argument: str, value: Any, columns: Sequence[str], n_rows: int) -> str | np.ndarray | None:
-    """``weights=`` or ``offset=``: a column name (checked to exist), or its numbers per
-    row as a float array (NaN where missing), or None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in columns:
-            raise DataError(f"{argument}: column {value!r} not found in data (columns: {', '.join(map(str, columns))})")
-        return value
-    values = numeric_values(value, argument)
-    if len(values) != n_rows:
-        raise DataError(f"{argument}: expected one number per row of data ({n_rows} rows), found {len(values)}")
-    return values
-
-
-def _row_numbers(argument: str, given: str | np.ndarray | None, table: pd.DataFrame,
-                 kept: np.ndarray) -> np.ndarray | None:
-    """The numbers of a ``weights=``/``offset=`` argument for the rows of ``table`` (a
-    column of it, or the given numbers of the rows ``kept``)."""
-    if given is None:
-        return None
-    if isinstance(given, str):
-        column = table[given]
-        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-            raise DataError(f"{argument}: expected a numeric column, found column {given!r} of dtype {column.dtype}")
-        return np.ascontiguousarray(column.to_numpy(dtype=np.float64))
-    return np.ascontiguousarray(given[kept])
-
-
-def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop", weights: Any = None,
-            offset: Any = None) -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
-    """Parse and read the data: the design, the full formula, the used rows, and the
-    positions of the rows dropped for missing values (in a used column, the weights or
-    the offset)."""
-    na_action = _choice("na_action", na_action, ("drop", "raise"))
-    data, groups = _attach_groups(data, groups)
-    fixed_formula, specs = split_formula(formula)
-    specs = specs + _random_specs(groups, random)
-    if not specs:
-        raise FormulaError(
-            f"formula {formula!r}: no random-effects term; write one like '(1 | g)' in the "
-            "formula or pass groups= / random="
-        )
-    full_formula = formula if not (groups or random) else (
-        fixed_formula + "".join(f" + ({s.expr} | {':'.join(map(quote_name, s.factors))})" for s in specs)
-    )
-    frame, info = ingest(data)
-    columns = list(info.columns)
-    used = _used_columns(fixed_formula, columns, f"formula {fixed_formula!r}")
-    predictors = set(used)
-    for spec in specs:
-        for name in spec.factors:
-            if name not in columns:
-                raise DataError(
-                    f"random term {spec.source!r}: grouping column {name!r} not found in data "
-                    f"(columns: {', '.join(map(str, columns))})"
-                )
-        slopes = _used_columns(spec.expr, columns, f"random term {spec.source!r}")
-        predictors.update(slopes)
-        for name in slopes + list(spec.factors):
-            if name not in used:
-                used.append(name)
-    _check_intercept_column(fixed_formula, specs, columns)
-    given = {argument: _row_argument(argument, value, columns, info.n_rows)
-             for argument, value in (("weights", weights), ("offset", offset))}
-    for value in given.values():
-        if isinstance(value, str) and value not in used:
-            used.append(value)
-    table = select_as_pandas(frame, used)
-    _check_response(fixed_formula, table)
-    missing = missing_rows(table)
-    for value in given.values():
-        if isinstance(value, np.ndarray):
-            missing = missing | np.isnan(value)
-    n_dropped = int(missing.sum())
-    if n_dropped:
-        if na_action == "raise":
-            bad = [c for c in used if table[c].isna().any()]
-            bad += [a for a, v in given.items() if isinstance(v, np.ndarray) and np.isnan(v).any()]
-            raise DataError(
-                f"data: {n_dropped} row(s) have missing values in {', '.join(bad)} and "
-                "na_action='raise'"
-            )
-        table = table.loc[~missing].reset_index(drop=True)
-    if info.n_rows == 0:
-        raise DataError(f"data: expected rows, found an empty frame (columns: {', '.join(map(str, columns))})")
-    if len(table) == 0:
-        raise DataError(
-            f"data: no rows left after dropping missing values ({n_dropped} of {info.n_rows} "
-            f"rows had a missing value in {', '.join(used)})"
-        )
-    kept = np.flatnonzero(~missing)
-    numbers = {argument: _row_numbers(argument, value, table, kept) for argument, value in given.items()}
-    table = model_columns(table, predictors)
-    design = build_design(fixed_formula, specs, table, numbers["weights"], numbers["offset"],
-                          given["offset"] if isinstance(given["offset"], str) else None)
-    return design, full_formula, table, np.flatnonzero(missing)
 
 
 def fit(
@@ -301,8 +33,10 @@ def fit(
     data: Any,
     groups: str | Sequence[str] | None = None,
     random: str | Sequence[str] | None = None,
-    method: Method = "REML",
+    method: Method | None = None,
     *,
+    family: str | Family | None = None,
+    nAGQ: int = 1,  # noqa: N803 (lme4's name)
     start: Sequence[float] | None = None,
     optimizer: str = "auto",
     max_evaluations: int = 100_000,
@@ -312,8 +46,9 @@ def fit(
     max_dense_gib: float | None = None,
     weights: str | Sequence[float] | None = None,
     offset: str | Sequence[float] | None = None,
-) -> CrossedLMEResult:
-    """Fit a linear mixed model with crossed (or nested) random effects.
+) -> CrossedLMEResult | CrossedGLMMResult:
+    """Fit a linear mixed model (lme4's ``lmer``) or, with ``family=``, a generalized
+    linear mixed model (lme4's ``glmer``), with crossed (or nested) random effects.
 
     Parameters
     ----------
@@ -329,11 +64,23 @@ def fit(
         ``"group"``, added as a column to a copy of ``data`` (``result.model.data``).
     random : str or list of str, optional
         Random terms in lme4's syntax, e.g. ``"(1 + x | g)"``.
-    method : {"REML", "ML"}
-        Restricted (default, as lme4) or full maximum likelihood.
+    method : {"REML", "ML"}, optional
+        Restricted (the default for a linear model, as lme4) or full maximum
+        likelihood. A generalized model is fitted by maximum likelihood (``"ML"``).
+    family : str or Family, optional
+        A generalized linear mixed model of this family: ``"binomial"``, ``"poisson"``
+        (their canonical links) or a family object with its link,
+        ``interlace.binomial(link="probit")``. The response may be a 0/1 number, a
+        logical, a factor (every level but the first is a success), a proportion with
+        ``weights=`` the trials, or ``cbind(successes, failures)``. See
+        :mod:`interlace.fitting.generalized`.
+    nAGQ : int
+        Generalized models: 1 (default) the Laplace approximation; 0 the faster fit
+        with beta inside PIRLS (lme4's ``nAGQ = 0``); 2 to 25 adaptive Gauss-Hermite
+        quadrature with that many points (a single scalar random-effects term only).
     start : sequence of float, optional
         Start values of theta (lme4's order). By default lme4's start, or moment
-        estimates where the Newton optimiser runs (see :mod:`interlace.start`).
+        estimates where the Newton optimiser runs (see :mod:`interlace.fitting.start`).
     optimizer : str
         ``"auto"`` (default: a compiled BFGS or L-BFGS-B with the analytic gradient on
         the dense path; Newton's method with the average information on the blocked
@@ -384,56 +131,61 @@ def fit(
     >>> bool(np.allclose(m.theta, m2.theta))
     True
     """
-    method = _choice("method", method, ("REML", "ML"))
-    df_method = _choice("df_method", df_method, DF_METHODS)
+    if family is None and not (isinstance(nAGQ, (int, np.integer)) and not isinstance(nAGQ, bool) and nAGQ == 1):
+        raise InterlaceError(f"nAGQ: the approximation of a generalized fit (family=); a linear fit takes none, "
+                             f"found nAGQ={nAGQ!r}")
+    if family is not None:
+        return _fit_generalized(formula, data, groups, random, method, family, nAGQ, start, optimizer,
+                                max_evaluations, solver, na_action, df_method, weights, offset)
+    method = choice("method", "REML" if method is None else method, ("REML", "ML"))
+    df_method = choice("df_method", df_method, DF_METHODS)
     if df_method == "kenward-roger" and method != "REML":
         raise InterlaceError(
             "df_method='kenward-roger': Kenward-Roger is defined for REML fits (as pbkrtest), "
             "found method='ML'"
         )
-    start = _check_start(start)
-    _check_max_evaluations(max_evaluations)
+    start = check_start(start)
+    check_max_evaluations(max_evaluations)
     if not isinstance(solver, str):
         raise InterlaceError(f"solver: expected 'auto', 'dense' or 'sparse', found {solver!r}")
     if not isinstance(optimizer, str):
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
-    data, groups = _attach_groups(data, groups)
+    data, groups = attach_groups(data, groups)
     design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action, weights, offset)
-    conditioning, working = condition(design)  # the fit runs on the working scale
-    system = build_system(working, solver, max_dense_gib)
-    reml = method == "REML"
-    objective, with_gradient = deviance_functions(system, reml)
-    if start is None:
-        theta0 = start_theta(system)
-    else:
-        theta0 = np.asarray(start, dtype=np.float64).ravel()
-        if theta0.shape != (design.n_theta,):
-            raise InterlaceError(
-                f"start: expected {design.n_theta} values for theta "
-                f"({', '.join(design.theta_names)}), found {theta0.size}"
-            )
-    if not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
-        raise InterlaceError(f"max_evaluations: expected a positive integer, found {max_evaluations!r}")
-    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient,
-                            polish=True)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method,
                "max_dense_gib": max_dense_gib, "weights": weights, "offset": offset}
-    factor = _optimum_factor(objective, with_gradient, theta=record.theta)
-    return _assemble(conditioning, system, record, reml, method, df_method, full_formula, data, dropped_rows,
-                     options, factor=factor)
+    return fit_linear(design, full_formula, data, dropped_rows, method=method, start=start, optimizer=optimizer,
+                      max_evaluations=int(max_evaluations), solver=solver, df_method=df_method,
+                      max_dense_gib=max_dense_gib, options=options)
 
 
-def _optimum_factor(*criteria, theta: np.ndarray):
-    """The factor at the optimum when a criterion still holds it from its last
-    evaluation (on a large model the factorisation is the costliest step), else None."""
-    for criterion in criteria:
-        owner = getattr(criterion, "__self__", criterion)  # a bound ``value`` method
-        if hasattr(owner, "last_factor"):
-            factor = owner.last_factor(theta)
-            if factor is not None:
-                return factor
-    return None
+def _fit_generalized(formula, data, groups, random, method, family, nagq, start, optimizer, max_evaluations, solver,
+                     na_action, df_method, weights, offset) -> CrossedGLMMResult:
+    """``fit`` with ``family=``: the arguments checked, the generalized fit run."""
+    from .fitting.generalized import fit_generalized
+
+    family = family_of(family)
+    if method is not None and choice("method", method, ("REML", "ML")) == "REML":
+        raise InterlaceError("method: a generalized linear mixed model is fitted by maximum likelihood "
+                             "(glmer has no REML), found method='REML'")
+    if choice("df_method", df_method, DF_METHODS) != "satterthwaite":
+        raise InterlaceError(f"df_method: a generalized fit's tests are Wald z tests (as glmer's summary), "
+                             f"found df_method={df_method!r}")
+    start = check_start(start)
+    check_max_evaluations(max_evaluations)
+    if not isinstance(optimizer, str) or optimizer.lower() not in ("auto", "cobyqa", "nelder-mead", "powell"):
+        raise InterlaceError(f"optimizer: a generalized fit takes 'auto', 'cobyqa', 'nelder-mead' or 'powell', "
+                             f"found {optimizer!r}")
+    if not isinstance(solver, str):
+        raise InterlaceError(f"solver: expected 'auto', 'dense' or 'sparse', found {solver!r}")
+    data, groups = attach_groups(data, groups)
+    options = {"method": "ML", "family": family, "nAGQ": nagq, "solver": solver, "optimizer": optimizer,
+               "max_evaluations": int(max_evaluations), "na_action": na_action, "weights": weights,
+               "offset": offset}
+    return fit_generalized(formula, data, family, groups=groups, random=random, nagq=nagq, weights=weights,
+                           offset=offset, start=start, optimizer=optimizer, max_evaluations=int(max_evaluations),
+                           solver=solver, na_action=na_action, options=options)
 
 
 def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
@@ -518,85 +270,14 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
     if not results:
         raise InterlaceError("anova: expected at least one fitted model, found none")
     for r in results:
-        if not isinstance(r, CrossedLMEResult):
+        if not isinstance(r, (CrossedLMEResult, CrossedGLMMResult)):
             raise InterlaceError(f"anova: expected fitted models (CrossedLMEResult), found {type(r).__name__}")
+    kinds = {isinstance(r, CrossedGLMMResult) for r in results}
+    if len(kinds) > 1:
+        raise InterlaceError("anova: expected models of one kind, found linear and generalized fits together")
     if len(results) == 1:
+        if isinstance(results[0], CrossedGLMMResult):
+            raise InterlaceError("anova: a generalized fit's tests are the Wald z tests of its summary; compare "
+                                 "nested generalized fits by likelihood ratio with anova(m0, m1)")
         return type3_table(results[0])
     return likelihood_ratio_table(list(results), None if names is None else list(names))
-
-
-def _assemble(conditioning: Conditioning, system, record: OptimizationRecord, reml: bool, method: str,
-              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
-              options: dict | None = None, model: ModelInfo | None = None,
-              factor=None) -> CrossedLMEResult:
-    """The result of an optimum ``record`` of ``system`` (built on the working design of
-    ``conditioning``), every value on the caller's scale."""
-    design = conditioning.design
-    theta = record.theta
-    if factor is None:
-        factor = system.factorize(theta)
-    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective, conditioning)
-    names = design.fixed_index
-    fe_params = pd.Series(est.beta, index=names, name="Estimate")
-    fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
-    components, correlations = variance_components(design, theta, est.scale)
-    flags = boundary_flags(design, theta)
-    singular = any(flags.values())
-    if singular:
-        warnings.warn("boundary (singular) fit: see interlace.isSingular", SingularFitWarning, stacklevel=3)
-    if not record.converged:
-        warnings.warn(
-            f"the optimizer ({record.optimizer}) did not converge: {record.message}",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    n_dropped = len(dropped_rows)
-    if n_dropped:
-        warnings.warn(
-            f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values "
-            f"{'were' if n_dropped > 1 else 'was'} dropped",
-            MissingValuesWarning,
-            stacklevel=3,
-        )
-    ordered = lme4_term_order(design)
-    model = model or ModelInfo(
-        exog=design.X,
-        endog=design.fixed.observed,
-        exog_names=list(design.fixed_names),
-        endog_names=design.fixed.response_name,
-        groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
-        formula=formula,
-        data=data,
-        dropped_rows=dropped_rows,
-    )
-    result = CrossedLMEResult(
-        fe_params=fe_params,
-        fe_bse=fe_bse,
-        fe_cov=est.fe_cov,
-        random_effects=random_effects_frames(design, est.effects),
-        variance_components=components,
-        correlation_params=correlations,
-        theta=theta.copy(),
-        theta_names=design.theta_names,
-        scale=est.scale,
-        llf=-0.5 * est.deviance,
-        nparams=design.n_fixed + design.n_theta + 1,
-        resid=est.resid,  # y - offset - (X b + Z u)
-        fittedvalues=design.fixed.with_offset_added(est.fitted),
-        nobs=design.n_obs,
-        ngroups={t.name: t.n_levels for t in ordered},
-        method=method,
-        converged=record.converged,
-        df_method="satterthwaite",
-        model=model,
-        is_singular=singular,
-        boundary_flags=flags,
-        n_dropped=n_dropped,
-        optimization=replace(record, objective=est.deviance),
-        solver_path=system.path,
-        fit_options=dict(options or {}),
-        _system=system,
-        _factor=factor,
-        _conditioning=conditioning,
-    )
-    return result.with_df_method(df_method) if df_method != "satterthwaite" else result

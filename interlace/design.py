@@ -328,7 +328,7 @@ def _rows(k: int) -> str:
 
 def _check_finite_columns(matrix: np.ndarray, names: tuple[str, ...], what: str) -> None:
     """Infinite values are an error naming the column and the number of rows (NaN is a
-    missing value: :func:`interlace.api.prepare` drops its rows before the design)."""
+    missing value: :func:`interlace.fitting.model_frame.prepare` drops its rows before the design)."""
     bad = np.isinf(matrix)
     if bad.any():
         counts = bad.sum(axis=0)
@@ -484,10 +484,12 @@ def _lme4_order(n_levels: list[int]) -> list[int]:
 
 def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame,
                  weights: np.ndarray | None = None, offset: np.ndarray | None = None,
-                 offset_name: str | None = None) -> ModelDesign:
+                 offset_name: str | None = None, generalized: bool = False) -> ModelDesign:
     """Build the model's design from a frame that has no missing values in used columns
     (``weights``, ``offset``: the rows' prior weights and offset from :func:`interlace.fit`'s
-    arguments, ``offset_name`` the offset's column when it is one).
+    arguments, ``offset_name`` the offset's column when it is one). A ``generalized``
+    model's response is checked by its family instead, and may have a level per row
+    (an observation-level random effect, as glmer allows).
 
     Examples
     --------
@@ -500,7 +502,8 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
     """
     fixed = with_prior(fixed_design(fixed_formula, table), weights, offset, offset_name)
     _check_finite(fixed)
-    _check_varies(fixed)
+    if not generalized:
+        _check_varies(fixed)
     fixed, kept = _drop_redundant(fixed)
     n = len(fixed.response)
     _check_fixed_size(fixed, n)
@@ -523,13 +526,13 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
                 f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
                 f"{len(labels)} level; a random effect needs at least 2"
             )
-        if len(labels) >= n:
+        if len(labels) >= n and not generalized:
             raise DataError(
                 f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
                 f"{len(labels)} levels for {n} observations; the number of levels must be "
                 "less than the number of observations"
             )
-        if len(labels) * len(names) >= n:
+        if len(labels) * len(names) >= n and not generalized:
             raise DataError(
                 f"random term {spec.source!r}: {len(labels) * len(names)} random effects for "
                 f"{n} observations; the number of random effects must be less than the number "
@@ -592,7 +595,8 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
             )
         )
     terms.sort(key=lambda t: -t.n_effects)  # stable: factorisation order
-    warn_if_exact(fixed, stacklevel=4)  # build_design <- prepare <- fit <- the caller
+    if not generalized:
+        warn_if_exact(fixed, stacklevel=4)  # build_design <- prepare <- fit <- the caller
     labels = tuple(re.sub(r"\s+", " ", r["spec"].source) for r in raw)
     return ModelDesign(
         fixed=fixed,

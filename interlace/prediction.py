@@ -16,8 +16,7 @@ from .formula.fixed import design_for_new_data, offset_values, offset_variables,
 from .frames import ingest, missing_rows, select_as_pandas
 
 
-def _needed_columns(result, include_re: bool, columns) -> list[str]:
-    design = result._conditioning.design
+def _needed_columns(design, include_re: bool, columns) -> list[str]:
     needed = variables(design.fixed.model_spec, columns) | offset_variables(design.fixed)
     if include_re:
         for term in design.terms:
@@ -35,13 +34,20 @@ def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
         if include_re:
             return result.fittedvalues.copy()
         return design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
+    return linear_predictor(design, result.fe_params, result.random_effects, newdata, include_re)
+
+
+def linear_predictor(design, fe_params: pd.Series, random_effects: dict, newdata: Any,
+                     include_re: bool = True) -> np.ndarray:
+    """X beta (+ Z b) + offset of the rows of ``newdata`` for a fit's ``design`` and
+    estimates (NaN for rows with a missing value; zero random effects for new levels)."""
     if design.fixed.unnamed_offset:
         raise DataError(
             "newdata: the fit's offset= was given as numbers, which new rows cannot supply; fit with "
             "offset= a column name (or offset(column) in the formula) to predict new data"
         )
     frame, info = ingest(newdata, "newdata")
-    needed = _needed_columns(result, include_re, info.columns)
+    needed = _needed_columns(design, include_re, info.columns)
     absent = [c for c in needed if c not in info.columns]
     if absent:
         raise DataError(
@@ -53,12 +59,12 @@ def predict(result, newdata: Any = None, include_re: bool = True) -> np.ndarray:
     complete = ~missing_rows(table)
     table = table.loc[complete].reset_index(drop=True)
     X = design_for_new_data(design.fixed.model_spec, table)[:, design.kept_columns]
-    values = X @ result.fe_params.to_numpy()
+    values = X @ fe_params.to_numpy()
     if design.fixed.offset_terms:
         values = values + offset_values(design.fixed.offset_terms, table)
     if include_re:
         for term in design.terms:
-            effects = result.random_effects[term.name]
+            effects = random_effects[term.name]
             block = (effects.to_frame() if isinstance(effects, pd.Series) else effects).to_numpy()
             codes = pd.Index(term.levels).get_indexer(level_labels_of_rows(table, term.factors))
             columns = np.hstack([design_for_new_data(spec, table) for spec in term.part_specs])

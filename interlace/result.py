@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .conditioning import Conditioning
 from .errors import InterlaceError
-from .estimates import conditional_sd, fixed_cov, random_effects_frames
+from .fitting.conditioning import Conditioning
+from .fitting.estimates import conditional_sd, fixed_cov, random_effects_frames
+from .fitting.optimize import OptimizationRecord
 from .linalg.system import Factor, PenalizedSystem
-from .optimize import OptimizationRecord
 
 if TYPE_CHECKING:  # the inference modules (and scipy.stats) load on first use
     from .inference.kenward_roger import KenwardRoger
@@ -145,7 +145,7 @@ class CrossedLMEResult:
 
     @cached_property
     def _working_cov(self) -> np.ndarray:
-        """vcov of the working fixed effects (see :mod:`interlace.conditioning`)."""
+        """vcov of the working fixed effects (see :mod:`interlace.fitting.conditioning`)."""
         return fixed_cov(self._factor, self.scale / self._conditioning.unit**2)
 
     @cached_property
@@ -181,9 +181,9 @@ class CrossedLMEResult:
         >>> round(float(kr.fe_df.iloc[0]), 3), kr.df_method
         (5.487, 'kenward-roger')
         """
-        from .api import DF_METHODS, _choice
+        from .arguments import DF_METHODS, choice
 
-        df_method = _choice("df_method", df_method, DF_METHODS)
+        df_method = choice("df_method", df_method, DF_METHODS)
         if df_method == "kenward-roger":
             kr = self.kenward_roger
             se = pd.Series(np.sqrt(np.diag(kr.vcov_adjusted)), index=self.fe_params.index, name="Std. Error")

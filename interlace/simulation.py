@@ -9,7 +9,7 @@ structure that does not depend on y and starting from the fitted theta (the offs
 subtracted from the new response, as lme4 fits y - offset).
 
 Both are on the caller's scale. A draw is the mean X beta plus s times a draw of the
-working model's random part (:mod:`interlace.conditioning`): sigma |s| in size, with
+working model's random part (:mod:`interlace.fitting.conditioning`): sigma |s| in size, with
 the sign of s, so that the same seed draws a y + b from a fit to a y + b.
 A refit maps the new response to the working scale through the fit's T, with its own
 gamma and s, and fits it on the fit's working system.
@@ -22,9 +22,9 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import InterlaceError
-from .gradient import deviance_functions
+from .fitting.gradient import deviance_functions
+from .fitting.optimize import optimize_theta
 from .kernels.products import z_times
-from .optimize import optimize_theta
 
 
 def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
@@ -65,7 +65,7 @@ def refit_curvature(result) -> np.ndarray | None:
 
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
-    from .api import _assemble, _optimum_factor
+    from .fitting.linear import assemble, optimum_factor
 
     y = np.asarray(y, dtype=np.float64).ravel()
     n = result.nobs
@@ -83,6 +83,6 @@ def refit_response(result, y):
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
     model = replace(result.model, endog=y)
-    return _assemble(conditioning, system, record, reml, result.method, result.df_method,
+    return assemble(conditioning, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
-                     model, factor=_optimum_factor(fun, with_gradient, theta=record.theta))
+                     model, factor=optimum_factor(fun, with_gradient, theta=record.theta))

@@ -80,7 +80,8 @@ class Summary:
     random_effects : pandas.DataFrame
         Groups, Name, Variance, Std.Dev. and Corr columns (lme4's ``VarCorr``).
     fixed_effects : pandas.DataFrame
-        Estimate, Std. Error, df, t value, Pr(>|t|).
+        Estimate, Std. Error, df, t value, Pr(>|t|) (a generalized fit: Estimate,
+        Std. Error, z value, Pr(>|z|)).
     fe_correlation : pandas.DataFrame
         Correlation of the fixed effects.
     footer : list of str
@@ -115,6 +116,18 @@ class Summary:
         scaled = result.resid / sigma
         residuals = pd.Series(np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0]),
                               index=["Min", "1Q", "Median", "3Q", "Max"])
+        fe = pd.DataFrame({
+            "Estimate": result.fe_params,
+            "Std. Error": result.fe_bse,
+            "df": result.fe_df,
+            "t value": result.fe_tvalues,
+            "Pr(>|t|)": result.fe_pvalues,
+        })
+        return cls._assemble(header, residuals, result, fe, residual_row=(result.scale, sigma))
+
+    @classmethod
+    def _assemble(cls, header: list[str], residuals: pd.Series, result, fe: pd.DataFrame,
+                  residual_row: tuple[float, float] | None) -> Summary:
         rows = []
         for group, comp in result.variance_components.items():
             if isinstance(comp, float):
@@ -129,7 +142,8 @@ class Summary:
                 if not any(key in result.correlation_params for key in keys):
                     corrs = []  # separate (uncorrelated) lme4 terms: no Corr entries
                 rows.append((group if i == 0 else "", r_name(nm), cov[i, i], sd[i], corrs))
-        rows.append(("Residual", "", result.scale, sigma, []))
+        if residual_row is not None:
+            rows.append(("Residual", "", residual_row[0], residual_row[1], []))
         max_corr = max((len(r[4]) for r in rows), default=0)
         re_table = pd.DataFrame({
             "Groups": [r[0] for r in rows],
@@ -141,13 +155,6 @@ class Summary:
             re_table[f"Corr{c + 1}" if max_corr > 1 else "Corr"] = [
                 r[4][c] if c < len(r[4]) and np.isfinite(r[4][c]) else np.nan for r in rows
             ]
-        fe = pd.DataFrame({
-            "Estimate": result.fe_params,
-            "Std. Error": result.fe_bse,
-            "df": result.fe_df,
-            "t value": result.fe_tvalues,
-            "Pr(>|t|)": result.fe_pvalues,
-        })
         fe.index = [r_name(n) for n in fe.index]
         sd = np.sqrt(np.diag(result.fe_cov))
         corr = result.fe_cov / np.outer(sd, sd)
@@ -158,6 +165,30 @@ class Summary:
             footer.append(f"({result.n_dropped} observation{'s' if result.n_dropped > 1 else ''} "
                           "deleted due to missingness)")
         return cls(header, residuals, re_table, fe, fe_corr, footer + convergence_lines(result))
+
+    @classmethod
+    def from_glmm_result(cls, result) -> Summary:
+        """Build the summary of a :class:`~interlace.glmm_result.CrossedGLMMResult`, in
+        glmer's layout (its ``deviance`` column is -2 llf, as glmer prints it)."""
+        family = result.family
+        header = [
+            f"Generalized linear mixed model fit by maximum likelihood ({result.approximation})",
+            f" Family: {family.name}  ( {family.link.name} )",
+            f"Formula: {result.model.formula}",
+            "",
+            f"{'AIC':>9} {'BIC':>9} {'logLik':>9} {'deviance':>9} {'df.resid':>9}",
+            f"{result.aic:9.1f} {result.bic:9.1f} {result.llf:9.1f} {-2.0 * result.llf:9.1f} "
+            f"{result.nobs - result.nparams:9d}",
+        ]
+        residuals = pd.Series(np.quantile(result.resid_pearson, [0, 0.25, 0.5, 0.75, 1.0]),
+                              index=["Min", "1Q", "Median", "3Q", "Max"])
+        fe = pd.DataFrame({
+            "Estimate": result.fe_params,
+            "Std. Error": result.fe_bse,
+            "z value": result.fe_zvalues,
+            "Pr(>|z|)": result.fe_pvalues,
+        })
+        return cls._assemble(header, residuals, result, fe, residual_row=None)
 
     def _re_text(self) -> list[str]:
         t = self.random_effects
@@ -181,19 +212,21 @@ class Summary:
         fe = self.fixed_effects
         if fe.empty:
             return ["No fixed effect coefficients"]
-        cells = [["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)", ""]]
+        statistic, p_column = fe.columns[-2], fe.columns[-1]  # t value and Pr(>|t|), or z's
+        cells = [["", *fe.columns, ""]]
         est_dec = _decimals(fe["Std. Error"].to_numpy())
         for name, row in fe.iterrows():
             cells.append([
                 name, f"{row['Estimate']:.{est_dec}f}", f"{row['Std. Error']:.{est_dec}f}",
-                f"{row['df']:.3f}", f"{row['t value']:.3f}", _format_p(row["Pr(>|t|)"]),
-                _signif_stars(row["Pr(>|t|)"]),
+                *([f"{row['df']:.3f}"] if "df" in fe.columns else []),
+                f"{row[statistic]:.3f}", _format_p(row[p_column]), _signif_stars(row[p_column]),
             ])
-        widths = [max(len(r[i]) for r in cells) for i in range(7)]
+        n = len(cells[0])
+        widths = [max(len(r[i]) for r in cells) for i in range(n)]
         out = []
         for r in cells:
-            out.append((r[0].ljust(widths[0]) + " " + " ".join(r[i].rjust(widths[i]) for i in range(1, 6))
-                        + " " + r[6].ljust(widths[6])).rstrip())
+            out.append((r[0].ljust(widths[0]) + " " + " ".join(r[i].rjust(widths[i]) for i in range(1, n - 1))
+                        + " " + r[n - 1].ljust(widths[n - 1])).rstrip())
         out.append("---")
         out.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
         return out

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import interlace
-from interlace.api import _assemble
-from interlace.objective import Objective
-from interlace.optimize import OptimizationRecord
+from interlace.fitting.linear import assemble as _assemble
+from interlace.fitting.objective import Objective
+from interlace.fitting.optimize import OptimizationRecord
 
 from .reference import case_data, index, load, prior_arguments
+
+# CI: the property tests draw the same examples on every run (a clean clone has no
+# hypothesis database); locally they explore afresh
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 class FitCache:

@@ -69,6 +69,17 @@ def _load(set_name: str, json_name: str) -> dict:
     return json.loads((_SET_DIRS[set_name] / json_name).read_text())
 
 
+def load_converged(name: str | dict) -> dict:
+    """glmer's output run to convergence (``converged/``, made by
+    make_glmm_converged_reference.R: PIRLS to tolPwrss = 1e-13 and the optimisers' tolerances
+    tightened), where there is one, else the default fit's (:func:`load`). lme4's default PIRLS
+    tolerance leaves its Cholesky factor an iteration behind the mode: its deviance and its
+    finite-difference Hessian (the SEs) then differ from the Laplace approximation's."""
+    case = _case(name)
+    path = _SET_DIRS[case["set"]] / "converged" / case["json"]
+    return json.loads(path.read_text()) if path.exists() else load(case)
+
+
 def load(name: str | dict) -> dict:
     """One reference JSON (by file name or case): glmer's output at its optimum.
 

@@ -54,7 +54,7 @@ def prior_arguments(case: dict) -> dict:
 def case_design(case: dict):
     """The case's model design as ``interlace.fit`` builds it (prior weights and offset
     included), before the working scale."""
-    from interlace.api import prepare
+    from interlace.fitting.model_frame import prepare
 
     return prepare(case["formula"], case_data(case), **prior_arguments(case))[0]
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from scipy import optimize, stats
 
 import interlace
+from interlace.fitting.objective import Objective
 from interlace.linalg.dispatch import build_system
-from interlace.objective import Objective
 
 from .reference import REFERENCE_DIR, case_id, index, load, r_fixef_name
 from .strategies import crossed_frames

@@ -28,14 +28,14 @@ import pytest
 from scipy.linalg import block_diag, solve_triangular
 
 import interlace
-from interlace.api import _assemble
 from interlace.diagnostics.deletion import downdated_system
 from interlace.diagnostics.gls import gls_pieces
 from interlace.diagnostics.influence import set_influence
+from interlace.fitting.linear import assemble as _assemble
+from interlace.fitting.objective import Objective
+from interlace.fitting.optimize import OptimizationRecord
 from interlace.kernels.diagnostics import column_quadratic_forms, subtract_coupling
 from interlace.linalg.system import PenalizedSystem
-from interlace.objective import Objective
-from interlace.optimize import OptimizationRecord
 
 HLMDIAG_DIR = Path(__file__).parent / "data" / "reference" / "hlmdiag"
 

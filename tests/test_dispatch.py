@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import interlace
-from interlace.conditioning import condition
 from interlace.design import build_design
-from interlace.estimates import compute_estimates, conditional_sd
+from interlace.fitting.conditioning import condition
+from interlace.fitting.estimates import compute_estimates, conditional_sd
+from interlace.fitting.objective import profiled_deviance
 from interlace.formula.random import split_formula
 from interlace.linalg.dispatch import DENSE_MAX_SIZE, choose_path
 from interlace.linalg.system import PenalizedSystem
-from interlace.objective import profiled_deviance
 
 from .reference import case_design, case_id, index, load
 

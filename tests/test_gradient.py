@@ -2,8 +2,8 @@
 
 The scalar kernel eliminates the first term's diagonal block one pivot at a time
 and reads diag((leading block)^{-1}) off a partitioned inverse; the block kernel
-handles random slopes. Their values must equal :class:`interlace.objective.Objective`
-and their gradients :class:`interlace.gradient.DenseDeviance` (LAPACK) at any theta,
+handles random slopes. Their values must equal :class:`interlace.fitting.objective.Objective`
+and their gradients :class:`interlace.fitting.gradient.DenseDeviance` (LAPACK) at any theta,
 boundary included.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import interlace
-from interlace.gradient import CompiledDeviance, DenseDeviance, deviance_functions
+from interlace.fitting.gradient import CompiledDeviance, DenseDeviance, deviance_functions
+from interlace.fitting.objective import Objective
+from interlace.fitting.optimize import optimize_theta
 from interlace.linalg.system import PenalizedSystem
-from interlace.objective import Objective
-from interlace.optimize import optimize_theta
 
 
 def _crossed(n_subjects=12, n_items=7, seed=3):
@@ -122,7 +122,7 @@ def test_optimiser_started_with_curvature_finds_the_same_optimum():
 def test_dense_path_above_the_compiled_size_fits_with_lbfgsb():
     # between the compiled kernels' size and the dense path's limit: DenseDeviance's
     # gradient and L-BFGS-B (it has no average information: not Newton's method)
-    from interlace.gradient import COMPILED_MAX_SIZE
+    from interlace.fitting.gradient import COMPILED_MAX_SIZE
     from interlace.linalg.dispatch import DENSE_MAX_SIZE
 
     frame = _crossed(n_subjects=220, n_items=30, seed=4)

@@ -1,6 +1,6 @@
 """Shift and scale invariance: y -> a y + b and x -> a x + b give the fit the maths says.
 
-The fit runs on one working scale (:mod:`interlace.conditioning`), so an affine map of
+The fit runs on one working scale (:mod:`interlace.fitting.conditioning`), so an affine map of
 the response or of a numeric predictor changes only the back-transform: theta is the
 same; beta, SEs, vcov, BLUPs, conditional SDs, fitted values, residuals and sigma move
 as the map says (the intercept absorbs shifts, scale factors carry through); llf moves

@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import interlace
-from interlace.blocked_gradient import BlockedDeviance
 from interlace.design import build_design
+from interlace.fitting.blocked_gradient import BlockedDeviance
+from interlace.fitting.start import moment_start, start_theta
 from interlace.formula.random import split_formula
 from interlace.linalg.dispatch import build_system, supports_blocked_derivatives
 from interlace.linalg.system import PenalizedSystem
-from interlace.start import moment_start, start_theta
 
 from .reference import case_data, case_design, case_id, index, load, prior_arguments
 from .strategies import crossed_frames
@@ -113,7 +113,7 @@ def test_gradient_is_the_derivative_of_the_value(system, reml):
 
 
 def _dense_moment_start(system):
-    """The moment equations of :mod:`interlace.start` solved with an explicit Z."""
+    """The moment equations of :mod:`interlace.fitting.start` solved with an explicit Z."""
     blocks, X, y, which = _dense(system)
     n, p = X.shape
     R = np.eye(n) - X @ np.linalg.solve(X.T @ X, X.T)
@@ -240,7 +240,7 @@ def _minimum(problem):
 @pytest.mark.parametrize("level_sizes", [None, [20.0, 5.0]], ids=["gamma", "shrinkage"])
 @pytest.mark.parametrize("misfit", [1.0, 0.7, 1.6])
 def test_newton_converges_with_an_inexact_information(misfit, level_sizes):
-    from interlace.newton import minimize_average_information
+    from interlace.fitting.newton import minimize_average_information
 
     problem = _Synthetic([[3.0, 1.0], [1.0, 2.0]], [0.4, 0.9], [0.0, 0.0], misfit)
     if level_sizes is not None:
@@ -258,7 +258,7 @@ def test_newton_converges_with_an_inexact_information(misfit, level_sizes):
 
 @pytest.mark.parametrize("level_sizes", [None, [20.0, 5.0]], ids=["gamma", "shrinkage"])
 def test_newton_stops_on_the_bound_when_the_gradient_points_out(level_sizes):
-    from interlace.newton import THETA_FLOOR, minimize_average_information
+    from interlace.fitting.newton import THETA_FLOOR, minimize_average_information
 
     # the unconstrained minimum has gamma_2 < 0: the constrained one sits on the bound
     problem = _Synthetic([[2.0, 0.3], [0.3, 1.0]], [0.5, -0.4], [0.0, 0.0])
@@ -282,7 +282,7 @@ def test_estimated_traces_are_close_to_the_exact_ones():
     y = rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
     frame = pd.DataFrame({"y": y, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
     system = build_system(build_design(*split_formula("y ~ 1 + (1 | g1) + (1 | g2)"), frame))
-    from interlace.blocked_gradient import ESTIMATED_MIN_SIZE
+    from interlace.fitting.blocked_gradient import ESTIMATED_MIN_SIZE
 
     assert system.size >= ESTIMATED_MIN_SIZE
     blocked = BlockedDeviance(system, reml=True)
@@ -299,7 +299,7 @@ def test_estimated_traces_are_close_to_the_exact_ones():
 
 
 def test_shrinkage_coordinates_map_gamma_and_the_derivatives(system):
-    from interlace.newton import ShrinkageCoordinates
+    from interlace.fitting.newton import ShrinkageCoordinates
 
     blocked = BlockedDeviance(system, True)
     coords = ShrinkageCoordinates(blocked.level_sizes)
@@ -340,7 +340,7 @@ class _Estimated(_Synthetic):
 def test_newton_ends_with_the_exact_gradient_at_its_point(start):
     # the convergence check reads the last gradient: it is exact and taken at the point
     # returned, also when the first (estimated) gradient already looks converged
-    from interlace.newton import minimize_average_information
+    from interlace.fitting.newton import minimize_average_information
 
     problem = _Estimated([[3.0, 1.0], [1.0, 2.0]], [0.4, 0.9], [0.0, 0.0])
     res = minimize_average_information(problem, np.array(start), 200)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import interlace
-from interlace.blocked_gradient import BlockedDeviance
-from interlace.optimize import GRADIENT_TOL, HESSIAN_TOL, check_convergence, optimize_theta
+from interlace.fitting.blocked_gradient import BlockedDeviance
+from interlace.fitting.optimize import GRADIENT_TOL, HESSIAN_TOL, check_convergence, optimize_theta
 from interlace.summary import convergence_lines
 
 CURVATURE_REL = 1e-6
@@ -94,7 +94,7 @@ def test_a_slope_term_at_zero_is_left_when_its_column_has_a_descent(monkeypatch)
     fit = quiet_fit("y ~ x + (x | g1) + (1 | g2)", frame)
     assert fit.converged
     assert all(abs(fit.optimization.check.gradient[i]) <= GRADIENT_TOL for i in fit.optimization.check.on_boundary)
-    monkeypatch.setattr(interlace.optimize, "_column_flipped", lambda system, theta, diagonal: theta.copy())
+    monkeypatch.setattr(interlace.fitting.optimize, "_column_flipped", lambda system, theta, diagonal: theta.copy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", interlace.ConvergenceWarning)
         unflipped = quiet_fit("y ~ x + (x | g1) + (1 | g2)", frame)
@@ -199,12 +199,12 @@ def test_the_curvature_at_zero_is_the_exact_one():
     frame = _crossed(n=1_500, n1=200, n2=40, sd2=0.0, seed=5)
     m = quiet_fit("y ~ x + (1 | g1) + (1 | g2)", frame, solver="sparse")
     assert m.theta[1] == 0.0
-    system = m._system  # the working scale (interlace.conditioning): sigma from its own factor
+    system = m._system  # the working scale (interlace.fitting.conditioning): sigma from its own factor
     sigma = np.sqrt(system.factorize(m.theta).pwrss / (m.nobs - len(m.fe_params)))
     exact = scalar_blocked_derivatives(system, m.theta, float(sigma), True).hessian[1, 1]
     blocked = BlockedDeviance(m._system, reml=True)
     probe = m.theta.copy()
-    probe[1] = interlace.optimize.ZERO_PROBE
+    probe[1] = interlace.fitting.optimize.ZERO_PROBE
     np.testing.assert_allclose(blocked.derivatives(probe)[1][1] / probe[1], exact, rtol=CURVATURE_REL)
     assert m.optimization.check.hessian[1, 1] == pytest.approx(exact, rel=CURVATURE_REL)
 

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 import interlace
-from interlace.api import _assemble
-from interlace.objective import Objective
-from interlace.optimize import OptimizationRecord
+from interlace.fitting.linear import assemble as _assemble
+from interlace.fitting.objective import Objective
+from interlace.fitting.optimize import OptimizationRecord
 
 from .reference import REFERENCE_DIR
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import interlace
 from interlace.design import build_design
+from interlace.fitting.objective import profiled_deviance
 from interlace.formula.random import split_formula
 from interlace.linalg.system import PenalizedSystem
-from interlace.objective import profiled_deviance
 
 from .strategies import crossed_frames
 
@@ -166,7 +166,9 @@ def test_default_optimizer_reaches_cobyqas_optimum(frame, method, formula):
     # the gradient paths (scipy's L-BFGS-B, the compiled BFGS) must not stop where the
     # deviance is stationary on the boundary (zero variances)
     default = quiet_fit(formula, frame, method=method)
-    derivative_free = quiet_fit(formula, frame, method=method, optimizer="cobyqa")
+    with warnings.catch_warnings():  # the yardstick: whether COBYQA itself converged is not under test
+        warnings.simplefilter("ignore", interlace.ConvergenceWarning)
+        derivative_free = quiet_fit(formula, frame, method=method, optimizer="cobyqa")
     assert default.llf >= derivative_free.llf - DEVIANCE_ABS
 
 

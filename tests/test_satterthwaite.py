@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import interlace
-from interlace.gradient import DenseDeviance
+from interlace.fitting.gradient import DenseDeviance
 from interlace.inference.deviance_hessian import (
     finite_difference_derivatives,
     general_derivatives,

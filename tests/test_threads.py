@@ -84,9 +84,9 @@ def test_concurrent_refits_match_serial_refits(case):
 def test_one_system_factored_from_many_threads():
     """The sparse rest's factor (one analysis, per-thread numbers) and a blocked
     criterion (per-thread buffers) evaluated at different theta in many threads."""
-    from interlace.blocked_gradient import BlockedDeviance
+    from interlace.fitting.blocked_gradient import BlockedDeviance
+    from interlace.fitting.objective import profiled_deviance
     from interlace.linalg.sparse_rest import SparseRestSystem
-    from interlace.objective import profiled_deviance
 
     m = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", _crossed(3000, 400, 300))
     system = m._system
@@ -226,7 +226,7 @@ def test_per_thread_state_is_left_behind_by_pickle():
     (threading.local) stay behind and each process starts its own."""
     import pickle
 
-    from interlace.blocked_gradient import BlockedDeviance
+    from interlace.fitting.blocked_gradient import BlockedDeviance
     from interlace.linalg.sparse_rest import SparseRestSystem
 
     m = interlace.fit("y ~ x + (1 | g1) + (1 | g2)", _crossed(3000, 400, 300))

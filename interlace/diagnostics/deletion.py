@@ -15,7 +15,7 @@ On the downdated system,
   ``case_delete`` refits ``lmer`` on the remaining rows (but with the fit's method,
   REML or ML, where HLMdiag always refits by REML).
 
-The system is the fit's working one (:mod:`interlace.conditioning`): a deleted fit's
+The system is the fit's working one (:mod:`interlace.fitting.conditioning`): a deleted fit's
 beta, X'V^{-1}X and sigma^2 are on the working scale, as the influence measures read
 them (they are unchanged by the map).
 """
@@ -30,12 +30,12 @@ import numpy as np
 
 from ..design import RANK_TOLERANCE
 from ..errors import InterlaceError, RankDeficiencyWarning
-from ..gradient import deviance_functions
+from ..fitting.gradient import deviance_functions
+from ..fitting.objective import residual_dof
+from ..fitting.optimize import optimize_theta
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
 from ..kernels.diagnostics import subtract_coupling
 from ..linalg.system import PenalizedSystem, dense_crossprod, stack_terms
-from ..objective import residual_dof
-from ..optimize import optimize_theta
 
 
 def _rows_of(term, rows: np.ndarray):

@@ -5,7 +5,7 @@ estimate (the fit's fixed effects) and e = y - X beta-hat the marginal residual:
 V^{-1} X, V^{-1} e, X'V^{-1}X and its inverse (lme4's ``vcov``), each computed once,
 through :class:`~interlace.diagnostics.woodbury.MarginalPrecision`.
 
-They are read on the fit's working scale (:mod:`interlace.conditioning`): X', y',
+They are read on the fit's working scale (:mod:`interlace.fitting.conditioning`): X', y',
 beta' and sigma'^2. Every influence measure and leverage built from them is unchanged
 by the affine map (a change of basis of beta and of the units of y), and the
 diagnostics with units (marginal residuals) are mapped back where they are reported.

@@ -74,7 +74,7 @@ class MarginalPrecision:
     ----------
     result : CrossedLMEResult
         The fit; its (working) system, factor and theta, and sigma'^2 = sigma^2 / s^2,
-        the residual variance on the working scale (:mod:`interlace.conditioning`).
+        the residual variance on the working scale (:mod:`interlace.fitting.conditioning`).
 
     Examples
     --------

@@ -26,7 +26,7 @@ def type3_table(result) -> pd.DataFrame:
     Columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``,
     with the result's df method (Satterthwaite, or Kenward-Roger with pbkrtest's
     scaled F); ``Mean Sq`` is F times sigma^2. The contrasts are built on the caller's
-    design and tested on the working scale (:mod:`interlace.conditioning`).
+    design and tested on the working scale (:mod:`interlace.fitting.conditioning`).
     """
     conditioning = result._conditioning
     beta = result.fe_params.to_numpy()
@@ -55,6 +55,8 @@ def type3_table(result) -> pd.DataFrame:
 def ml_loglik(result) -> float:
     """The maximised ML log-likelihood of a fit (re-optimised from its theta if REML),
     on the caller's scale: models of the same y compare whatever their working scales."""
+    if getattr(result, "family", None) is not None:  # a generalized fit: already maximum likelihood
+        return float(result.llf)
     return -0.5 * result._conditioning.deviance(ml_refit(result)[1], reml=False)
 
 

@@ -174,7 +174,7 @@ def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None,
             from joblib import Parallel, delayed
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise InterlaceError("n_jobs: parallel bootstrap needs joblib (pip install 'interlace[parallel]')") from exc
-        result._refit_curvature  # noqa: B018 - computed once here, shipped to the workers with the result
+        getattr(result, "_refit_curvature", None)  # computed once here, shipped to the workers with the result
         chunk = max(1, int(np.ceil(B / (4 * max(abs(n_jobs), 1)))))
         chunks = [seeds[i : i + chunk] for i in range(0, len(seeds), chunk)]
         tasks = (delayed(_replicates)(result, statistic, c, use_re, index) for c in chunks)
@@ -228,9 +228,9 @@ def _resampled_design(design, rng: np.random.Generator, level: str):
 def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
                  seed=None) -> pd.Series:
     """Nonparametric bootstrap standard errors of the fixed effects."""
-    from ..gradient import deviance_functions
+    from ..fitting.gradient import deviance_functions
+    from ..fitting.optimize import optimize_theta
     from ..linalg.dispatch import build_system
-    from ..optimize import optimize_theta
 
     if statistic not in ("median", "sd"):
         raise InterlaceError(f"statistic: expected 'median' or 'sd', found {statistic!r}")

@@ -53,9 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from ..gradient import theta_positions
+from ..fitting.gradient import theta_positions
+from ..fitting.objective import LOG_2PI, residual_dof
 from ..linalg.system import Factor, PenalizedSystem
-from ..objective import LOG_2PI, residual_dof
 
 GENERAL_MAX_SIZE = 1200
 """Largest q + p for the general formula (dense (q + p)-square products, ~5 of them)."""

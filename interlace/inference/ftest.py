@@ -47,7 +47,7 @@ def satterthwaite_f_test(contrast: np.ndarray, beta: np.ndarray | None, vcov_bet
                          derivatives: VarparDerivatives, value: np.ndarray | None = None) -> FTest:
     """The F test of L beta = 0 with Satterthwaite's denominator df. ``value``, when
     given, is the estimate of L beta itself (``beta`` is then not read): the tests on
-    the working scale (:meth:`~interlace.conditioning.Conditioning.hypothesis`).
+    the working scale (:meth:`~interlace.fitting.conditioning.Conditioning.hypothesis`).
 
     Examples
     --------

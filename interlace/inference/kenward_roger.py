@@ -23,9 +23,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import linalg, stats
 
-from ..conditioning import Conditioning
 from ..design import ModelDesign
 from ..errors import DegenerateFitWarning, InterlaceError
+from ..fitting.conditioning import Conditioning
 from ..linalg.memory import check_dense_size
 from ..linalg.system import dense_crossprod, stack_terms
 from .satterthwaite import DEGENERATE_SIGMA
@@ -72,7 +72,7 @@ class KenwardRoger:
 
     def _working_rows(self, contrast: np.ndarray, beta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The contrast L on the caller's beta as rows on the working beta, and L beta
-        in them (:meth:`~interlace.conditioning.Conditioning.hypothesis`)."""
+        in them (:meth:`~interlace.fitting.conditioning.Conditioning.hypothesis`)."""
         L = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
         beta = np.zeros(L.shape[1]) if beta is None else np.asarray(beta, dtype=np.float64)
         if self.conditioning is None:
@@ -189,7 +189,7 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float,
 
     ``design`` is the working design of ``conditioning`` (the fit's system's), ``scale``
     sigma^2 on the caller's scale; the computation runs on the working scale and the
-    covariances, df and tests are the caller's (see :mod:`interlace.conditioning`).
+    covariances, df and tests are the caller's (see :mod:`interlace.fitting.conditioning`).
 
     Examples
     --------

@@ -49,13 +49,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..conditioning import Conditioning
 from ..errors import ConvergenceWarning
-from ..estimates import compute_estimates
-from ..gradient import deviance_functions
+from ..fitting.conditioning import Conditioning
+from ..fitting.estimates import compute_estimates
+from ..fitting.gradient import deviance_functions
+from ..fitting.optimize import optimize_theta
 from ..linalg.dispatch import build_system
 from ..linalg.system import PenalizedSystem
-from ..optimize import optimize_theta
 from .profile_curves import LOWER_TOL, FixedCurve, VarianceCurve
 from .profile_deviance import DIFFERENCE_STEP, VarianceDeviance
 from .profile_scale import ProfileScale, psd_cholesky
@@ -104,7 +104,7 @@ def _inverse_if_positive(matrix: np.ndarray) -> np.ndarray | None:
 class Profiler:
     """The ML optimum of a model and the profiles of its parameters on lme4's scale.
 
-    The profiles run on the working scale (:mod:`interlace.conditioning`); the
+    The profiles run on the working scale (:mod:`interlace.fitting.conditioning`); the
     intervals are the caller's: sds and sigma times |s|, fixed effects through the map.
 
     Parameters

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradient import CompiledDeviance, DenseDeviance, deviance_functions
+from ..fitting.gradient import CompiledDeviance, DenseDeviance, deviance_functions
 from ..linalg.system import PenalizedSystem
 from .profile_deviance import COMPILED_PARTS_MAX_SIZE, central_gradient
 from .profile_optimize import BoxOptimum, minimize_box
@@ -192,7 +192,7 @@ class VarianceCurve(Curve):
 class FixedCurve(Curve):
     """The profile of the caller's fixed effect ``j``, along z = (beta_j - estimate) / SE.
 
-    On the working scale (:mod:`interlace.conditioning`) beta_j = gamma_j + s t'beta'
+    On the working scale (:mod:`interlace.fitting.conditioning`) beta_j = gamma_j + s t'beta'
     (t the j-th row of T): holding it at a value holds t'beta' at v, and the nuisance is
     theta of the system whose [X y] columns are [X'N, y' - v X't / t't] (N an orthonormal
     basis of the complement of t): sigma and the other fixed effects profiled out as in

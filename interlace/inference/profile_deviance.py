@@ -6,8 +6,8 @@ gradient, on the chart of :mod:`.profile_scale` (lme4's ``devfun2``).
 
 and the chart's Jacobian d theta / d phi by the chain rule. The pieces in theta come
 from one compiled call on small dense systems (the kernels behind
-:class:`interlace.gradient.CompiledDeviance`), from LAPACK and
-:meth:`interlace.gradient.DenseDeviance.parts` on larger ones, and the gradient from
+:class:`interlace.fitting.gradient.CompiledDeviance`), from LAPACK and
+:meth:`interlace.fitting.gradient.DenseDeviance.parts` on larger ones, and the gradient from
 central differences on the blocked path.
 """
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradient import DenseDeviance, theta_positions
+from ..fitting.gradient import DenseDeviance, theta_positions
+from ..fitting.objective import LOG_2PI, deviance_at_sigma
 from ..kernels.dense_deviance import dense_block_deviance, dense_scalar_deviance
 from ..linalg.system import PenalizedSystem
-from ..objective import LOG_2PI, deviance_at_sigma
 from .profile_scale import ProfileScale
 
 DIFFERENCE_STEP = 1e-4
@@ -39,8 +39,8 @@ def central_gradient(fun, x: np.ndarray, unit: np.ndarray) -> tuple[float, np.nd
 
 COMPILED_PARTS_MAX_SIZE = 100
 """Largest dense system (q + p + 1 rows) whose deviance parts come from one compiled
-call, the kernels behind :class:`interlace.gradient.CompiledDeviance`; larger ones are
-factored by LAPACK for :meth:`interlace.gradient.DenseDeviance.parts` (measured:
+call, the kernels behind :class:`interlace.fitting.gradient.CompiledDeviance`; larger ones are
+factored by LAPACK for :meth:`interlace.fitting.gradient.DenseDeviance.parts` (measured:
 sleepstudy's 39 rows 30 us against 90 us, Exam's 134 rows 0.77 ms against 0.51 ms)."""
 
 
@@ -107,7 +107,7 @@ class VarianceDeviance:
     """The ML deviance D(theta, sigma) = ldL2 + r^2 / sigma^2 + n log(2 pi sigma^2)
     (lme4's ``devfun2``) at a point phi of :class:`~.profile_scale.ProfileScale`,
     with its gradient in phi: the analytic one in theta
-    (:meth:`interlace.gradient.DenseDeviance.parts`) by the chain rule on the dense
+    (:meth:`interlace.fitting.gradient.DenseDeviance.parts`) by the chain rule on the dense
     path, central differences on the others.
 
     Examples

@@ -66,7 +66,7 @@ def varpar_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float,
     the response's size, ``response_size`` or the root mean square of the system's y;
     theta not finite) has no df: the result is NaN, with a
     :class:`~interlace.errors.DegenerateFitWarning`. On the working scale the size is
-    the caller's response's (:attr:`~interlace.conditioning.Conditioning.response_size`).
+    the caller's response's (:attr:`~interlace.fitting.conditioning.Conditioning.response_size`).
     """
     theta = np.asarray(theta, dtype=np.float64)
     m, p = len(theta), system.design.n_fixed

@@ -143,7 +143,7 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
     its k x k factor T is row-major at ``factor_start[t]`` in the flat factors,
     entry ``i`` of which is ``theta[factor_theta[i]]`` (0 where -1). Position
     ``p`` of a parameter in Lambda is (``pos_a[p]``, ``pos_b[p]``), for theta index
-    ``pos_which[p]``. The gradient is :class:`interlace.gradient.DenseDeviance`'s:
+    ``pos_which[p]``. The gradient is :class:`interlace.fitting.gradient.DenseDeviance`'s:
     d log-det_i = 2 sum_p [W Lambda~' A]_(b_p, a_p), d r^2_i = -2 sum_p (Z'e)_(a_p) u_(b_p).
     """
     size = A.shape[0]
@@ -272,7 +272,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
     by the quasi-Newton model -g'Hg/2 once it has curvature, below ``ftol``), 0 out of
     evaluations, -1 no descent possible (at a point where the line search fails); the
     gradient is the analytic one at the theta returned (what the convergence check of
-    :mod:`interlace.optimize` reads).
+    :mod:`interlace.fitting.optimize` reads).
 
     Once converged with curvature, up to ``polish_steps`` full quasi-Newton steps follow,
     each kept when it lowers the projected gradient without raising the deviance beyond

@@ -47,9 +47,9 @@ GiB per dense array, whose sparse factor fills in almost completely).
 
 The optimiser follows the path (:func:`supports_blocked_derivatives`): a blocked
 system with a dense rest whose terms are all scalar (crossed random intercepts) has
-the analytic gradient and average information of :mod:`interlace.blocked_gradient`
-and is optimised by Newton's method from moment estimates (:mod:`interlace.newton`,
-:mod:`interlace.start`); the dense path has its own gradient (:mod:`interlace.gradient`);
+the analytic gradient and average information of :mod:`interlace.fitting.blocked_gradient`
+and is optimised by Newton's method from moment estimates (:mod:`interlace.fitting.newton`,
+:mod:`interlace.fitting.start`); the dense path has its own gradient (:mod:`interlace.fitting.gradient`);
 random slopes on the blocked path and the sparse rest use COBYQA.
 """
 
@@ -201,9 +201,9 @@ def choose_rest(design: ModelDesign, lead: LeadBlocks | None = None) -> str:
 
 def supports_blocked_derivatives(system) -> bool:
     """Whether the optimiser can use Newton's method with the average information
-    (:mod:`interlace.blocked_gradient`): a blocked system with a dense rest whose terms
+    (:mod:`interlace.fitting.blocked_gradient`): a blocked system with a dense rest whose terms
     are all scalar. Other systems use the dense path's gradient or COBYQA
-    (:mod:`interlace.optimize`)."""
+    (:mod:`interlace.fitting.optimize`)."""
     return (
         getattr(system, "n_leading", 0) == 1
         and system.rest_layout == "dense"

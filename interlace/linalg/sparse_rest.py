@@ -94,7 +94,7 @@ class SparseRestSystem(PenalizedSystem):
     Examples
     --------
     >>> import interlace
-    >>> from interlace.objective import profiled_deviance
+    >>> from interlace.fitting.objective import profiled_deviance
     >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", interlace.load_dataset("Penicillin"))
     >>> system = SparseRestSystem(m._system.design)
     >>> factor = system.factorize(m.theta)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.linalg import lapack
 
-from .design import ModelDesign
+from ..design import ModelDesign
 
 EXACT_FIT_TOLERANCE = 1e-12
 """The fixed effects fit y exactly when the residual's root mean square is below this

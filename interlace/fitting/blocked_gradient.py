@@ -47,11 +47,11 @@ from functools import cached_property
 import numpy as np
 from scipy.linalg import lapack
 
-from .kernels._jit import thread_count
-from .kernels.blockdiag import coupling_times, lead_quadratic_forms
-from .linalg.dispatch import supports_blocked_derivatives
-from .linalg.system import Factor, PenalizedSystem
-from .linalg.threads import limited
+from ..kernels._jit import thread_count
+from ..kernels.blockdiag import coupling_times, lead_quadratic_forms
+from ..linalg.dispatch import supports_blocked_derivatives
+from ..linalg.system import Factor, PenalizedSystem
+from ..linalg.threads import limited
 from .objective import LastFactor, profiled_deviance, residual_dof
 
 N_PROBES = 64
@@ -75,7 +75,7 @@ class BlockedDeviance(LastFactor):
     rest's factor and inverse live in buffers that each evaluation rewrites (mapping a
     fresh gigabyte costs more than filling it): a factor from :meth:`factor` is valid
     until the next evaluation in the same thread (the buffers are per thread, see
-    :class:`~interlace.objective.LastFactor`).
+    :class:`~interlace.fitting.objective.LastFactor`).
 
     Parameters
     ----------
@@ -122,7 +122,7 @@ class BlockedDeviance(LastFactor):
     def _level_sizes(self, terms) -> np.ndarray:
         """Per theta, the mean diagonal of Z_t'Z_t over its terms' levels (observations
         per level for an intercept): a level's effect is shrunk by about
-        1 / (1 + theta_t^2 c_t), the coordinates of :mod:`interlace.newton`."""
+        1 / (1 + theta_t^2 c_t), the coordinates of :mod:`interlace.fitting.newton`."""
         diagonal = np.diagonal(self.system.rest_crossprod)
         means = [float(np.mean(self.lead_counts))]
         means += [float(np.mean(diagonal[s])) for s in self.rest_slices]

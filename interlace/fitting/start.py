@@ -1,7 +1,7 @@
 """Where the optimiser starts: lme4's start, or moment estimates near the optimum.
 
 lme4 starts every relative SD at 1. Newton's method with the average information
-(:mod:`interlace.newton`) converges in three or four iterations from a start near the
+(:mod:`interlace.fitting.newton`) converges in three or four iterations from a start near the
 optimum, so for the systems it serves (blocked, scalar terms, dense rest) the start
 is a method-of-moments estimate read off the cross-products, never off the rows.
 
@@ -118,7 +118,7 @@ def start_theta(system) -> np.ndarray:
     method with the average information runs (see
     :func:`interlace.linalg.dispatch.supports_blocked_derivatives`), lme4's start
     (1 on every diagonal entry of the relative factors, 0 elsewhere) otherwise."""
-    from .linalg.dispatch import supports_blocked_derivatives
+    from ..linalg.dispatch import supports_blocked_derivatives
 
     if supports_blocked_derivatives(system):
         return moment_start(system)

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
+from ..design import ModelDesign, RandomTerm
+from ..kernels.products import z_times
+from ..linalg.system import Factor, PenalizedSystem
 from .conditioning import Conditioning
-from .design import ModelDesign, RandomTerm
-from .kernels.products import z_times
-from .linalg.system import Factor, PenalizedSystem
 from .objective import residual_dof
 
 SINGULAR_TOL = 1e-4

@@ -2,11 +2,11 @@
 
 ``optimizer="auto"`` (the default) picks by what the criterion offers:
 
-- small dense systems: a projected BFGS in compiled code (:mod:`interlace.gradient`);
+- small dense systems: a projected BFGS in compiled code (:mod:`interlace.fitting.gradient`);
 - larger dense systems: L-BFGS-B with the analytic gradient;
 - blocked systems of scalar terms with a dense rest: Newton's method with the average
-  information (:mod:`interlace.newton`, :mod:`interlace.blocked_gradient`), from
-  moment estimates (:mod:`interlace.start`);
+  information (:mod:`interlace.fitting.newton`, :mod:`interlace.fitting.blocked_gradient`), from
+  moment estimates (:mod:`interlace.fitting.start`);
 - everything else: scipy's COBYQA, a derivative-free trust-region method with bounds
   (a successor of the BOBYQA that lme4 uses through nloptwrap).
 
@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .errors import InterlaceError
+from ..errors import InterlaceError
 from .newton import THETA_FLOOR
 
 OPTIMIZERS = ("auto", "newton", "cobyqa", "l-bfgs-b", "powell", "nelder-mead")
@@ -301,7 +301,7 @@ class OptimizationRecord:
 
 def _has_average_information(fun_and_grad) -> bool:
     """Whether Newton's method can run on ``fun_and_grad``: it gives the average
-    information (:class:`interlace.blocked_gradient.BlockedDeviance`)."""
+    information (:class:`interlace.fitting.blocked_gradient.BlockedDeviance`)."""
     return bool(getattr(fun_and_grad, "has_average_information", False))
 
 
@@ -372,7 +372,7 @@ def _deviance_differences(fun: Callable, theta: np.ndarray) -> tuple[np.ndarray,
 def _blocked_derivatives(objective, theta: np.ndarray, lower: np.ndarray, active: np.ndarray,
                          last) -> tuple[np.ndarray, np.ndarray, str, int]:
     """(gradient, Hessian, method, evaluations) at ``theta`` on the blocked path of
-    scalar terms (:class:`~interlace.blocked_gradient.BlockedDeviance`).
+    scalar terms (:class:`~interlace.fitting.blocked_gradient.BlockedDeviance`).
 
     The gradient is the analytic one, taken with a variance at zero at
     :data:`ZERO_PROBE` (0/0 at zero itself): Newton's method ends with it there, so
@@ -401,7 +401,7 @@ def _blocked_derivatives(objective, theta: np.ndarray, lower: np.ndarray, active
     # (an ML criterion whose rest has no random effects has an empty log-determinant block there)
     exact_applies = objective.reml or system.n_rest_random > 0
     if system.size * system.lead_term.n_levels <= EXACT_HESSIAN_MAX_CELLS and exact_applies and not near.any():
-        from .inference.deviance_hessian import scalar_blocked_derivatives
+        from ..inference.deviance_hessian import scalar_blocked_derivatives
 
         factor = objective.factor(theta)
         evaluations += 1

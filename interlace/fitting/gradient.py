@@ -19,19 +19,19 @@ from types import SimpleNamespace
 import numpy as np
 from scipy.linalg import lapack
 
-from .kernels.dense_deviance import (
+from ..kernels.dense_deviance import (
     dense_block_deviance,
     dense_scalar_deviance,
     differenced_hessian,
     minimize_deviance,
 )
-from .linalg.system import PenalizedSystem
+from ..linalg.system import PenalizedSystem
 from .objective import LOG_2PI, profiled_deviance
 
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
-    from .linalg.dispatch import supports_blocked_derivatives
+    from ..linalg.dispatch import supports_blocked_derivatives
     from .objective import Objective
 
     if supports_blocked_derivatives(system):

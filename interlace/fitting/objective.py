@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from .linalg.system import Factor, PenalizedSystem
+from ..linalg.system import Factor, PenalizedSystem
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 

@@ -5,7 +5,7 @@ relative to sigma^2; gamma >= 0), as average-information REML does (Gilmour, Tho
 and Cullis 1995), with steps taken in the shrinkage weights w = 1 / (1 + c gamma)
 (:class:`ShrinkageCoordinates`), in which the criterion is closer to quadratic. Each
 iteration takes the gradient and the average information
-(:class:`interlace.blocked_gradient.BlockedDeviance`), solves for the
+(:class:`interlace.fitting.blocked_gradient.BlockedDeviance`), solves for the
 Newton step, damped as Levenberg and Marquardt when the criterion does not fall as
 the quadratic model predicts, and projected onto the bound: a ratio at its floor whose
 gradient points outwards stays there. It stops when the Newton decrement g' H^{-1} g
@@ -18,14 +18,14 @@ and every later gradient, the convergence test included, is exact.
 
 Every iteration ends with the exact gradient and the average information at the
 point it returns (``grad``, ``information`` and ``at`` of the result): the convergence
-check of :mod:`interlace.optimize` reads them there, and a ratio the iteration left on
+check of :mod:`interlace.fitting.optimize` reads them there, and a ratio the iteration left on
 its floor gets its curvature at zero from them (the criterion is even in theta_t, so
 the gradient at the floor divided by the floor is d2/dtheta_t^2 at zero up to the
 floor squared). On systems of at least :data:`LARGE_SYSTEM_SIZE` rows the decrement
 tolerance is :data:`LARGE_DECREMENT_TOL` (the criterion within about 5e-8 of its
 minimum, far inside lme4's gradient check), which saves one iteration in three there.
 
-From a start near the optimum (:func:`interlace.start.start_theta`) this takes two to
+From a start near the optimum (:func:`interlace.fitting.start.start_theta`) this takes two to
 four gradients and three or four factorisations, where a derivative-free method takes
 50 to 80 factorisations.
 """
@@ -117,7 +117,7 @@ def minimize_average_information(objective, start: np.ndarray, max_evaluations: 
     ----------
     objective
         Has ``value(theta)`` and ``derivatives(theta, exact)`` -> (value, gradient,
-        average information), as :class:`interlace.blocked_gradient.BlockedDeviance`,
+        average information), as :class:`interlace.fitting.blocked_gradient.BlockedDeviance`,
         and optionally ``level_sizes`` (per theta, the c of
         :class:`ShrinkageCoordinates`; without it the steps are taken in gamma).
     start : numpy.ndarray

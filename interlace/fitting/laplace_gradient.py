@@ -1,0 +1,197 @@
+"""The exact gradient of the Laplace deviance in (theta, beta), for canonical links and
+scalar random-effects terms.
+
+With u* the conditional mode, a the score of the log-likelihood in eta, W its working
+weights (for a canonical link the observed information), M = Lambda'Z'WZ Lambda + I and
+h_i = z_i' Lambda M^{-1} Lambda' z_i, the deviance D = -2 l(u*) + ||u*||^2 + log|M|
+has (the mode's own derivative vanishing in the first two terms, entering log|M|
+through W by the implicit function theorem, du*/dx = M^{-1} times the mixed derivative)
+
+    dD/dbeta    = X'(-2 a + e),
+    dD/dtheta_t = sum_i d_it [-2 a_i u_j + e_i u_j + a_i g_j] + 2 tr(M^{-1} Lambda'Z'WZ E_t),
+
+where j = j_t(i) is row i's level of term t and d_it its design value, v_i = h_i dW_i/deta_i,
+g = M^{-1} Lambda'Z' v and e = v - W (Z Lambda g). The trace and h need M^{-1} only where
+a row's effects meet: on the dense path from M^{-1}; on the blocked path from the rest's
+S^{-1} and, per level of the leading term, S^{-1} times its coupling (the pairs the
+downdate already visits). One solve with M and passes over the rows complete it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+from ..kernels._jit import kernel
+from ..kernels.glm import canonical_derivatives
+from .pirls import ConditionalMode, Pirls
+
+CANONICAL = {"binomial": "logit", "poisson": "log"}
+
+
+def supports_gradient(pirls: Pirls) -> bool:
+    """Whether the exact gradient is available: a canonical link, every random-effects
+    term scalar, and the system dense or blocked with a dense rest."""
+    family = pirls.response.family
+    return (CANONICAL.get(family.name) == family.link.name
+            and all(t.n_columns == 1 for t in pirls.design.terms)
+            and not pirls.sparse_rest)
+
+
+@kernel
+def _level_products(ptr, idx, scaled, n_rest, Sinv, w_out, quad_out):
+    """Per leading level l: w = S^{-1} B_l on its coupling's random entries (aligned with
+    ``idx``) and B_l' S^{-1} B_l, B_l the level's scaled coupling."""
+    for l in range(ptr.size - 1):
+        a, b = ptr[l], ptr[l + 1]
+        total = 0.0
+        for p in range(a, b):
+            r = idx[p]
+            if r >= n_rest:
+                w_out[p] = 0.0
+                continue
+            acc = 0.0
+            for s in range(a, b):
+                c = idx[s]
+                if c < n_rest:
+                    acc += Sinv[r, c] * scaled[s]
+            w_out[p] = acc
+            total += acc * scaled[p]
+        quad_out[l] = total
+
+
+@kernel
+def _find(idx, a, b, value):
+    lo, hi = a, b
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if idx[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@kernel
+def _row_terms_blocked(codes, designs, lam, offsets, ptr, idx, w_lead, D, quad, Sinv, weights, m_out):
+    """Per row and term t: m_t = sum_s c_s M^{-1}[j_t, j_s] with c_s = lambda_s d_is, on
+    the blocked path (term 0 the leading one; rest indices relative to the rest)."""
+    n_terms, n = codes.shape
+    for i in range(n):
+        l = codes[0, i]
+        a, b = ptr[l], ptr[l + 1]
+        inv_d = 1.0 / D[l]
+        c0 = lam[0] * designs[i, 0]
+        # M^{-1}[l, l]
+        m0 = c0 * (inv_d + quad[l] * inv_d * inv_d)
+        for t in range(1, n_terms):
+            r = offsets[t] + codes[t, i]
+            ct = lam[t] * designs[i, t]
+            p = _find(idx, a, b, r)
+            cross = -w_lead[p] * inv_d  # M^{-1}[l, r]
+            m0 += ct * cross
+            mt = c0 * cross
+            for s in range(1, n_terms):
+                rs = offsets[s] + codes[s, i]
+                mt += lam[s] * designs[i, s] * Sinv[r, rs]
+            m_out[t, i] = mt
+        m_out[0, i] = m0
+
+
+@kernel
+def _row_terms_dense(codes, designs, lam, offsets, Minv, m_out):
+    """Per row and term t: m_t = sum_s c_s M^{-1}[j_t, j_s] on the dense path."""
+    n_terms, n = codes.shape
+    for i in range(n):
+        for t in range(n_terms):
+            jt = offsets[t] + codes[t, i]
+            acc = 0.0
+            for s in range(n_terms):
+                acc += lam[s] * designs[i, s] * Minv[jt, offsets[s] + codes[s, i]]
+            m_out[t, i] = acc
+
+
+def _inverse_of_factor(L: np.ndarray) -> np.ndarray:
+    """(L L')^{-1} from a lower Cholesky factor."""
+    if L.shape[0] == 0:
+        return np.zeros((0, 0))
+    Linv = np.tril(lapack.dtrtri(np.asfortranarray(L), lower=1)[0])
+    return Linv.T @ Linv
+
+
+def laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) -> np.ndarray:
+    """The gradient of :attr:`ConditionalMode.laplace_deviance` in (theta, beta') at the
+    mode of a fixed beta (see the module docstring; :func:`supports_gradient` must hold)."""
+    with pirls.threads:
+        return _laplace_gradient(pirls, mode, theta)
+
+
+def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) -> np.ndarray:
+    design = pirls.design
+    terms = design.terms
+    n, n_terms = design.n_obs, len(terms)
+    response = pirls.response
+    a, w, dw = np.empty(n), np.empty(n), np.empty(n)
+    canonical_derivatives(mode.eta, response.y, response.weights, response.family.code, a, w, dw)
+    codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]))
+    designs = np.ascontiguousarray(np.hstack([t.design for t in terms]))
+    lam = np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in terms])
+    sizes = np.array([t.n_levels for t in terms])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    system, factor = mode.system, mode.factor
+    m = np.empty((n_terms, n))
+    if system.n_leading:
+        n1 = terms[0].n_levels
+        q_rest = system.n_rest_random
+        D = factor.lead_chol[:, 0, 0] ** 2
+        Sinv = _inverse_of_factor(factor.rest_chol[:q_rest, :q_rest])
+        ptr, idx, val = system.coupling
+        rest_scale = np.ones(system.size)
+        for t in range(1, n_terms):
+            rest_scale[offsets[t] - n1 : offsets[t] - n1 + sizes[t]] = lam[t]
+        scaled = lam[0] * val[:, 0] * rest_scale[idx]
+        w_lead, quad = np.empty(idx.size), np.empty(n1)
+        _level_products(ptr, idx, scaled, q_rest, Sinv, w_lead, quad)
+        rest_offsets = offsets - np.where(np.arange(n_terms) > 0, n1, 0)
+        _row_terms_blocked(codes, designs, lam, rest_offsets, ptr, idx, w_lead, D, quad, Sinv, w, m)
+    else:
+        q = system.n_rest_random
+        Minv = _inverse_of_factor(factor.rest_chol[:q, :q])
+        _row_terms_dense(codes, designs, lam, offsets, Minv, m)
+    c = lam[:, None] * designs.T  # c_t per row
+    h = np.einsum("ti,ti->i", c, m)
+    trace = np.einsum("ti,ti->t", designs.T * w[None, :], m)
+    v = h * dw
+    # b = Lambda'Z'v, g = M^{-1} b
+    b = np.zeros(design.n_random)
+    for t in range(n_terms):
+        b[offsets[t] : offsets[t] + sizes[t]] = lam[t] * np.bincount(codes[t], weights=designs[:, t] * v,
+                                                                     minlength=sizes[t])
+    if system.n_leading:
+        ptr, idx, val = system.coupling
+        n1 = terms[0].n_levels
+        q_rest = system.n_rest_random
+        level = np.repeat(np.arange(n1), np.diff(ptr))
+        random = idx < q_rest
+        entries = scaled[random]
+        rows, cols = level[random], idx[random]
+        b1, br = b[:n1], b[n1:]
+        rhs = br - np.bincount(cols, weights=entries * (b1 / D)[rows], minlength=q_rest)
+        gr = Sinv @ rhs
+        g1 = (b1 - np.bincount(rows, weights=entries * gr[cols], minlength=n1)) / D
+        g = np.concatenate([g1, gr])
+    else:
+        g = Minv @ b
+    u = mode.u
+    z_lambda_g = np.zeros(n)
+    for t in range(n_terms):
+        z_lambda_g += lam[t] * designs[:, t] * g[offsets[t] + codes[t]]
+    e = v - w * z_lambda_g
+    grad_beta = design.X.T @ (e - 2.0 * a)
+    grad_theta = np.zeros(design.n_theta)
+    for t, term in enumerate(terms):
+        ut = u[offsets[t] + codes[t]] * designs[:, t]
+        gt = g[offsets[t] + codes[t]] * designs[:, t]
+        grad_theta[int(term.theta_index[0, 0])] = float(ut @ (e - 2.0 * a) + gt @ a + 2.0 * trace[t])
+    return np.concatenate([grad_theta, grad_beta])
+

@@ -1,0 +1,143 @@
+"""The linear mixed model's fit: the working scale, the penalised system on the path
+the dispatch picks, the optimiser of theta, and the result assembled from the optimum
+(:func:`fit_linear`, :func:`assemble`). :func:`interlace.fit` checks the arguments and
+reads the data (:mod:`interlace.fitting.model_frame`) first."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
+from ..linalg.dispatch import build_system
+from ..result import CrossedLMEResult, ModelInfo
+from .conditioning import Conditioning, condition
+from .estimates import (
+    Estimates,
+    boundary_flags,
+    compute_estimates,
+    lme4_term_order,
+    random_effects_frames,
+    variance_components,
+)
+from .gradient import deviance_functions
+from .optimize import OptimizationRecord, optimize_theta
+from .start import start_theta
+
+
+def fit_linear(design, full_formula: str, data: Any, dropped_rows: np.ndarray, *, method: str, start,
+               optimizer: str, max_evaluations: int, solver: str, df_method: str, max_dense_gib,
+               options: dict) -> CrossedLMEResult:
+    """The fit of a linear mixed model's ``design`` (arguments checked by
+    :func:`interlace.fit`; ``options``: its arguments, kept for ``update``)."""
+    conditioning, working = condition(design)  # the fit runs on the working scale
+    system = build_system(working, solver, max_dense_gib)
+    reml = method == "REML"
+    objective, with_gradient = deviance_functions(system, reml)
+    if start is None:
+        theta0 = start_theta(system)
+    else:
+        theta0 = np.asarray(start, dtype=np.float64).ravel()
+        if theta0.shape != (design.n_theta,):
+            raise InterlaceError(
+                f"start: expected {design.n_theta} values for theta "
+                f"({', '.join(design.theta_names)}), found {theta0.size}"
+            )
+    record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient,
+                            polish=True)
+    factor = optimum_factor(objective, with_gradient, theta=record.theta)
+    return assemble(conditioning, system, record, reml, method, df_method, full_formula, data, dropped_rows,
+                    options, factor=factor)
+
+
+def optimum_factor(*criteria, theta: np.ndarray):
+    """The factor at the optimum when a criterion still holds it from its last
+    evaluation (on a large model the factorisation is the costliest step), else None."""
+    for criterion in criteria:
+        owner = getattr(criterion, "__self__", criterion)  # a bound ``value`` method
+        if hasattr(owner, "last_factor"):
+            factor = owner.last_factor(theta)
+            if factor is not None:
+                return factor
+    return None
+
+
+def assemble(conditioning: Conditioning, system, record: OptimizationRecord, reml: bool, method: str,
+             df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
+             options: dict | None = None, model: ModelInfo | None = None,
+             factor=None) -> CrossedLMEResult:
+    """The result of an optimum ``record`` of ``system`` (built on the working design of
+    ``conditioning``), every value on the caller's scale."""
+    design = conditioning.design
+    theta = record.theta
+    if factor is None:
+        factor = system.factorize(theta)
+    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective, conditioning)
+    names = design.fixed_index
+    fe_params = pd.Series(est.beta, index=names, name="Estimate")
+    fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
+    components, correlations = variance_components(design, theta, est.scale)
+    flags = boundary_flags(design, theta)
+    singular = any(flags.values())
+    if singular:
+        warnings.warn("boundary (singular) fit: see interlace.isSingular", SingularFitWarning, stacklevel=4)
+    if not record.converged:
+        warnings.warn(
+            f"the optimizer ({record.optimizer}) did not converge: {record.message}",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    n_dropped = len(dropped_rows)
+    if n_dropped:
+        warnings.warn(
+            f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values "
+            f"{'were' if n_dropped > 1 else 'was'} dropped",
+            MissingValuesWarning,
+            stacklevel=4,
+        )
+    ordered = lme4_term_order(design)
+    model = model or ModelInfo(
+        exog=design.X,
+        endog=design.fixed.observed,
+        exog_names=list(design.fixed_names),
+        endog_names=design.fixed.response_name,
+        groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
+        formula=formula,
+        data=data,
+        dropped_rows=dropped_rows,
+    )
+    result = CrossedLMEResult(
+        fe_params=fe_params,
+        fe_bse=fe_bse,
+        fe_cov=est.fe_cov,
+        random_effects=random_effects_frames(design, est.effects),
+        variance_components=components,
+        correlation_params=correlations,
+        theta=theta.copy(),
+        theta_names=design.theta_names,
+        scale=est.scale,
+        llf=-0.5 * est.deviance,
+        nparams=design.n_fixed + design.n_theta + 1,
+        resid=est.resid,  # y - offset - (X b + Z u)
+        fittedvalues=design.fixed.with_offset_added(est.fitted),
+        nobs=design.n_obs,
+        ngroups={t.name: t.n_levels for t in ordered},
+        method=method,
+        converged=record.converged,
+        df_method="satterthwaite",
+        model=model,
+        is_singular=singular,
+        boundary_flags=flags,
+        n_dropped=n_dropped,
+        optimization=replace(record, objective=est.deviance),
+        solver_path=system.path,
+        fit_options=dict(options or {}),
+        _system=system,
+        _factor=factor,
+        _conditioning=conditioning,
+    )
+    return result.with_df_method(df_method) if df_method != "satterthwaite" else result

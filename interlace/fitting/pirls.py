@@ -1,0 +1,292 @@
+"""Penalised iteratively reweighted least squares (PIRLS) and the Laplace deviance of a
+generalized linear mixed model, on the linear model's penalised system.
+
+For given theta (and beta, or with beta free: lme4's ``nAGQ = 0``), the conditional
+mode u* of the spherical random effects minimises the penalised deviance
+
+    pdev(u) = -2 log p(y | u) + ||u||^2,    eta = offset + X beta + Z Lambda u.
+
+Each iteration is one penalised least-squares problem, the linear model's system on
+the rows scaled by the square roots of the working weights w_i (d mu/d eta)^2 / V(mu_i)
+(:func:`interlace.kernels.glm.working_response`): [Z X y] with y the working response,
+factored on the path the dispatch picks (the same blocked Cholesky and kernels), its
+solution the new u (and beta), halving the step while the penalised deviance rises.
+The Laplace approximation of the deviance is then
+
+    -2 log L(theta, beta) ~ -2 log p(y | u*) + ||u*||^2 + log |L|^2,
+
+with -2 log p(y | u) the full log-likelihood (R's ``family$aic``, as lme4) and L the
+factor at u*'s working weights (lme4's ``ldL2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..design import ModelDesign
+from ..errors import ConvergenceWarning
+from ..kernels.glm import working_response
+from ..kernels.products import z_times
+from ..linalg.dispatch import choose_downdate, choose_path, choose_rest
+from ..linalg.system import Factor, PenalizedSystem
+from ..linalg.threads import limited
+from .response import GlmResponse
+
+MAX_ITERATIONS = 100
+"""PIRLS iterations before giving up (lme4's ``maxit``)."""
+
+MAX_HALVINGS = 30
+"""Step halvings per iteration before giving up."""
+
+TOLERANCE = 1e-10
+"""PIRLS stops when the penalised deviance changes by less than this share of itself
+and the step in u (and beta) by less than this share of their size: the Laplace
+deviance is then exact to well below 1e-8 relative."""
+
+
+FINAL_STEP = 1e-10
+"""A converged PIRLS whose last step moved u (and beta) by less than this share of their
+size keeps that iteration's factor as the mode's: its working weights differ from the
+mode's by rounding, and the log-determinant by far less than 1e-8 relative."""
+
+
+@dataclass(frozen=True)
+class ConditionalMode:
+    """The conditional mode at one theta (and beta) and what the deviance needs.
+
+    Attributes
+    ----------
+    u : numpy.ndarray
+        The spherical random effects u* (q).
+    beta : numpy.ndarray
+        The fixed effects on the system's scale (given, or PIRLS's with beta free).
+    eta, mu : numpy.ndarray
+        Linear predictor (offset included) and mean per row.
+    system : PenalizedSystem
+        The weighted system at u*'s working weights.
+    factor : Factor
+        Its factor at theta.
+    loglik_part : float
+        -2 log p(y | u*) (the full log-likelihood).
+    penalty : float
+        ||u*||^2.
+    converged : bool
+        Whether PIRLS converged.
+    """
+
+    u: np.ndarray
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    system: PenalizedSystem
+    factor: Factor
+    loglik_part: float
+    penalty: float
+    converged: bool
+
+    @property
+    def ldl2(self) -> float:
+        """log |L|^2 of the random effects (lme4's ``ldL2``)."""
+        return self.factor.logdet_random
+
+    @property
+    def laplace_deviance(self) -> float:
+        """The Laplace approximation of -2 log L."""
+        if not self.factor.ok:
+            return np.inf
+        return float(self.loglik_part + self.penalty + self.ldl2)
+
+
+class Pirls:
+    """PIRLS on a design (its X possibly on a working scale), for one response.
+
+    Parameters
+    ----------
+    design : ModelDesign
+        Terms in factorisation order, X; its response is not used.
+    response : GlmResponse
+    offset : numpy.ndarray
+        The offset per row (zeros without).
+    solver : str
+        ``"auto"``, ``"dense"`` or ``"sparse"``, as :func:`interlace.fit`.
+    """
+
+    def __init__(self, design: ModelDesign, response: GlmResponse, offset: np.ndarray, solver: str = "auto"):
+        self.design = design
+        self.response = response
+        self.offset = np.ascontiguousarray(offset, dtype=np.float64)
+        self.n_leading = choose_path(design, solver)
+        self.sparse_rest = bool(self.n_leading and len(design.terms) > 1 and choose_rest(design) == "sparse")
+        self._syrk = None
+        self.family_code = response.family.code
+        self.link_code = response.family.link.code
+        self.n_evaluations = 0
+
+    # ----- the weighted system --------------------------------------------------------
+    def weighted_system(self, root_weights: np.ndarray, target: np.ndarray, with_fixed: bool) -> PenalizedSystem:
+        """The penalised system of the rows scaled by ``root_weights``: [Z X target]
+        (X only ``with_fixed``)."""
+        design = self.design
+        column = root_weights[:, None]
+        X = np.ascontiguousarray(design.X * column) if with_fixed else np.zeros((design.n_obs, 0))
+        terms = tuple(replace(t, design=np.ascontiguousarray(t.design * column)) for t in design.terms)
+        weighted = replace(design, fixed=replace(design.fixed, matrix=X, response=np.ascontiguousarray(target),
+                                                 offset=None, weights=None), terms=terms)
+        weighted.__dict__["lme4_terms"] = tuple(terms[design.terms.index(t)] for t in design.lme4_terms)
+        if self.sparse_rest:
+            from ..linalg.sparse_rest import SparseRestSystem
+
+            return SparseRestSystem(weighted, None)
+        system = PenalizedSystem(weighted, self.n_leading)
+        if self.n_leading:
+            if self._syrk is None:
+                self._syrk = choose_downdate(system) == "syrk"
+            if self._syrk:
+                system = system.with_syrk_downdate()
+        return system
+
+    # ----- pieces ---------------------------------------------------------------------
+    def random_part(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Z Lambda u per row."""
+        b = PenalizedSystem.spherical_to_effects(u, theta, self.design.terms)
+        out = np.zeros(self.design.n_obs)
+        pos = 0
+        for term in self.design.terms:
+            block = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
+            out += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+            pos += term.n_effects
+        return out
+
+    def linear_predictor(self, u: np.ndarray, beta: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """eta = offset + X beta + Z Lambda u."""
+        eta = self.offset + self.random_part(u, theta)
+        if beta.size:
+            eta = eta + self.design.X @ beta
+        return eta
+
+    def _working(self, eta: np.ndarray):
+        n = eta.size
+        root_weights = np.empty(n)
+        working_y = np.empty(n)
+        r = self.response
+        mu = working_response(eta, self.offset, r.y, r.weights, self.family_code, self.link_code, root_weights,
+                              working_y)
+        return mu, root_weights, working_y
+
+    def _means(self, eta: np.ndarray) -> np.ndarray:
+        from ..kernels.glm import inverse_link
+
+        return inverse_link(eta, self.link_code)
+
+    def penalised_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
+        """pdev at (eta, u) and the means."""
+        from ..kernels.glm import inverse_link
+
+        mu = inverse_link(eta, self.link_code)
+        return self.response.minus_twice_loglik(mu) + float(u @ u), mu
+
+    # ----- the iteration --------------------------------------------------------------
+    def start_beta(self) -> np.ndarray:
+        """beta of the GLM without random effects, by IRLS from R's ``mustart``."""
+        from ..kernels.glm import inverse_link
+
+        design, r = self.design, self.response
+        eta = r.family.link.link(r.family.start_mean(r.y, r.weights))
+        beta = np.zeros(design.n_fixed)
+        previous = np.inf
+        for _ in range(50):
+            _, root_weights, working_y = self._working(eta)
+            beta = np.linalg.lstsq(design.X * root_weights[:, None], root_weights * working_y, rcond=None)[0]
+            eta = self.offset + design.X @ beta
+            value = r.minus_twice_loglik(inverse_link(eta, self.link_code))
+            if abs(previous - value) <= 1e-10 * (abs(value) + 1.0):
+                break
+            previous = value
+        return beta
+
+    @property
+    def threads(self) -> limited:
+        """The thread limits of this PIRLS's systems (:mod:`interlace.linalg.threads`),
+        entered once around an evaluation rather than around each factorisation."""
+        size = self.design.n_random + self.design.n_fixed + 1
+        if self.n_leading:
+            size = sum(t.n_effects for t in self.design.terms[1:]) + self.design.n_fixed + 1
+        return limited(size, kernels=bool(self.n_leading))
+
+    @staticmethod
+    def _factor_and_solve(system, theta: np.ndarray, solve: bool = True):
+        """The factor at theta and, with ``solve``, the solution (u, beta), inside the
+        caller's thread limits."""
+        if isinstance(system, PenalizedSystem) and type(system).factorize is PenalizedSystem.factorize:
+            factor = system._factorize(theta, None)
+            return factor, (system._solve(factor, theta) if solve and factor.ok else None)
+        factor = system.factorize(theta)
+        return factor, (system.solve(factor, theta) if solve and factor.ok else None)
+
+    def mode(self, theta: np.ndarray, beta: np.ndarray | None = None, u0: np.ndarray | None = None,
+             beta0: np.ndarray | None = None) -> ConditionalMode:
+        """The conditional mode at ``theta`` with ``beta`` fixed, or with beta free when
+        ``beta`` is None (from ``beta0``); PIRLS from ``u0`` (zeros by default)."""
+        with self.threads:
+            return self._mode(theta, beta, u0, beta0)
+
+    def _mode(self, theta, beta, u0, beta0) -> ConditionalMode:
+        self.n_evaluations += 1
+        theta = np.asarray(theta, dtype=np.float64)
+        q = self.design.n_random
+        free = beta is None
+        u = np.zeros(q) if u0 is None else np.array(u0, dtype=np.float64)
+        b = (np.zeros(self.design.n_fixed) if beta0 is None else np.array(beta0, dtype=np.float64)) if free \
+            else np.asarray(beta, dtype=np.float64)
+        eta = self.linear_predictor(u, b, theta)
+        pdev, _ = self.penalised_deviance(eta, u)
+        converged = False
+        for _ in range(MAX_ITERATIONS):
+            mu, root_weights, working_y = self._working(eta)
+            target = working_y if free else working_y - (self.design.X @ b if b.size else 0.0)
+            system = self.weighted_system(root_weights, root_weights * target, free)
+            factor, solution = self._factor_and_solve(system, theta)
+            if not factor.ok:
+                break
+            u_new, b_solved = solution
+            b_new = b_solved if free else b
+            step_u, step_b = u_new - u, b_new - b
+            for _ in range(MAX_HALVINGS):
+                eta_new = self.linear_predictor(u + step_u, b + step_b, theta)
+                pdev_new, _ = self.penalised_deviance(eta_new, u + step_u)
+                if pdev_new <= pdev + 1e-12 * abs(pdev):
+                    break
+                step_u *= 0.5
+                step_b *= 0.5
+            else:
+                break
+            u, b, eta = u + step_u, b + step_b, eta_new
+            change = abs(pdev - pdev_new)
+            pdev = pdev_new
+            size = max(1.0, float(np.max(np.abs(u), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+            largest_step = max(float(np.max(np.abs(step_u), initial=0.0)), float(np.max(np.abs(step_b), initial=0.0)))
+            if change <= TOLERANCE * abs(pdev) and largest_step <= 1e-7 * size:
+                converged = True
+                if largest_step <= FINAL_STEP * size:  # this iteration's weights are u*'s to rounding
+                    return ConditionalMode(u, b, eta, self._means(eta), system, factor,
+                                           self.response.minus_twice_loglik(self._means(eta)), float(u @ u),
+                                           converged)
+                break
+        # the factor at u*'s own working weights
+        mu, root_weights, working_y = self._working(eta)
+        target = working_y if free else working_y - (self.design.X @ b if b.size else 0.0)
+        system = self.weighted_system(root_weights, root_weights * target, free)
+        factor, _ = self._factor_and_solve(system, theta, solve=False)
+        return ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu), float(u @ u),
+                               converged)
+
+
+def pirls_warning(converged: bool) -> None:
+    """Warn when PIRLS did not converge at the optimum."""
+    if not converged:
+        import warnings
+
+        warnings.warn("PIRLS did not converge at the optimum (lme4: 'pwrssUpdate did not converge')",
+                      ConvergenceWarning, stacklevel=4)
