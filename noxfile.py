@@ -7,6 +7,8 @@ lint, and the benchmarks.
     nox -s lint           # ruff
     nox -s bench          # the benchmark suite W1-W11, side by side with lme4 when Rscript has it
     nox -s bench -- --only W1,W2 --repeats 3   # arguments after -- go to benchmarks/run_suite.py
+    nox -s bench_glmm     # the GLMM benchmark G1-G5, beside glmer (when Rscript has lme4) and glmm
+    nox -s bench_glmm -- --only G1,G2 --repeats 3   # arguments after -- go to benchmarks/run_glmm.py
 """
 
 from __future__ import annotations
@@ -66,3 +68,15 @@ def bench(session: nox.Session) -> None:
     if session.venv_backend != "none":
         session.install(".[bench,pyarrow]")
     session.run("python", "benchmarks/run_suite.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench_glmm(session: nox.Session) -> None:
+    """The GLMM benchmark (``benchmarks/run_glmm.py``): interlace beside lme4's ``glmer``
+    when ``Rscript`` has it and beside the ``glmm`` package (in the ``bench`` extra); the
+    arguments after ``--`` go to the script (see benchmarks/README.md). With
+    ``nox --no-venv -s bench_glmm`` it benchmarks the current environment, installing nothing.
+    """
+    if session.venv_backend != "none":
+        session.install(".[bench,pyarrow]")
+    session.run("python", "benchmarks/run_glmm.py", *session.posargs)

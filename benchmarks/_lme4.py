@@ -7,7 +7,9 @@ the factor levels in the order interlace uses, or the generated CSV, with
 it took over 60 s it is kept as the single timed run (R has no JIT to warm, and a
 run that long does not need a second one), otherwise ``repeats`` further calls are
 timed (one if the first of them exceeds 60 s). W3 times loops of ``refit(m, Y[, j])``
-over the responses interlace simulated, after one untimed refit.
+over the responses interlace simulated, after one untimed refit. The GLMM workloads
+of ``run_glmm.py`` time ``glmer(f, data = d, family = <family>)`` (default control,
+Laplace) the same way.
 
 Peak memory is the Rscript process's maximum resident set size, read as
 `_harness.run_measured` says (``/usr/bin/time -v`` when present): it covers R,
@@ -68,6 +70,23 @@ def fit_script(formula, data_path, factors_r, repeats):
     )
 
 
+def glmer_script(formula, family, data_path, factors_r, repeats):
+    """R source timing ``glmer``; prints ``time``, ``loglik``, ``theta``, ``fixef``,
+    ``fixef_names``, ``se`` (Wald, from ``vcov``) and ``conv_messages`` (their count)."""
+    fit = f"m <- glmer(f, data = d, family = {family})"
+    return (
+        _header(data_path, factors_r)
+        + f"f <- {formula}\n"
+        + _timed_runs(fit, repeats)
+        + 'cat("loglik", sprintf("%.17g", as.numeric(logLik(m))), "\\n")\n'
+        + 'cat("theta", sprintf("%.17g", getME(m, "theta")), "\\n")\n'
+        + 'cat("fixef", sprintf("%.17g", fixef(m)), "\\n")\n'
+        + 'cat("fixef_names", names(fixef(m)), "\\n")\n'
+        + 'cat("se", sprintf("%.17g", sqrt(diag(as.matrix(vcov(m))))), "\\n")\n'
+        + 'cat("conv_messages", length(m@optinfo$conv$lme4$messages), "\\n")\n'
+    )
+
+
 def refit_script(formula, data_path, factors_r, y_path, repeats):
     """R source timing loops of ``refit(m, Y[, j])``; prints ``time`` and ``slope`` lines."""
     loop = "for (j in seq_len(ncol(Y))) fits[[j]] <- refit(m, Y[, j])"
@@ -89,11 +108,14 @@ def run(key, source, tmp_dir):
     -------
     dict
         ``seconds``, ``median``, ``warmup_s`` (None for W3), ``peak_bytes`` and the
-        printed values: ``reml_crit`` and ``theta``, or ``slopes``.
+        printed values: ``reml_crit`` and ``theta``, or ``slopes``; for `glmer_script`
+        ``loglik``, ``theta``, ``fixef`` (by name), ``se`` (by name) and ``converged``
+        (no convergence message).
     """
     fields, proc = _harness.run_rscript_measured(
         Path(tmp_dir) / f"{key}.R", source, f"lme4 failed on {key}"
     )
+    names = fields.pop("fixef_names", None)
     values = {name: [float(v) for v in found] for name, found in fields.items()}
     result = {
         **_harness.summarize(values["time"]),
@@ -103,6 +125,12 @@ def run(key, source, tmp_dir):
     }
     if "slope" in values:
         result["slopes"] = values["slope"]
+    elif "loglik" in values:
+        result["loglik"] = values["loglik"][0]
+        result["theta"] = values["theta"]
+        result["fixef"] = dict(zip(names, values["fixef"], strict=True))
+        result["se"] = dict(zip(names, values["se"], strict=True))
+        result["converged"] = values["conv_messages"][0] == 0
     else:
         result["reml_crit"] = values["reml_crit"][0]
         result["theta"] = values["theta"]

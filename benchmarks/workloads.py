@@ -1,10 +1,13 @@
-"""The workloads W1-W12 of the performance spec, one definition each.
+"""The workloads W1-W12 of the performance spec, and G1-G5 of the GLMM spec, one
+definition each.
 
 A `Workload` holds what the suite needs to run one row of its table: the data (a
 bundled lme4 dataset, a `Simulation` by the spec's recipe, or the `Crossed` design
 of W3), the formula, a size label, how it is timed (``kind``), its target and when
-lme4 runs. The recipe is in ``shared/spec/performance.md``; `Simulation.frame`
-follows it draw for draw (``numpy.random.default_rng(1)``).
+lme4 runs. The recipe is in ``shared/spec/performance.md`` (the GLMM one in
+``shared/spec/glmm.md``); `Simulation.frame` follows it draw for draw
+(``numpy.random.default_rng(1)``). `WORKLOADS` are ``run_suite.py``'s,
+`GLMM_WORKLOADS` ``run_glmm.py``'s.
 
 Grouping columns of generated data are written as integer codes and turned into
 factors with levels in numeric order on both sides (`read_frame` in Python,
@@ -22,13 +25,18 @@ from pathlib import Path
 SIM_FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
 SLOPE_FORMULA = "y ~ x + (1 + x | g1) + (1 | g2)"
 SLEEP_FORMULA = "Reaction ~ Days + (Days | Subject)"
+GLMM_VARIANTS = ("binomial", "poisson")
+"""`Simulation` variants with a GLMM response."""
 
 
 # --- data ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Simulation:
     """Two crossed factors by the spec's recipe; ``variant`` "plain", "slope", "sparse" or
-    "singular" (g2's effects truly zero: drawn as in "plain", then multiplied by 0).
+    "singular" (g2's effects truly zero: drawn as in "plain", then multiplied by 0), or
+    "binomial" or "poisson": the GLMM recipe of ``shared/spec/glmm.md``, the same draws
+    up to the effects, then ``eta = -0.5 + 0.5 x + u1[g1] + u2[g2]`` and ``y`` drawn
+    from the family (0/1, or counts).
 
     ``quick`` is how much ``--quick`` divides the rows and the level counts by.
     """
@@ -69,6 +77,14 @@ class Simulation:
         x = rng.standard_normal(n)
         u1 = rng.standard_normal(n1) * 1.0
         u2 = rng.standard_normal(n2) * (0.0 if self.variant == "singular" else 0.5)
+        if self.variant in GLMM_VARIANTS:
+            eta = -0.5 + 0.5 * x + u1[g1] + u2[g2]
+            y = (
+                rng.binomial(1, 1 / (1 + np.exp(-eta)))
+                if self.variant == "binomial"
+                else rng.poisson(np.exp(eta))
+            )
+            return pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2})
         y = 1 + 0.5 * x + u1[g1] + u2[g2] + rng.standard_normal(n)
         if self.variant == "slope":
             b1 = rng.standard_normal(n1) * 0.3
@@ -169,7 +185,8 @@ class Target:
     ``max_memory_gb`` bound interlace's median time and peak memory;
     ``memory_vs_lme4`` asks for interlace's peak memory to be no more than lme4's;
     ``max_slowdown`` bounds interlace's median time over its median time on the
-    workload's ``regular`` design (W12).
+    workload's ``regular`` design (W12); ``min_glmm_ratio`` is on the seconds of the
+    ``glmm`` package (PyPI) over interlace's (G1-G4, ``run_glmm.py``).
     """
 
     text: str
@@ -178,6 +195,7 @@ class Target:
     max_memory_gb: float | None = None
     memory_vs_lme4: bool = False
     max_slowdown: float | None = None
+    min_glmm_ratio: float | None = None
 
 
 # --- workloads -------------------------------------------------------------
@@ -195,6 +213,8 @@ class Workload:
     says: a target in seconds (W8), with no single-threaded lme4 beside it. ``regular``
     is a second design that interlace also fits, the same with every variance non-zero:
     the target compares the two times (W12, a singular fit against a regular one).
+    ``family`` is None for a linear mixed model, else the GLMM family ("binomial",
+    "poisson") that ``run_glmm.py`` fits (G1-G5); there ``lme4`` says when glmer runs.
     """
 
     key: str
@@ -208,6 +228,7 @@ class Workload:
     all_cores: bool = False
     n_refits: int = 0
     regular: Simulation | None = None
+    family: str | None = None
 
     def sized(self, quick):
         """The data at full size, or at ``--quick`` size."""
@@ -233,6 +254,8 @@ DATASET_SIZES = {
     "sleepstudy": "180 rows, 18 subjects",
     "Penicillin": "144 rows, 24 x 6 levels",
     "InstEval": "73,421 rows, 2,972 x 1,128 (x 14) levels",
+    "VerbAgg": "7,584 rows, 316 x 24 levels",
+    "grouseticks": "403 rows, 118 x 403 x 63 levels",
 }
 
 _LARGE_NOTE = "minutes in lme4: run with --r-large"
@@ -357,3 +380,62 @@ WORKLOADS = {
 
 IMPORT_TARGET = Target("< 0.5 s", max_seconds=0.5)
 """W10's second target: ``import interlace`` in a fresh process, start-up subtracted."""
+
+
+# --- GLMM workloads (run_glmm.py) -------------------------------------------------
+def _simulated_glmm(key, family, n, target, **options):
+    """A GLMM workload on the spec's recipe: ``n`` rows, 5,000 x 1,000 crossed levels
+    (``--quick``: 10x fewer at 1e5 rows, 100x at 1e6), `SIM_FORMULA`, Laplace."""
+    return Workload(
+        key,
+        f"simulated {family}, Laplace",
+        SIM_FORMULA,
+        Simulation(n, 5_000, 1_000, variant=family, quick=10 if n <= 100_000 else 100),
+        target,
+        family=family,
+        **options,
+    )
+
+
+GLMM_WORKLOADS = {
+    w.key: w
+    for w in (
+        Workload(
+            "G1",
+            "VerbAgg, binomial (r2: N/Y), Laplace",
+            "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)",
+            "VerbAgg",
+            Target(">= 40x glmer, faster than glmm", min_ratio=40.0, min_glmm_ratio=1.0),
+            family="binomial",
+        ),
+        Workload(
+            "G2",
+            "grouseticks, poisson, Laplace",
+            "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+            "grouseticks",
+            Target(">= 15x glmer, faster than glmm", min_ratio=15.0, min_glmm_ratio=1.0),
+            family="poisson",
+        ),
+        _simulated_glmm(
+            "G3",
+            "binomial",
+            100_000,
+            Target(">= 30x glmer, 2x faster than glmm", min_ratio=30.0, min_glmm_ratio=2.0),
+        ),
+        _simulated_glmm(
+            "G4",
+            "poisson",
+            100_000,
+            Target(">= 30x glmer, faster than glmm", min_ratio=30.0, min_glmm_ratio=1.0),
+        ),
+        _simulated_glmm(
+            "G5",
+            "binomial",
+            1_000_000,
+            Target("< 30 s, < 2 GB", max_seconds=30.0, max_memory_gb=2.0),
+            lme4="large",
+            lme4_note="tens of minutes in glmer at 1e6 rows: run with --with-glmer-g5",
+        ),
+    )
+}
+"""The GLMM workloads of ``shared/spec/glmm.md``, by key, in the table's order."""
