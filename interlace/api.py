@@ -188,6 +188,12 @@ def _fit_generalized(formula, data, groups, random, method, family, nagq, start,
                            solver=solver, na_action=na_action, options=options)
 
 
+def _check_result(result: Any) -> None:
+    if not isinstance(result, (CrossedLMEResult, CrossedGLMMResult)):
+        raise InterlaceError(f"result: expected a fitted model (CrossedLMEResult or CrossedGLMMResult), found "
+                             f"{type(result).__name__}")
+
+
 def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
     """Predictions of a fitted model; see :meth:`CrossedLMEResult.predict`.
 
@@ -198,23 +204,20 @@ def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = Tr
     >>> bool(np.allclose(interlace.predict(m), m.fittedvalues))
     True
     """
-    if not isinstance(result, CrossedLMEResult):
-        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
-    return result.predict(newdata, include_re)
+    _check_result(result)
+    return result.predict(newdata, include_re=include_re)
 
 
 def simulate(result: CrossedLMEResult, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
     """Responses simulated from a fitted model; see :meth:`CrossedLMEResult.simulate`."""
-    if not isinstance(result, CrossedLMEResult):
-        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    _check_result(result)
     return result.simulate(nsim, seed, use_re)
 
 
 def bootMer(result: CrossedLMEResult, statistic=None, B: int = 500, seed=None,  # noqa: N802
             show_progress: bool = False, n_jobs: int = 1, use_re: bool = False):
     """Parametric bootstrap of a fitted model; see :meth:`CrossedLMEResult.bootMer`."""
-    if not isinstance(result, CrossedLMEResult):
-        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
+    _check_result(result)
     return result.bootMer(statistic, B, seed, show_progress, n_jobs, use_re)
 
 
@@ -231,11 +234,11 @@ def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N8
     >>> interlace.isSingular(m), interlace.isSingular(m, tol=0.0)
     (True, False)
     """
-    if not isinstance(result, CrossedLMEResult):
-        raise InterlaceError(f"result: expected a CrossedLMEResult, found {type(result).__name__}")
-    if not tol >= 0:
+    _check_result(result)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not tol >= 0:
         raise InterlaceError(f"tol: expected a non-negative number, found {tol!r}")
-    return any(boundary_flags(result._system.design, result.theta, tol).values())
+    design = result._fit.design if isinstance(result, CrossedGLMMResult) else result._system.design
+    return any(boundary_flags(design, result.theta, tol).values())
 
 
 def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.DataFrame:

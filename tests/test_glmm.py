@@ -278,3 +278,48 @@ def test_bad_links_and_responses_are_named(cbpp):
     with pytest.raises(interlace.InterlaceError, match="nAGQ: adaptive Gauss-Hermite"):
         interlace.fit("cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | period)", cbpp,
                       family="binomial", nAGQ=5)
+
+
+# ----- the exact gradient -------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+@pytest.mark.parametrize(("formula", "dataset", "family"), [
+    (CBPP, "cbpp", "binomial"),
+    ("r2 ~ Anger + Gender + btype + (1 | id) + (1 | item)", "VerbAgg", "binomial"),
+    ("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)", "grouseticks", "poisson"),
+])
+def test_laplace_gradient_is_the_deviance_derivative(formula, dataset, family, solver):
+    from interlace.fitting.laplace_gradient import laplace_gradient, supports_gradient
+
+    data = interlace.load_dataset(dataset)
+    data = data.iloc[:2500] if len(data) > 2500 else data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", interlace.SingularFitWarning)
+        m = interlace.fit(formula, data, family=family, solver=solver)
+    pirls = m._fit.pirls
+    assert supports_gradient(pirls)
+    assert (pirls.n_leading == 1) == (solver == "sparse")
+    n_theta = len(m.theta)
+    x = m._fit.x + 0.05  # off the optimum, where the gradient is not zero
+
+    def deviance(point):
+        return pirls.mode(point[:n_theta], point[n_theta:]).laplace_deviance
+
+    gradient = laplace_gradient(pirls, pirls.mode(x[:n_theta], x[n_theta:]), x[:n_theta])
+    step = 1e-5
+    differences = np.array([(deviance(x + step * e) - deviance(x - step * e)) / (2 * step) for e in np.eye(x.size)])
+    np.testing.assert_allclose(gradient, differences, rtol=0, atol=1e-6 * np.abs(differences).max())
+
+
+def test_scalar_conditional_variances_are_the_general_ones():
+    from interlace.fitting.estimates import conditional_sd
+    from interlace.fitting.laplace_gradient import scalar_conditional_variances
+
+    m = interlace.fit("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION)",
+                      interlace.load_dataset("grouseticks"), family="poisson")
+    fit = m._fit
+    general = conditional_sd(fit.mode.system, fit.mode.factor, m.theta, 1.0)
+    fast = scalar_conditional_variances(fit.pirls, fit.mode)
+    lam = np.concatenate([np.full(t.n_levels, t.relative_cov_factor(m.theta)[0, 0]) for t in fit.design.terms])
+    np.testing.assert_allclose(lam * np.sqrt(fast), np.concatenate([general[t.name][:, 0] for t in fit.design.terms]),
+                               rtol=1e-10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .influence import MEASURES, influence_columns
 from .output import to_caller_frame
-from .residuals import residual_columns
+from .residuals import require_linear, residual_columns
 
 
 def hlm_augment(result, level: int | str = 1, include_ls: bool = True):
@@ -41,6 +41,7 @@ def hlm_augment(result, level: int | str = 1, include_ls: bool = True):
     >>> aug.shape
     (60, 15)
     """
+    require_linear(result, "hlm_augment")
     residuals = residual_columns(result, level, False, include_ls)
     influence = influence_columns(result, level)
     extra = {name: influence[name] for name in (*MEASURES, "leverage.overall")}

@@ -44,6 +44,7 @@ from .gls import GlsPieces, check_finite_fit, gls_pieces
 from .levels import resolve_level, rows_by_level
 from .leverage import LEVERAGE_TYPES, leverage_columns
 from .output import level_labels, model_frame_columns, observation_ids, to_caller_frame
+from .residuals import require_linear
 
 MEASURES = ("cooksd", "mdffits", "covtrace", "covratio")
 """The influence columns, in HLMdiag's order."""
@@ -347,5 +348,6 @@ def hlm_influence(
     >>> exact.round(3).to_dict("records")
     [{'cooksd': 0.56, 'mdffits': 0.847, 'covtrace': 0.339, 'covratio': 0.661, 'rvc.sigma2': -0.004, 'rvc.D11': -0.573}]
     """
+    require_linear(result, "hlm_influence")
     columns = influence_columns(result, level, approx, delete, leverage, show_progress)
     return to_caller_frame(result, columns)

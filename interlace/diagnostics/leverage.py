@@ -19,6 +19,7 @@ import numpy as np
 from .gls import GlsPieces, gls_pieces
 from .levels import resolve_level
 from .output import to_caller_frame
+from .residuals import require_linear
 
 LEVERAGE_TYPES = ("overall", "fixef", "ranef", "ranef.uc")
 """The leverage columns, in HLMdiag's order."""
@@ -101,4 +102,5 @@ def hlm_leverage(result, level: int | str = 1):
     0   0.1638 0.0333  0.1304    0.7197
     1   0.1638 0.0333  0.1304    0.7197
     """
+    require_linear(result, "hlm_leverage")
     return to_caller_frame(result, leverage_columns(result, level))

@@ -204,6 +204,19 @@ def residual_columns(result, level, standardize, include_ls: bool) -> dict[str, 
     return group_residual_columns(result, term, standardize, bool(include_ls))
 
 
+def require_linear(result, function: str) -> None:
+    """HLMdiag's diagnostics are defined for linear mixed models: a clear error for any
+    other result (a generalized fit's residuals are its ``residuals(type=)``)."""
+    from ..result import CrossedLMEResult
+
+    if not isinstance(result, CrossedLMEResult):
+        kind = type(result).__name__
+        hint = (" (HLMdiag's diagnostics are for linear mixed models; a generalized fit has "
+                "residuals(type='deviance' | 'pearson' | 'response' | 'working'))"
+                if kind == "CrossedGLMMResult" else "")
+        raise InterlaceError(f"{function}: expected a linear mixed model fit (CrossedLMEResult), found {kind}{hint}")
+
+
 def hlm_resid(
     result, level: int | str = 1, standardize: bool | str = False, include_ls: bool = True
 ):
@@ -263,4 +276,5 @@ def hlm_resid(
     >>> list(g.columns)
     ['Subject', '.std.ranef.intercept', '.std.ranef.days', '.std.ls.intercept', '.std.ls.days']
     """
+    require_linear(result, "hlm_resid")
     return to_caller_frame(result, residual_columns(result, level, standardize, include_ls))

@@ -116,6 +116,7 @@ class LaplaceCriterion:
         self.n_points = n_points
         self.last: ConditionalMode | None = None
         self.best: tuple[float, np.ndarray, ConditionalMode] | None = None
+        self.kept_hessian: tuple[np.ndarray, np.ndarray] | None = None
 
     def mode(self, x: np.ndarray) -> ConditionalMode:
         """The conditional mode at x (theta, or theta and beta')."""
@@ -151,6 +152,17 @@ class LaplaceCriterion:
             self.best = (value, x.copy(), mode)
         return value, laplace_gradient(self.pirls, mode, x[: self.n_theta])
 
+    def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """(gradient, Hessian, gradients taken) at x for the convergence check: central
+        differences of the exact gradient, kept for vcov(beta) (:func:`_fixed_cov`)."""
+        x = np.asarray(x, dtype=np.float64)
+        lower = np.concatenate([self.pirls.design.theta_lower, np.full(x.size - self.n_theta, -np.inf)])
+        H = gradient_hessian(self.value_and_gradient, x, lower)
+        if gradient is None:
+            gradient = self.value_and_gradient(x)[1]
+        self.kept_hessian = (x.copy(), H)
+        return np.asarray(gradient, dtype=np.float64), H, 2 * x.size
+
     def __call__(self, x: np.ndarray) -> float:
         mode = self.mode(x)
         value = self.value(mode, x)
@@ -159,6 +171,20 @@ class LaplaceCriterion:
         if self.best is None or value < self.best[0]:
             self.best = (value, np.array(x, dtype=np.float64), mode)
         return value
+
+
+class _ValueAndGradient:
+    """The criterion's (value, gradient) for the optimiser, with the Hessian its
+    convergence check asks for (:meth:`LaplaceCriterion.hessian`)."""
+
+    def __init__(self, criterion: LaplaceCriterion):
+        self.criterion = criterion
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        return self.criterion.value_and_gradient(x)
+
+    def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None):
+        return self.criterion.hessian(x, gradient)
 
 
 def gradient_hessian(value_and_gradient, x: np.ndarray, lower: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
@@ -285,7 +311,7 @@ def _estimate(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: st
         lower = np.concatenate([design.theta_lower, np.full(design.n_fixed, -np.inf)])
         with_gradient = None
         if gradient:
-            name, with_gradient = "l-bfgs-b", criterion.value_and_gradient
+            name, with_gradient = "l-bfgs-b", _ValueAndGradient(criterion)
         record = optimize_theta(criterion, np.concatenate([theta0, beta0]), lower, name, int(max_evaluations),
                                 fun_and_grad=with_gradient)
         evaluations += record.n_evaluations
@@ -317,7 +343,10 @@ def _fixed_cov(criterion: LaplaceCriterion, pirls: Pirls, x: np.ndarray, theta: 
         return np.zeros((0, 0)), ""
     if nagq > 0:
         lower = np.concatenate([design.theta_lower, np.full(p, -np.inf)])
-        if nagq == 1 and supports_gradient(pirls):
+        kept = criterion.kept_hessian
+        if kept is not None and np.array_equal(kept[0], x):
+            H = kept[1]  # the convergence check's
+        elif nagq == 1 and supports_gradient(pirls):
             H = gradient_hessian(criterion.value_and_gradient, x, lower)
         else:
             H = central_hessian(criterion, x, lower)
@@ -358,7 +387,18 @@ def _assemble_generalized(design, pirls: Pirls, basis, estimate: _Estimate, nagq
     for term in design.terms:
         effects[term.name] = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
         pos += term.n_effects
-    sds = conditional_sd(mode.system, mode.factor, theta, 1.0)
+    if supports_gradient(pirls) or all(t.n_columns == 1 for t in design.terms) and not pirls.sparse_rest:
+        # every term scalar: diag(M^{-1}) from the rest's inverse (the general route loops over levels)
+        from .laplace_gradient import scalar_conditional_variances
+
+        variances = scalar_conditional_variances(pirls, mode)
+        lam = np.concatenate([np.full(t.n_levels, float(t.relative_cov_factor(theta)[0, 0])) for t in design.terms])
+        sd_all, sds, pos = lam * np.sqrt(np.maximum(variances, 0.0)), {}, 0
+        for term in design.terms:
+            sds[term.name] = sd_all[pos : pos + term.n_levels].reshape(term.n_levels, 1)
+            pos += term.n_levels
+    else:
+        sds = conditional_sd(mode.system, mode.factor, theta, 1.0)
     components, correlations = variance_components(design, theta, 1.0)
     flags = boundary_flags(design, theta)
     singular = any(flags.values())

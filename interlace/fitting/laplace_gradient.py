@@ -112,11 +112,49 @@ def _row_terms_dense(codes, designs, lam, offsets, Minv, m_out):
 
 
 def _inverse_of_factor(L: np.ndarray) -> np.ndarray:
-    """(L L')^{-1} from a lower Cholesky factor."""
+    """(L L')^{-1} from a lower Cholesky factor (LAPACK ``potri``: the triangle, then
+    mirrored)."""
     if L.shape[0] == 0:
         return np.zeros((0, 0))
-    Linv = np.tril(lapack.dtrtri(np.asfortranarray(L), lower=1)[0])
-    return Linv.T @ Linv
+    inverse, info = lapack.dpotri(np.asfortranarray(L), lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri: the factor is singular (info {info})")
+    lower = np.tril(inverse)
+    return lower + np.tril(lower, -1).T
+
+
+def scalar_conditional_variances(pirls: Pirls, mode: ConditionalMode) -> np.ndarray:
+    """diag(M^{-1}) in the order of u (every term scalar, the system dense or blocked
+    with a dense rest): lme4's conditional variances of u, from the rest's inverse and,
+    per leading level, 1/D + B'S^{-1}B / D^2."""
+    with pirls.threads:
+        system, factor = mode.system, mode.factor
+        if not system.n_leading:
+            q = system.n_rest_random
+            return np.diag(_inverse_of_factor(factor.rest_chol[:q, :q])).copy()
+        terms = pirls.design.terms
+        theta = mode.theta
+        lam = np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in terms])
+        n1, q_rest = terms[0].n_levels, system.n_rest_random
+        D = factor.lead_chol[:, 0, 0] ** 2
+        Sinv = _inverse_of_factor(factor.rest_chol[:q_rest, :q_rest])
+        scaled = _scaled_coupling(system, terms, lam)
+        w_lead, quad = np.empty(scaled.size), np.empty(n1)
+        _level_products(system.coupling[0], system.coupling[1], scaled, q_rest, Sinv, w_lead, quad)
+        return np.concatenate([1.0 / D + quad / D**2, np.diag(Sinv)])
+
+
+def _scaled_coupling(system, terms, lam: np.ndarray) -> np.ndarray:
+    """The leading term's coupling Z_1'W Z_rest scaled by lambda_1 lambda_t (entries of
+    the [X y] tail scaled by lambda_1)."""
+    ptr, idx, val = system.coupling
+    n1 = terms[0].n_levels
+    rest_scale = np.ones(system.size)
+    offset = 0
+    for t in range(1, len(terms)):
+        rest_scale[offset : offset + terms[t].n_levels] = lam[t]
+        offset += terms[t].n_levels
+    return lam[0] * val[:, 0] * rest_scale[idx] if n1 else val[:, 0]
 
 
 def laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) -> np.ndarray:
@@ -146,10 +184,7 @@ def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) ->
         D = factor.lead_chol[:, 0, 0] ** 2
         Sinv = _inverse_of_factor(factor.rest_chol[:q_rest, :q_rest])
         ptr, idx, val = system.coupling
-        rest_scale = np.ones(system.size)
-        for t in range(1, n_terms):
-            rest_scale[offsets[t] - n1 : offsets[t] - n1 + sizes[t]] = lam[t]
-        scaled = lam[0] * val[:, 0] * rest_scale[idx]
+        scaled = _scaled_coupling(system, terms, lam)
         w_lead, quad = np.empty(idx.size), np.empty(n1)
         _level_products(ptr, idx, scaled, q_rest, Sinv, w_lead, quad)
         rest_offsets = offsets - np.where(np.arange(n_terms) > 0, n1, 0)

@@ -74,6 +74,8 @@ class ConditionalMode:
         ||u*||^2.
     converged : bool
         Whether PIRLS converged.
+    theta : numpy.ndarray
+        The theta of the mode.
     """
 
     u: np.ndarray
@@ -85,6 +87,7 @@ class ConditionalMode:
     loglik_part: float
     penalty: float
     converged: bool
+    theta: np.ndarray | None = None
 
     @property
     def ldl2(self) -> float:
@@ -117,9 +120,10 @@ class Pirls:
         self.design = design
         self.response = response
         self.offset = np.ascontiguousarray(offset, dtype=np.float64)
-        self.n_leading = choose_path(design, solver)
+        self.n_leading = choose_path(design, solver, rebuilt=True)
         self.sparse_rest = bool(self.n_leading and len(design.terms) > 1 and choose_rest(design) == "sparse")
         self._syrk = None
+        self._templates: dict[bool, tuple] = {}
         self.family_code = response.family.code
         self.link_code = response.family.link.code
         self.n_evaluations = 0
@@ -139,13 +143,51 @@ class Pirls:
             from ..linalg.sparse_rest import SparseRestSystem
 
             return SparseRestSystem(weighted, None)
+        template = self._templates.get(with_fixed)
+        if template is not None:
+            return self._reweighted(template, weighted)
         system = PenalizedSystem(weighted, self.n_leading)
         if self.n_leading:
             if self._syrk is None:
                 self._syrk = choose_downdate(system) == "syrk"
             if self._syrk:
                 system = system.with_syrk_downdate()
+            self._templates[with_fixed] = (system, self._slots(system, weighted))
         return system
+
+    @staticmethod
+    def _slots(system: PenalizedSystem, design: ModelDesign) -> np.ndarray:
+        """Where each row's entries sit in the blocked system's coupling (fixed by the codes)."""
+        from ..kernels.crossprod import coupling_slots
+        from ..linalg.system import stack_terms
+
+        codes, designs, design_start, index_offset, _, _ = stack_terms(system.rest_terms, design.n_obs)
+        ptr, idx, _ = system.coupling
+        return coupling_slots(system.lead_term.group_codes, codes, designs, design_start, index_offset, ptr, idx)
+
+    @staticmethod
+    def _reweighted(template, design: ModelDesign) -> PenalizedSystem:
+        """The blocked system of ``design`` (the template's rows and codes, new weights):
+        the cross-products' values recomputed, the structure (coupling pattern, its
+        transpose, the downdate rule) the template's."""
+        from ..kernels.crossprod import block_diagonal_crossprod, refill_coupling
+        from ..linalg.system import dense_crossprod, stack_terms
+
+        system, slots = template
+        new = object.__new__(PenalizedSystem)
+        new.__dict__.update(system.__dict__)
+        terms = design.terms
+        new.design = design
+        new.lead_term, new.rest_terms = terms[0], terms[1:]
+        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+        codes, designs, design_start, index_offset, _, _ = stack_terms(new.rest_terms, design.n_obs)
+        new.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, system.size)
+        lead = new.lead_term
+        new.lead_crossprod = block_diagonal_crossprod(lead.group_codes, lead.design, lead.n_levels)
+        ptr, idx, _ = system.coupling
+        new.coupling = (ptr, idx, refill_coupling(lead.group_codes, lead.design, designs, xy, slots, ptr, idx.size))
+        new._dense_coupling = None
+        return new
 
     # ----- pieces ---------------------------------------------------------------------
     def random_part(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -270,9 +312,9 @@ class Pirls:
             if change <= TOLERANCE * abs(pdev) and largest_step <= 1e-7 * size:
                 converged = True
                 if largest_step <= FINAL_STEP * size:  # this iteration's weights are u*'s to rounding
-                    return ConditionalMode(u, b, eta, self._means(eta), system, factor,
-                                           self.response.minus_twice_loglik(self._means(eta)), float(u @ u),
-                                           converged)
+                    mu = self._means(eta)
+                    return ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu),
+                                           float(u @ u), converged, theta)
                 break
         # the factor at u*'s own working weights
         mu, root_weights, working_y = self._working(eta)
@@ -280,7 +322,7 @@ class Pirls:
         system = self.weighted_system(root_weights, root_weights * target, free)
         factor, _ = self._factor_and_solve(system, theta, solve=False)
         return ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu), float(u @ u),
-                               converged)
+                               converged, theta)
 
 
 def pirls_warning(converged: bool) -> None:

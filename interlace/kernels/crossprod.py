@@ -178,3 +178,55 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
             for k in range(k1):
                 val[start + nnz + c, k] = tail[l, c, k]
     return ptr, idx, val
+
+
+@kernel
+def coupling_slots(lead_codes, codes, designs, design_start, index_offset, ptr, idx):
+    """Where each row's random-effect entries sit in the coupling of
+    :func:`coupling_crossprod` (``ptr``/``idx`` of the same rows' structure): an
+    (n, width) array of positions in ``val``, so that new row weights refill the values
+    without rebuilding the structure (:func:`refill_coupling`)."""
+    n = lead_codes.shape[0]
+    n_terms = codes.shape[0]
+    width = designs.shape[1]
+    out = np.empty((n, width), dtype=np.int64)
+    for i in range(n):
+        g = lead_codes[i]
+        a, b = ptr[g], ptr[g + 1]
+        count = 0
+        for t in range(n_terms):
+            k = design_start[t + 1] - design_start[t]
+            base = index_offset[t] + codes[t, i] * k
+            for c in range(k):
+                target = base + c
+                lo, hi = a, b
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if idx[mid] < target:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                out[i, count] = lo
+                count += 1
+    return out
+
+
+@kernel
+def refill_coupling(lead_codes, lead_design, designs, xy, slots, ptr, nnz):
+    """The values of :func:`coupling_crossprod` for new rows of the same structure (the
+    designs and [X y] already scaled by the rows' weights), from :func:`coupling_slots`."""
+    n = lead_codes.shape[0]
+    k1 = lead_design.shape[1]
+    width = designs.shape[1]
+    n_tail = xy.shape[1]
+    val = np.zeros((nnz, k1))
+    for i in range(n):
+        g = lead_codes[i]
+        tail = ptr[g + 1] - n_tail
+        for j in range(k1):
+            lj = lead_design[i, j]
+            for a in range(width):
+                val[slots[i, a], j] += lj * designs[i, a]
+            for c in range(n_tail):
+                val[tail + c, j] += lj * xy[i, c]
+    return val

@@ -71,8 +71,13 @@ DENSE_MAX_SIZE = 400
 """Largest q + p + 1 factored as one dense matrix by ``solver="auto"``."""
 
 
-def choose_path(design: ModelDesign, solver: str = "auto") -> int:
+def choose_path(design: ModelDesign, solver: str = "auto", rebuilt: bool = False) -> int:
     """Number of leading terms eliminated by level: 0 (dense) or 1 (blocked).
+
+    ``rebuilt``: the system is built anew at every iteration (PIRLS reweights it), so
+    the dense system's assembly is paid each time too; then the blocked path is taken
+    whenever the leading term has at least as many effects as the rest (its elimination
+    by level is cheaper than any dense work on them).
 
     Examples
     --------
@@ -91,6 +96,9 @@ def choose_path(design: ModelDesign, solver: str = "auto") -> int:
     if solver == "sparse":
         return 1
     size = design.n_random + design.n_fixed + 1
+    if rebuilt and design.terms:
+        rest = size - design.terms[0].n_effects
+        return 1 if design.terms[0].n_effects >= rest or size > DENSE_MAX_SIZE else 0
     return 0 if size <= DENSE_MAX_SIZE else 1
 
 
