@@ -124,6 +124,15 @@ class Pirls:
         self.sparse_rest = bool(self.n_leading and len(design.terms) > 1 and choose_rest(design) == "sparse")
         self._syrk = None
         self._templates: dict[bool, tuple] = {}
+        self._preconditioner = None
+        terms = design.terms
+        scalar = all(t.n_columns == 1 for t in terms) and not self.sparse_rest
+        self._scalar = None
+        if scalar and terms:
+            sizes = np.array([t.n_levels for t in terms])
+            self._scalar = (np.ascontiguousarray(np.vstack([t.group_codes for t in terms])),
+                            np.ascontiguousarray(np.hstack([t.design for t in terms])),
+                            np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
         self.family_code = response.family.code
         self.link_code = response.family.link.code
         self.n_evaluations = 0
@@ -285,14 +294,28 @@ class Pirls:
         eta = self.linear_predictor(u, b, theta)
         pdev, _ = self.penalised_deviance(eta, u)
         converged = False
+        preconditioner = self._preconditioner if not free and self._scalar is not None else None
+        system = factor = None
         for _ in range(MAX_ITERATIONS):
             mu, root_weights, working_y = self._working(eta)
             target = working_y if free else working_y - (self.design.X @ b if b.size else 0.0)
-            system = self.weighted_system(root_weights, root_weights * target, free)
-            factor, solution = self._factor_and_solve(system, theta)
-            if not factor.ok:
-                break
-            u_new, b_solved = solution
+            u_new = None
+            if preconditioner is not None:
+                u_new = self._conjugate_step(theta, root_weights**2, target, u, preconditioner[1])
+            if u_new is None:
+                system = self.weighted_system(root_weights, root_weights * target, free)
+                factor, solution = self._factor_and_solve(system, theta)
+                if not factor.ok:
+                    break
+                u_new, b_solved = solution
+                if preconditioner is not None:  # a better one for this mode's next steps
+                    from .preconditioned import FactorSolve
+
+                    preconditioner = (theta, FactorSolve(system, factor, self._lambdas(theta),
+                                                         self.design.terms[0].n_levels))
+            else:
+                system = factor = None
+                b_solved = b
             b_new = b_solved if free else b
             step_u, step_b = u_new - u, b_new - b
             for _ in range(MAX_HALVINGS):
@@ -311,18 +334,50 @@ class Pirls:
             largest_step = max(float(np.max(np.abs(step_u), initial=0.0)), float(np.max(np.abs(step_b), initial=0.0)))
             if change <= TOLERANCE * abs(pdev) and largest_step <= 1e-7 * size:
                 converged = True
-                if largest_step <= FINAL_STEP * size:  # this iteration's weights are u*'s to rounding
+                if factor is not None and largest_step <= FINAL_STEP * size:  # weights u*'s to rounding
                     mu = self._means(eta)
-                    return ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu),
-                                           float(u @ u), converged, theta)
+                    return self._finished(ConditionalMode(u, b, eta, mu, system, factor,
+                                                          self.response.minus_twice_loglik(mu), float(u @ u),
+                                                          converged, theta), free)
                 break
         # the factor at u*'s own working weights
         mu, root_weights, working_y = self._working(eta)
         target = working_y if free else working_y - (self.design.X @ b if b.size else 0.0)
         system = self.weighted_system(root_weights, root_weights * target, free)
         factor, _ = self._factor_and_solve(system, theta, solve=False)
-        return ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu), float(u @ u),
-                               converged, theta)
+        return self._finished(ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu),
+                                              float(u @ u), converged, theta), free)
+
+    def _finished(self, mode: ConditionalMode, free: bool) -> ConditionalMode:
+        """Keep a converged beta-fixed mode's factor as the next modes' preconditioner."""
+        if not free and self._scalar is not None and mode.converged and mode.factor.ok:
+            from .preconditioned import FactorSolve
+
+            lam = self._lambdas(mode.theta)
+            self._preconditioner = (mode.theta.copy(), FactorSolve(mode.system, mode.factor, lam,
+                                                                   self.design.terms[0].n_levels))
+        return mode
+
+    def _lambdas(self, theta: np.ndarray) -> np.ndarray:
+        return np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in self.design.terms])
+
+    def _conjugate_step(self, theta, weights, target, u, solve) -> np.ndarray | None:
+        """The Newton step's new u by preconditioned conjugate gradients (scalar terms,
+        beta fixed), or None when they do not converge."""
+        from .preconditioned import conjugate_gradients, scalar_normal_product
+
+        codes, designs, offsets = self._scalar
+        lam = self._lambdas(theta)
+        values = weights * target
+        rhs = np.concatenate([lam[t] * np.bincount(codes[t], weights=designs[:, t] * values,
+                                                   minlength=term.n_levels)
+                              for t, term in enumerate(self.design.terms)])
+
+        def product(v):
+            return scalar_normal_product(codes, designs, lam, offsets, weights, v)
+
+        u_new, ok = conjugate_gradients(product, solve, rhs, u)
+        return u_new if ok else None
 
 
 def pirls_warning(converged: bool) -> None:
