@@ -19,10 +19,11 @@ downdate already visits). One solve with M and passes over the rows complete it.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.linalg import lapack
 
-from ..kernels._jit import kernel
+from ..kernels._jit import kernel, parallel_kernel
 from ..kernels.glm import canonical_derivatives
 from .pirls import ConditionalMode, Pirls
 
@@ -38,11 +39,11 @@ def supports_gradient(pirls: Pirls) -> bool:
             and not pirls.sparse_rest)
 
 
-@kernel
+@parallel_kernel
 def _level_products(ptr, idx, scaled, n_rest, Sinv, w_out, quad_out):
     """Per leading level l: w = S^{-1} B_l on its coupling's random entries (aligned with
-    ``idx``) and B_l' S^{-1} B_l, B_l the level's scaled coupling."""
-    for l in range(ptr.size - 1):
+    ``idx``) and B_l' S^{-1} B_l, B_l the level's scaled coupling (levels over threads)."""
+    for l in numba.prange(ptr.size - 1):
         a, b = ptr[l], ptr[l + 1]
         total = 0.0
         for p in range(a, b):
@@ -96,6 +97,64 @@ def _row_terms_blocked(codes, designs, lam, offsets, ptr, idx, w_lead, D, quad, 
                 mt += lam[s] * designs[i, s] * Sinv[r, rs]
             m_out[t, i] = mt
         m_out[0, i] = m0
+
+
+@kernel
+def _row_terms_slots(codes, designs, lam, offsets, ptr, slots, w_lead, D, quad, Sinv, m_out):
+    """:func:`_row_terms_blocked` with each row's coupling positions known (``slots``:
+    rows x rest terms, from :func:`interlace.kernels.crossprod.coupling_slots`)."""
+    n_terms, n = codes.shape
+    for i in range(n):
+        l = codes[0, i]
+        inv_d = 1.0 / D[l]
+        c0 = lam[0] * designs[i, 0]
+        m0 = c0 * (inv_d + quad[l] * inv_d * inv_d)
+        for t in range(1, n_terms):
+            r = offsets[t] + codes[t, i]
+            ct = lam[t] * designs[i, t]
+            cross = -w_lead[slots[i, t - 1]] * inv_d
+            m0 += ct * cross
+            mt = c0 * cross
+            for s in range(1, n_terms):
+                mt += lam[s] * designs[i, s] * Sinv[r, offsets[s] + codes[s, i]]
+            m_out[t, i] = mt
+        m_out[0, i] = m0
+
+
+@kernel
+def _row_gradient_parts(codes, designs, lam, offsets, w, dw, m, n_random):
+    """Per row h = sum_t c_t m_t and v = h dW/deta; b = Lambda'Z'v over the effects; per
+    term the trace sum_i W_i d_it m_t."""
+    n_terms, n = codes.shape
+    v = np.empty(n)
+    b = np.zeros(n_random)
+    trace = np.zeros(n_terms)
+    for i in range(n):
+        h = 0.0
+        for t in range(n_terms):
+            h += lam[t] * designs[i, t] * m[t, i]
+            trace[t] += w[i] * designs[i, t] * m[t, i]
+        v[i] = h * dw[i]
+        for t in range(n_terms):
+            b[offsets[t] + codes[t, i]] += lam[t] * designs[i, t] * v[i]
+    return v, b, trace
+
+
+@kernel
+def _row_gradient_finish(codes, designs, lam, offsets, u, g, a, w, v):
+    """e = v - W (Z Lambda g) per row, and per term sum_i d_it [u_j (e_i - 2 a_i) + g_j a_i]."""
+    n_terms, n = codes.shape
+    e = np.empty(n)
+    parts = np.zeros(n_terms)
+    for i in range(n):
+        zg = 0.0
+        for t in range(n_terms):
+            zg += lam[t] * designs[i, t] * g[offsets[t] + codes[t, i]]
+        e[i] = v[i] - w[i] * zg
+        for t in range(n_terms):
+            j = offsets[t] + codes[t, i]
+            parts[t] += designs[i, t] * (u[j] * (e[i] - 2.0 * a[i]) + g[j] * a[i])
+    return e, parts
 
 
 @kernel
@@ -188,20 +247,17 @@ def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) ->
         w_lead, quad = np.empty(idx.size), np.empty(n1)
         _level_products(ptr, idx, scaled, q_rest, Sinv, w_lead, quad)
         rest_offsets = offsets - np.where(np.arange(n_terms) > 0, n1, 0)
-        _row_terms_blocked(codes, designs, lam, rest_offsets, ptr, idx, w_lead, D, quad, Sinv, w, m)
+        slots = pirls.coupling_slots_of(system)
+        if slots is not None:
+            _row_terms_slots(codes, designs, lam, rest_offsets, ptr, slots, w_lead, D, quad, Sinv, m)
+        else:
+            _row_terms_blocked(codes, designs, lam, rest_offsets, ptr, idx, w_lead, D, quad, Sinv, w, m)
     else:
         q = system.n_rest_random
         Minv = _inverse_of_factor(factor.rest_chol[:q, :q])
         _row_terms_dense(codes, designs, lam, offsets, Minv, m)
-    c = lam[:, None] * designs.T  # c_t per row
-    h = np.einsum("ti,ti->i", c, m)
-    trace = np.einsum("ti,ti->t", designs.T * w[None, :], m)
-    v = h * dw
-    # b = Lambda'Z'v, g = M^{-1} b
-    b = np.zeros(design.n_random)
-    for t in range(n_terms):
-        b[offsets[t] : offsets[t] + sizes[t]] = lam[t] * np.bincount(codes[t], weights=designs[:, t] * v,
-                                                                     minlength=sizes[t])
+    v, b, trace = _row_gradient_parts(codes, designs, lam, offsets, w, dw, m, design.n_random)
+    # g = M^{-1} b
     if system.n_leading:
         ptr, idx, val = system.coupling
         n1 = terms[0].n_levels
@@ -217,16 +273,10 @@ def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) ->
         g = np.concatenate([g1, gr])
     else:
         g = Minv @ b
-    u = mode.u
-    z_lambda_g = np.zeros(n)
-    for t in range(n_terms):
-        z_lambda_g += lam[t] * designs[:, t] * g[offsets[t] + codes[t]]
-    e = v - w * z_lambda_g
+    e, parts = _row_gradient_finish(codes, designs, lam, offsets, mode.u, np.ascontiguousarray(g), a, w, v)
     grad_beta = design.X.T @ (e - 2.0 * a)
     grad_theta = np.zeros(design.n_theta)
     for t, term in enumerate(terms):
-        ut = u[offsets[t] + codes[t]] * designs[:, t]
-        gt = g[offsets[t] + codes[t]] * designs[:, t]
-        grad_theta[int(term.theta_index[0, 0])] = float(ut @ (e - 2.0 * a) + gt @ a + 2.0 * trace[t])
+        grad_theta[int(term.theta_index[0, 0])] = float(parts[t] + 2.0 * trace[t])
     return np.concatenate([grad_theta, grad_beta])
 

@@ -46,6 +46,30 @@ and the step in u (and beta) by less than this share of their size: the Laplace
 deviance is then exact to well below 1e-8 relative."""
 
 
+class _Serial:
+    """One BLAS thread and one numba thread for a small design's PIRLS (restored after)."""
+
+    def __init__(self, size: int):
+        self.blas = limited(size)
+
+    def __enter__(self):
+        import numba
+
+        self.before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        self.blas.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        import numba
+
+        self.blas.__exit__(*exc)
+        numba.set_num_threads(self.before)
+
+
+PARALLEL_MIN_ROWS = 50_000
+"""Designs with fewer rows run PIRLS's kernels on one thread (no load check per call)."""
+
 FINAL_STEP = 1e-10
 """A converged PIRLS whose last step moved u (and beta) by less than this share of their
 size keeps that iteration's factor as the mode's: its working weights differ from the
@@ -164,6 +188,14 @@ class Pirls:
             self._templates[with_fixed] = (system, self._slots(system, weighted))
         return system
 
+    def coupling_slots_of(self, system) -> np.ndarray | None:
+        """The rows' positions in ``system``'s coupling when it has a reweighting
+        template's pattern (:meth:`weighted_system`), else None."""
+        for template, slots in self._templates.values():
+            if system.coupling is not None and system.coupling[0] is template.coupling[0]:
+                return slots
+        return None
+
     @staticmethod
     def _slots(system: PenalizedSystem, design: ModelDesign) -> np.ndarray:
         """Where each row's entries sit in the blocked system's coupling (fixed by the codes)."""
@@ -241,6 +273,10 @@ class Pirls:
     # ----- the iteration --------------------------------------------------------------
     def start_beta(self) -> np.ndarray:
         """beta of the GLM without random effects, by IRLS from R's ``mustart``."""
+        with self.threads:
+            return self._start_beta()
+
+    def _start_beta(self) -> np.ndarray:
         from ..kernels.glm import inverse_link
 
         design, r = self.design, self.response
@@ -258,13 +294,15 @@ class Pirls:
         return beta
 
     @property
-    def threads(self) -> limited:
+    def threads(self):
         """The thread limits of this PIRLS's systems (:mod:`interlace.linalg.threads`),
         entered once around an evaluation rather than around each factorisation."""
         size = self.design.n_random + self.design.n_fixed + 1
         if self.n_leading:
             size = sum(t.n_effects for t in self.design.terms[1:]) + self.design.n_fixed + 1
-        return limited(size, kernels=bool(self.n_leading))
+        if self.design.n_obs >= PARALLEL_MIN_ROWS:
+            return limited(size, kernels=bool(self.n_leading))
+        return _Serial(size)  # waking the kernels' threads costs more than a small design's work
 
     @staticmethod
     def _factor_and_solve(system, theta: np.ndarray, solve: bool = True):
@@ -364,14 +402,15 @@ class Pirls:
     def _conjugate_step(self, theta, weights, target, u, solve) -> np.ndarray | None:
         """The Newton step's new u by preconditioned conjugate gradients (scalar terms,
         beta fixed), or None when they do not converge."""
-        from .preconditioned import conjugate_gradients, scalar_normal_product
+        from .preconditioned import (
+            conjugate_gradients,
+            scalar_normal_product,
+            scalar_transpose_product,
+        )
 
         codes, designs, offsets = self._scalar
         lam = self._lambdas(theta)
-        values = weights * target
-        rhs = np.concatenate([lam[t] * np.bincount(codes[t], weights=designs[:, t] * values,
-                                                   minlength=term.n_levels)
-                              for t, term in enumerate(self.design.terms)])
+        rhs = scalar_transpose_product(codes, designs, lam, offsets, weights * target, self.design.n_random)
 
         def product(v):
             return scalar_normal_product(codes, designs, lam, offsets, weights, v)

@@ -17,7 +17,7 @@ from scipy.linalg import lapack
 
 from ..kernels._jit import kernel
 
-CG_TOLERANCE = 1e-10
+CG_TOLERANCE = 1e-12
 """Conjugate gradients stop when the residual is below this share of the right-hand side."""
 
 CG_MAX_ITERATIONS = 12
@@ -37,6 +37,17 @@ def scalar_normal_product(codes, designs, lam, offsets, weights, v):
         s *= weights[i]
         for t in range(n_terms):
             out[offsets[t] + codes[t, i]] += lam[t] * designs[i, t] * s
+    return out
+
+
+@kernel
+def scalar_transpose_product(codes, designs, lam, offsets, values, n_random):
+    """Lambda'Z' values for scalar terms (one pass over the rows)."""
+    n_terms, n = codes.shape
+    out = np.zeros(n_random)
+    for i in range(n):
+        for t in range(n_terms):
+            out[offsets[t] + codes[t, i]] += lam[t] * designs[i, t] * values[i]
     return out
 
 

@@ -68,6 +68,9 @@ class GlmResponse:
         family) with its likelihood's terms."""
         y = np.ascontiguousarray(y, dtype=np.float64)
         weights = np.ascontiguousarray(prior_weights * trials, dtype=np.float64)
+        if y.size and not np.any(weights > 0):
+            raise DataError(f"response {name!r}: every row has zero weight (the weights= times the binomial "
+                            f"trials), found {y.size} row(s) and nothing to fit; expected some rows with trials")
         family.check(y, weights, name)
         a, b, constant = family.loglik_terms(y, weights, trials)
         return cls(y, weights, np.ascontiguousarray(prior_weights, dtype=np.float64),
@@ -96,9 +99,35 @@ class GlmResponse:
 
 
 def _lhs(formula: str) -> str:
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula: expected a string like 'y ~ x + (1 | g)', found {type(formula).__name__} "
+                           f"{formula!r}")
     if "~" not in formula:
         raise FormulaError(f"formula {formula!r}: expected 'response ~ terms'")
-    return formula.split("~", 1)[0].strip()
+    lhs = formula.split("~", 1)[0].strip()
+    if not lhs:
+        raise FormulaError(f"formula {formula!r}: expected a response left of '~' (a generalized model needs one)")
+    return lhs
+
+
+def public_names(message: str, formula: str) -> str:
+    """An error message of the model frame's with the response's working columns
+    (:data:`RESPONSE_COLUMN`, :data:`TRIALS_COLUMN`, :data:`WEIGHTS_COLUMN`) named as the
+    caller knows them: the left-hand side of ``formula`` and ``weights``; left out of a
+    list of the data's columns.
+
+    Examples
+    --------
+    >>> public_names("data: 2 row(s) have missing values in .interlace_response, .interlace_trials", "y ~ x")
+    'data: 2 row(s) have missing values in y'
+    """
+    if not isinstance(formula, str) or "~" not in formula or ".interlace_" not in message:
+        return message
+    lhs = formula.split("~", 1)[0].strip()
+    working = (RESPONSE_COLUMN, TRIALS_COLUMN, WEIGHTS_COLUMN)
+    message = message.replace(", " + ", ".join(working), "")  # the data's columns, as listed
+    message = message.replace(f"`{RESPONSE_COLUMN}`", lhs).replace(f", {TRIALS_COLUMN}", "")
+    return message.replace(RESPONSE_COLUMN, lhs).replace(TRIALS_COLUMN, lhs).replace(WEIGHTS_COLUMN, "weights")
 
 
 def _factor_success(column: pd.Series) -> np.ndarray:
@@ -113,23 +142,80 @@ def _factor_success(column: pd.Series) -> np.ndarray:
     return np.where(codes < 0, np.nan, (codes > 0).astype(np.float64))
 
 
+NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+"""pandas' ``infer_dtype`` of an object column of numbers (decimals held as objects too)."""
+
+
+def _kind(values: pd.Series) -> str:
+    """What a response column holds: "number", "logical", "factor" (a categorical or
+    strings), "missing" (nothing but missing values), or "other" (dates, complex
+    numbers, bytes, lists, mixed values: no response)."""
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "logical"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "factor"
+    if pd.api.types.is_complex_dtype(dtype):
+        return "other"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "number"
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return "factor"
+    if pd.api.types.is_object_dtype(dtype):
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
+        if inferred == "empty":
+            return "missing"
+        if inferred == "boolean":
+            return "logical"
+        if inferred in NUMBER_KINDS:
+            return "number"
+        if inferred in ("string", "categorical"):
+            return "factor"
+    return "other"
+
+
 def _as_numbers(values, name: str, family: Family) -> np.ndarray:
     """A response column or expression value as numbers: logical 0/1, a factor by R's rule
-    (binomial), numbers as they are."""
-    if isinstance(values, pd.Series):
-        dtype = values.dtype
-        present = values.dropna()
-        if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_object_dtype(dtype) and len(present)
-                                                 and all(isinstance(v, (bool, np.bool_)) for v in present)):
-            return values.astype("float64").to_numpy()
-        if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype) or \
-                pd.api.types.is_object_dtype(dtype):
-            if family.name != "binomial":
-                raise DataError(f"response {name!r}: a {family.name} response is numeric, found a column of "
-                                f"dtype {dtype}")
-            return _factor_success(values)
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.asarray(values, dtype=np.float64)
+    (binomial), numbers as they are; anything else an error naming the response."""
+    if not isinstance(values, pd.Series):
+        return np.asarray(values, dtype=np.float64)
+    kind = _kind(values)
+    if kind == "factor":
+        if family.name != "binomial":
+            raise DataError(f"response {name!r}: a {family.name} response is numeric, found a column of "
+                            f"dtype {values.dtype}")
+        return _factor_success(values)
+    if kind == "other":
+        expected = ("numbers, a logical, a factor or strings" if family.name == "binomial" else "numbers (counts)")
+        raise DataError(f"response {name!r}: expected {expected}, found a column of dtype {values.dtype} "
+                        f"({pd.api.types.infer_dtype(values, skipna=True)} values)")
+    return _numbers(values)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """A column of numbers or logicals (:func:`_kind`) as float64, NaN where missing."""
+    if pd.api.types.is_object_dtype(values.dtype):  # Python numbers, bools or decimals
+        return np.array([np.nan if pd.isna(v) else float(v) for v in values], dtype=np.float64)
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _counts(value, lhs: str, argument: str) -> np.ndarray:
+    """One argument of ``cbind(successes, failures)`` as numbers (logicals as 0/1); an
+    error naming the response for anything but numbers."""
+    if isinstance(value, pd.Series):
+        kind = _kind(value)
+        if kind not in ("number", "logical", "missing"):
+            raise DataError(f"response {lhs!r}: successes and failures are counts, found {argument!r} of dtype "
+                            f"{value.dtype}")
+        return _numbers(value)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _refuse_infinite(values: np.ndarray, lhs: str, expected: str) -> None:
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise DataError(f"response {lhs!r}: {expected}, found {int(infinite.sum())} infinite value(s) (NaN is a "
+                        "missing value and its row is dropped; inf is not)")
 
 
 def _evaluate(text: str, table: pd.DataFrame) -> np.ndarray | pd.Series:
@@ -175,8 +261,11 @@ def read_response(formula: str, data, family: Family, weights) -> tuple[object, 
                                f"family {family.name!r}")
         if len(node.args) != 2:
             raise FormulaError(f"response {lhs!r}: expected cbind(successes, failures), two columns")
-        parts = [np.asarray(_evaluate(rexpr.deparse(arg.value), table), dtype=np.float64) for arg in node.args]
+        parts = [_counts(_evaluate(rexpr.deparse(arg.value), table), lhs, rexpr.deparse(arg.value))
+                 for arg in node.args]
         successes, failures = parts
+        for part in parts:
+            _refuse_infinite(part, lhs, "successes and failures are counts")
         if np.any(successes < 0) or np.any(failures < 0):
             raise DataError(f"response {lhs!r}: successes and failures are counts, found negative values")
         trials = successes + failures
@@ -185,20 +274,26 @@ def read_response(formula: str, data, family: Family, weights) -> tuple[object, 
         y = np.where(np.isnan(trials), np.nan, y)
     else:
         y = _as_numbers(_evaluate(lhs, table), lhs, family)
+        _refuse_infinite(y, lhs, f"a {family.name} response is finite")
         trials = np.where(np.isnan(y), np.nan, 1.0)
+    if info.n_rows and np.all(np.isnan(y)):
+        raise DataError(f"response {lhs!r}: all {info.n_rows} values are missing (NaN or None); expected "
+                        "a response")
     if weights is None:
         prior = np.ones(info.n_rows)
     elif isinstance(weights, str):
         if weights not in info.columns:
             raise DataError(f"weights: column {weights!r} not found in data (columns: {', '.join(map(str, info.columns))})")
         column = select_as_pandas(frame, [weights])[weights]
-        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        if _kind(column) not in ("number", "missing"):
             raise DataError(f"weights: expected a numeric column, found column {weights!r} of dtype {column.dtype}")
-        prior = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        prior = _numbers(column)
     else:
         prior = numeric_values(weights, "weights")
         if len(prior) != info.n_rows:
             raise DataError(f"weights: expected one number per row of data ({info.n_rows} rows), found {len(prior)}")
+    if info.n_rows and np.all(np.isnan(prior)):
+        raise DataError(f"weights: all {info.n_rows} values are missing (NaN or None); expected prior weights")
     finite = prior[~np.isnan(prior)]
     if np.any(~np.isfinite(finite)) or np.any(finite < 0):
         bad = int(np.sum(~np.isfinite(finite) | (finite < 0)))
