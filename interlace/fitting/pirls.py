@@ -123,7 +123,8 @@ class ConditionalMode:
         """The Laplace approximation of -2 log L."""
         if not self.factor.ok:
             return np.inf
-        return float(self.loglik_part + self.penalty + self.ldl2)
+        value = float(self.loglik_part + self.penalty + self.ldl2)
+        return value if np.isfinite(value) else np.inf
 
 
 class Pirls:
@@ -268,7 +269,34 @@ class Pirls:
         from ..kernels.glm import inverse_link
 
         mu = inverse_link(eta, self.link_code)
-        return self.response.minus_twice_loglik(mu) + float(u @ u), mu
+        if not (self.valid_means(mu) and self.valid_eta(eta)):  # R's validmu / valideta: too far
+            return np.inf, mu
+        return self._loglik_part(eta, mu) + float(u @ u), mu
+
+    def _loglik_part(self, eta: np.ndarray, mu: np.ndarray) -> float:
+        """-2 log p(y | u) at a mode, inf outside the family's and the link's range."""
+        if not (self.valid_means(mu) and self.valid_eta(eta)):
+            return np.inf
+        return self.response.minus_twice_loglik(mu)
+
+    def valid_eta(self, eta: np.ndarray) -> bool:
+        """R's ``valideta``: a sqrt link's eta must be positive (else mu = eta^2 is the
+        mirror image of a valid mean), an inverse link's non-zero."""
+        name = self.response.family.link.name
+        if name == "sqrt":
+            return bool(np.all(eta > 0.0))
+        if name == "inverse":
+            return bool(np.all(eta != 0.0))
+        return True
+
+    def valid_means(self, mu: np.ndarray) -> bool:
+        """Whether every mean is inside the family's range (a non-canonical link can leave it:
+        a Poisson identity link below 0, a binomial log link above 1)."""
+        if not np.all(np.isfinite(mu)):
+            return False
+        if self.family_code == 0:
+            return bool(np.all((mu > 0.0) & (mu < 1.0)))
+        return bool(np.all(mu > 0.0))
 
     # ----- the iteration --------------------------------------------------------------
     def start_beta(self) -> np.ndarray:
@@ -375,7 +403,7 @@ class Pirls:
                 if factor is not None and largest_step <= FINAL_STEP * size:  # weights u*'s to rounding
                     mu = self._means(eta)
                     return self._finished(ConditionalMode(u, b, eta, mu, system, factor,
-                                                          self.response.minus_twice_loglik(mu), float(u @ u),
+                                                          self._loglik_part(eta, mu), float(u @ u),
                                                           converged, theta), free)
                 break
         # the factor at u*'s own working weights
@@ -383,7 +411,7 @@ class Pirls:
         target = working_y if free else working_y - (self.design.X @ b if b.size else 0.0)
         system = self.weighted_system(root_weights, root_weights * target, free)
         factor, _ = self._factor_and_solve(system, theta, solve=False)
-        return self._finished(ConditionalMode(u, b, eta, mu, system, factor, self.response.minus_twice_loglik(mu),
+        return self._finished(ConditionalMode(u, b, eta, mu, system, factor, self._loglik_part(eta, mu),
                                               float(u @ u), converged, theta), free)
 
     def _finished(self, mode: ConditionalMode, free: bool) -> ConditionalMode:
