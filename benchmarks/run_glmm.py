@@ -214,9 +214,11 @@ def run_workload(workload, have_lme4, have_glmm, tmp):
     if not glmer_status:
         _log(f"{workload.key}: glmer ...")
         row["lme4"], row["lme4_error"] = run_glmer(workload, data, tmp)
+        row["lme4_status"] = "ran" if row["lme4"] else "failed"
     if not glmm_status:
         _log(f"{workload.key}: glmm ...")
         row["glmm"], row["glmm_error"] = run_side("glmm", workload, data, tmp)
+        row["glmm_status"] = "ran" if row["glmm"] else "failed"
     if data["dataset"] is None:
         Path(data["data_path"]).unlink()
     return finish(row, workload.target)
