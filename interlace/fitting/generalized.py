@@ -45,6 +45,9 @@ MAX_AGQ = 25
 """The most quadrature points per level (lme4's limit)."""
 
 HESSIAN_STEP = 1e-4
+
+RECENT_MODES = 3
+"""Conditional modes (and gradients) a criterion keeps, newest first."""
 """lme4's ``deriv12`` step for the Hessian behind vcov(beta)."""
 
 
@@ -117,10 +120,22 @@ class LaplaceCriterion:
         self.last: ConditionalMode | None = None
         self.best: tuple[float, np.ndarray, ConditionalMode] | None = None
         self.kept_hessian: tuple[np.ndarray, np.ndarray] | None = None
+        self._recent: list[tuple[bytes, ConditionalMode]] = []
+        self._gradients: list[tuple[bytes, float, np.ndarray]] = []
 
     def mode(self, x: np.ndarray) -> ConditionalMode:
-        """The conditional mode at x (theta, or theta and beta')."""
+        """The conditional mode at x (theta, or theta and beta'); the last few are kept,
+        so the optimum's is not computed again after the checks around it."""
         x = np.asarray(x, dtype=np.float64)
+        key = x.tobytes()
+        for known, mode in self._recent:
+            if known == key:
+                return mode
+        mode = self._mode(x)
+        self._recent = [(key, mode), *self._recent[: RECENT_MODES - 1]]
+        return mode
+
+    def _mode(self, x: np.ndarray) -> ConditionalMode:
         theta = x[: self.n_theta]
         last = self.last
         u0 = last.u if last is not None and np.all(np.isfinite(last.u)) else None
@@ -144,13 +159,19 @@ class LaplaceCriterion:
         from .laplace_gradient import laplace_gradient
 
         x = np.asarray(x, dtype=np.float64)
+        key = x.tobytes()
+        for known, value, gradient in self._gradients:
+            if known == key:
+                return value, gradient.copy()
         mode = self.mode(x)
         value = self.value(mode, x)
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
         if self.best is None or value < self.best[0]:
             self.best = (value, x.copy(), mode)
-        return value, laplace_gradient(self.pirls, mode, x[: self.n_theta])
+        gradient = laplace_gradient(self.pirls, mode, x[: self.n_theta])
+        self._gradients = [(key, value, gradient), *self._gradients[: RECENT_MODES - 1]]
+        return value, gradient.copy()
 
     def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(gradient, Hessian, gradients taken) at x for the convergence check: central
