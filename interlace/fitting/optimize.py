@@ -306,7 +306,8 @@ def _has_average_information(fun_and_grad) -> bool:
 
 
 def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_evaluations: int,
-         fun_and_grad: Callable | None = None, inverse_hessian: np.ndarray | None = None, polish: bool = False):
+         fun_and_grad: Callable | None = None, inverse_hessian: np.ndarray | None = None, polish: bool = False,
+         tolerances: dict | None = None):
     # No warning is silenced here: the criterion returns inf off the positive-definite
     # set without a RuntimeWarning, and the optimisers handle inf as "too far".
     if name == "auto-compiled":
@@ -322,7 +323,7 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
         # a run that stops on its line search is judged by the convergence check
         return minimize(fun_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds,
                         options={"ftol": 1e-14, "gtol": 1e-8, "maxfun": max_evaluations,
-                                 "maxiter": max_evaluations})
+                                 "maxiter": max_evaluations, **(tolerances or {})})
     if name == "cobyqa":
         return minimize(
             fun, start, method="COBYQA", bounds=bounds,
@@ -495,7 +496,8 @@ def _column_flipped(system, theta: np.ndarray, diagonal: list[int]) -> np.ndarra
 def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower: np.ndarray,
                    optimizer: str = "auto", max_evaluations: int = MAX_EVALUATIONS,
                    fun_and_grad: Callable | None = None,
-                   inverse_hessian: np.ndarray | None = None, polish: bool = False) -> OptimizationRecord:
+                   inverse_hessian: np.ndarray | None = None, polish: bool = False,
+                   tolerances: dict | None = None) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks
     and its convergence check.
 
@@ -504,7 +506,9 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     ``inverse_hessian`` (the compiled optimiser only) starts its first run with known
     curvature, as refits of one design do (their convergence check then scales the
     gradient by it at an interior optimum); ``polish`` (the compiled optimiser only)
-    ends it at the gradient's accuracy rather than the deviance's, as ``fit`` asks.
+    ends it at the gradient's accuracy rather than the deviance's, as ``fit`` asks;
+    ``tolerances``: L-BFGS-B's ``ftol``/``gtol`` instead of the defaults (for a criterion
+    that is itself the end of an iteration, as a GLMM's Laplace deviance).
 
     After the run, lme4's ``restart_edge`` (derivative-free runs: a bound coordinate
     whose deviance falls just off the bound restarts there) and ``check.boundary``
@@ -559,7 +563,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         nonlocal count
         before = count
         result = _run(method, counted, origin, lower, max_evaluations,
-                      counted_grad if method != "cobyqa" else None, inverse_hessian, polish)
+                      counted_grad if method != "cobyqa" else None, inverse_hessian, polish, tolerances)
         if method in ("auto-compiled", "newton"):
             count += result.nfev
         exhausted = count - before >= max_evaluations
