@@ -162,8 +162,10 @@ def fit(
 
 def _fit_generalized(formula, data, groups, random, method, family, nagq, start, optimizer, max_evaluations, solver,
                      na_action, df_method, weights, offset) -> CrossedGLMMResult:
-    """``fit`` with ``family=``: the arguments checked, the generalized fit run."""
+    """``fit`` with ``family=``: the arguments checked, the generalized fit run (an error
+    names the response as the caller wrote it, not its working columns)."""
     from .fitting.generalized import fit_generalized
+    from .fitting.response import public_names
 
     family = family_of(family)
     if method is not None and choice("method", method, ("REML", "ML")) == "REML":
@@ -183,9 +185,15 @@ def _fit_generalized(formula, data, groups, random, method, family, nagq, start,
     options = {"method": "ML", "family": family, "nAGQ": nagq, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "weights": weights,
                "offset": offset}
-    return fit_generalized(formula, data, family, groups=groups, random=random, nagq=nagq, weights=weights,
-                           offset=offset, start=start, optimizer=optimizer, max_evaluations=int(max_evaluations),
-                           solver=solver, na_action=na_action, options=options)
+    try:
+        return fit_generalized(formula, data, family, groups=groups, random=random, nagq=nagq, weights=weights,
+                               offset=offset, start=start, optimizer=optimizer,
+                               max_evaluations=int(max_evaluations), solver=solver, na_action=na_action,
+                               options=options)
+    except InterlaceError as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str):
+            exc.args = (public_names(exc.args[0], formula),)
+        raise
 
 
 def _check_result(result: Any) -> None:

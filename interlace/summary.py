@@ -157,7 +157,8 @@ class Summary:
             ]
         fe.index = [r_name(n) for n in fe.index]
         sd = np.sqrt(np.diag(result.fe_cov))
-        corr = result.fe_cov / np.outer(sd, sd)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a zero SD (a failed fit): NaN correlations
+            corr = result.fe_cov / np.outer(sd, sd)
         fe_corr = pd.DataFrame(corr, index=fe.index, columns=fe.index)
         groups = ", ".join(f"{g}, {n}" for g, n in result.ngroups.items())
         footer = [f"Number of obs: {result.nobs}, groups:  {groups}"]

@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
-from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
+from ..errors import (
+    ConvergenceWarning,
+    DataError,
+    InterlaceError,
+    MissingValuesWarning,
+    SingularFitWarning,
+)
 from ..families import Family
 from ..linalg.system import PenalizedSystem
 from .estimates import (
@@ -42,6 +48,10 @@ from .pirls import ConditionalMode, Pirls
 from .response import RESPONSE_COLUMN, TRIALS_COLUMN, WEIGHTS_COLUMN, GlmResponse, read_response
 
 MAX_AGQ = 25
+
+MAX_MAGNITUDE = 1e100
+"""Largest offset and prior weight a generalized fit takes (their products with the data
+must stay finite in the cross-products)."""
 """The most quadrature points per level (lme4's limit)."""
 
 HESSIAN_STEP = 1e-4
@@ -54,6 +64,17 @@ to about 1e-10 of itself, so a relative decrease below 1e-13 or a projected grad
 RECENT_MODES = 3
 """Conditional modes (and gradients) a criterion keeps, newest first."""
 """lme4's ``deriv12`` step for the Hessian behind vcov(beta)."""
+
+
+def _valid_rows(pirls: Pirls, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Per row: the mean inside the family's range and eta inside the link's domain."""
+    ok = (mu > 0.0) & (mu < 1.0) if pirls.family_code == 0 else mu > 0.0
+    name = pirls.response.family.link.name
+    if name == "sqrt":
+        ok &= eta > 0.0
+    elif name == "inverse":
+        ok &= eta != 0.0
+    return ok
 
 
 def _level_sums(codes: np.ndarray, values: np.ndarray, n_levels: int) -> np.ndarray:
@@ -81,16 +102,26 @@ def agq_deviance(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray, n_point
     def per_level(u: np.ndarray) -> np.ndarray:
         eta = base + lam * u[codes] * x
         mu = inverse_link(eta, pirls.link_code)
-        d = unit_deviance(response.y, mu, response.weights, response.family.code)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            d = unit_deviance(response.y, mu, response.weights, response.family.code)
+        # a knot whose means leave the family's range adds nothing to its level's integral
+        invalid = ~(np.isfinite(d) & _valid_rows(pirls, eta, mu))
+        d = np.where(invalid, np.inf, d)
         return _level_sums(codes, d, n_levels) + u * u
 
     devc0 = per_level(u0)
+    if not np.all(np.isfinite(devc0)):
+        return np.inf
     knots, weights = np.polynomial.hermite_e.hermegauss(n_points)
     weights = weights / np.sqrt(2.0 * np.pi)  # lme4's GHrule: weights of the standard normal
     mult = np.zeros(n_levels)
     for z, w in zip(knots, weights, strict=True):
         # each knot's weight over the normal density there, sqrt(2 pi) aside (lme4's glmerAGQ)
-        mult += w if z == 0.0 else w * np.exp(0.5 * z * z - 0.5 * (per_level(u0 + z * sd) - devc0))
+        if z == 0.0:
+            mult += w
+        else:
+            with np.errstate(over="ignore"):
+                mult += w * np.exp(0.5 * z * z - 0.5 * (per_level(u0 + z * sd) - devc0))
     ldl2 = float(np.sum(np.log(precision)))
     return float(devc0.sum() + ldl2 - 2.0 * np.sum(np.log(mult)) + response.saturated_minus_twice_loglik())
 
@@ -223,13 +254,19 @@ def gradient_hessian(value_and_gradient, x: np.ndarray, lower: np.ndarray, step:
         e = np.zeros(x.size)
         e[i] = step
         columns.append((value_and_gradient(centre + e)[1] - value_and_gradient(centre - e)[1]) / (2.0 * step))
-    H = np.column_stack(columns)
-    return 0.5 * (H + H.T)
+    with np.errstate(invalid="ignore", over="ignore"):
+        H = np.column_stack(columns)
+        return 0.5 * (H + H.T)
 
 
 def central_hessian(fun, x: np.ndarray, lower: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
     """lme4's ``deriv12`` Hessian: central differences with step ``step`` (forward
     and backward steps kept inside the bounds by shifting the stencil)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # an infinite stencil point gives NaN entries
+        return _central_hessian(fun, x, lower, step)
+
+
+def _central_hessian(fun, x: np.ndarray, lower: np.ndarray, step: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     d = x.size
     centre = np.maximum(x, lower + step)  # a bound coordinate: the stencil just inside
@@ -285,11 +322,19 @@ def fit_generalized(formula: str, data: Any, family: Family, *, groups=None, ran
                                                        generalized=True)
     full_formula = full_formula.replace(f"`{RESPONSE_COLUMN}`", lhs, 1)
     nagq = _check_nagq(nagq, design)
+    if nagq > 1 and family.name == "binomial" and family.link.name == "log":
+        raise InterlaceError(
+            "nAGQ: adaptive Gauss-Hermite quadrature with binomial(link='log') puts knots where the means "
+            "exceed 1 (outside the family), so its integral is not the likelihood's; use nAGQ=1 (Laplace) or "
+            f"another link, found nAGQ={nagq}")
     response = GlmResponse.build(table[RESPONSE_COLUMN].to_numpy(np.float64),
                                  table[WEIGHTS_COLUMN].to_numpy(np.float64),
                                  table[TRIALS_COLUMN].to_numpy(np.float64), lhs, family)
     design = replace(design, fixed=replace(design.fixed, response=response.y, response_name=lhs))
     off = design.fixed.offset if design.fixed.offset is not None else np.zeros(design.n_obs)
+    if np.max(np.abs(off), initial=0.0) > MAX_MAGNITUDE:
+        raise DataError(f"offset: expected values of magnitude below {MAX_MAGNITUDE:g} (a linear predictor beyond it "
+                        f"makes every mean 0 or infinite), found {np.max(np.abs(off)):g}")
     working_X, basis = _working_basis(design.X)
     working = replace(design, fixed=replace(design.fixed, matrix=working_X))
     working.__dict__["lme4_terms"] = design.lme4_terms
@@ -386,7 +431,7 @@ def _fixed_cov(criterion: LaplaceCriterion, pirls: Pirls, x: np.ndarray, theta: 
             pass
         note = ("variance-covariance matrix computed from finite-difference Hessian is not positive definite or "
                 "contains NA values: falling back to var-cov estimated from RX")
-        warnings.warn(note, ConvergenceWarning, stacklevel=4)
+        warnings.warn(note, ConvergenceWarning, stacklevel=6)
     else:
         note = ""
     joint = pirls.mode(theta, None, mode.u, mode.beta if mode.beta.size else None)
@@ -429,20 +474,23 @@ def _assemble_generalized(design, pirls: Pirls, basis, estimate: _Estimate, nagq
     flags = boundary_flags(design, theta)
     singular = any(flags.values())
     if singular:
-        warnings.warn("boundary (singular) fit: see interlace.isSingular", SingularFitWarning, stacklevel=4)
+        warnings.warn("boundary (singular) fit: see interlace.isSingular", SingularFitWarning, stacklevel=5)
     if not record.converged:
         warnings.warn(f"the optimizer ({record.optimizer}) did not converge: {record.message}", ConvergenceWarning,
-                      stacklevel=4)
+                      stacklevel=5)
     if not mode.converged:
-        warnings.warn("PIRLS did not converge at the optimum", ConvergenceWarning, stacklevel=4)
+        warnings.warn("PIRLS did not converge at the optimum", ConvergenceWarning, stacklevel=5)
     n_dropped = len(dropped)
     if n_dropped:
         warnings.warn(f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values "
-                      f"{'were' if n_dropped > 1 else 'was'} dropped", MissingValuesWarning, stacklevel=4)
+                      f"{'were' if n_dropped > 1 else 'was'} dropped", MissingValuesWarning, stacklevel=5)
     y, w, mu, eta = response.y, response.weights, mode.mu, mode.eta
     unit = unit_deviance(y, mu, w, family.code)
     d_mu = mu_eta_kernel(eta, family.link.code)
-    variance = family.variance(mu)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # a failed fit's means: NaN, warned
+        variance = family.variance(mu)
+        pearson = (y - mu) * np.sqrt(w) / np.sqrt(variance)
+        working = (y - mu) / d_mu
     ordered = lme4_term_order(design)
     model = model or ModelInfo(
         exog=design.X, endog=y, exog_names=list(design.fixed_names), endog_names=response.name,
@@ -469,8 +517,8 @@ def _assemble_generalized(design, pirls: Pirls, basis, estimate: _Estimate, nagq
         linear_predictor=eta.copy(),
         resid_response=y - mu,
         resid_deviance=np.sign(y - mu) * np.sqrt(np.maximum(unit, 0.0)),
-        resid_pearson=(y - mu) * np.sqrt(w) / np.sqrt(variance),
-        resid_working=(y - mu) / d_mu,
+        resid_pearson=pearson,
+        resid_working=working,
         deviance=float(unit.sum()),
         converged=bool(record.converged and mode.converged),
         is_singular=singular,

@@ -341,6 +341,14 @@ def _run(name: str, fun: Callable, start: np.ndarray, lower: np.ndarray, max_eva
 
 
 def _deviance_differences(fun: Callable, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_deviance_differences_unguarded` without floating-point warnings: a stencil
+    point where the criterion is infinite (off the positive-definite set, or a GLMM's
+    means out of range) gives NaN entries, which the check reports as such."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _deviance_differences_unguarded(fun, theta)
+
+
+def _deviance_differences_unguarded(fun: Callable, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(gradient, Hessian, evaluations) of ``fun`` at ``theta`` by differences of its
     values, as lme4's ``deriv12`` (step 1e-4, here relative to max(1, |theta_i|)):
     central for the gradient and the diagonal, forward for the off-diagonal entries

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..design import ModelDesign
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, InterlaceError
 from ..kernels.glm import working_response
 from ..kernels.products import z_times
 from ..linalg.dispatch import choose_downdate, choose_path, choose_rest
@@ -308,18 +308,49 @@ class Pirls:
         from ..kernels.glm import inverse_link
 
         design, r = self.design, self.response
-        eta = r.family.link.link(r.family.start_mean(r.y, r.weights))
-        beta = np.zeros(design.n_fixed)
-        previous = np.inf
-        for _ in range(50):
-            _, root_weights, working_y = self._working(eta)
-            beta = np.linalg.lstsq(design.X * root_weights[:, None], root_weights * working_y, rcond=None)[0]
-            eta = self.offset + design.X @ beta
-            value = r.minus_twice_loglik(inverse_link(eta, self.link_code))
-            if abs(previous - value) <= 1e-10 * (abs(value) + 1.0):
-                break
-            previous = value
-        return beta
+        start_eta = r.family.link.link(r.family.start_mean(r.y, r.weights))
+        eta = start_eta
+
+        def valid(beta):
+            eta_b = self.offset + design.X @ beta
+            mu_b = inverse_link(eta_b, self.link_code)
+            return self.valid_means(mu_b) and self.valid_eta(eta_b), eta_b, mu_b
+
+        best: tuple[float, np.ndarray] | None = None
+        beta = None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            base = np.linalg.lstsq(design.X, start_eta - self.offset, rcond=None)[0]  # the start's own beta
+            ok, _, mu = valid(base) if np.all(np.isfinite(base)) else (False, None, None)
+            if ok:
+                beta, best = base, (r.minus_twice_loglik(mu), base)
+            previous = np.inf
+            for _ in range(50):
+                _, root_weights, working_y = self._working(eta)
+                if not (np.all(np.isfinite(root_weights)) and np.all(np.isfinite(working_y))):
+                    break
+                trial = np.linalg.lstsq(design.X * root_weights[:, None], root_weights * working_y, rcond=None)[0]
+                ok, eta_trial, mu = valid(trial)
+                for _ in range(MAX_HALVINGS if beta is not None else 0):  # R's "step size truncated"
+                    if ok:
+                        break
+                    trial = beta + 0.5 * (trial - beta)
+                    ok, eta_trial, mu = valid(trial)
+                if not ok:
+                    break
+                beta, eta = trial, eta_trial
+                value = r.minus_twice_loglik(mu)
+                if np.isfinite(value) and (best is None or value < best[0]):
+                    best = (value, trial)
+                if abs(previous - value) <= 1e-10 * (abs(value) + 1.0):
+                    break
+                previous = value
+        if best is None:
+            raise InterlaceError(
+                f"family: cannot find valid starting values (as glmer): the {r.family!r} model without random "
+                "effects leaves the family's range from R's start values (means outside what the family allows "
+                "or a linear predictor outside the link's domain); try another link or check the response, weights "
+                "and offset")
+        return best[1]
 
     @property
     def threads(self):

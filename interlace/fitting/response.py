@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from ..families import Family
 from ..formula import rexpr
+from ..formula.random import split_formula
 from ..frames import ingest, select_as_pandas
 
 RESPONSE_COLUMN = ".interlace_response"
@@ -67,6 +68,9 @@ class GlmResponse:
         """The response of ``family`` checked (an error naming it when it is not of that
         family) with its likelihood's terms."""
         y = np.ascontiguousarray(y, dtype=np.float64)
+        if np.max(prior_weights, initial=0.0) > 1e100:
+            raise DataError(f"weights: expected prior weights below 1e100 (their products with the data must stay "
+                            f"finite), found up to {np.max(prior_weights):g}")
         weights = np.ascontiguousarray(prior_weights * trials, dtype=np.float64)
         if y.size and not np.any(weights > 0):
             raise DataError(f"response {name!r}: every row has zero weight (the weights= times the binomial "
@@ -104,6 +108,7 @@ def _lhs(formula: str) -> str:
                            f"{formula!r}")
     if "~" not in formula:
         raise FormulaError(f"formula {formula!r}: expected 'response ~ terms'")
+    split_formula(formula)  # the formula checked as a whole (balanced, one '~') before its response is read
     lhs = formula.split("~", 1)[0].strip()
     if not lhs:
         raise FormulaError(f"formula {formula!r}: expected a response left of '~' (a generalized model needs one)")

@@ -67,7 +67,7 @@ def _mu_eta_one(eta, link):
     if link == 5:
         return -1.0 / (eta * eta)
     if link == 6:
-        return 2.0 * eta
+        return max(2.0 * eta, DBL_EPSILON)  # eta > 0 is the link's range (valideta)
     return 1.0
 
 
@@ -104,6 +104,14 @@ def _xlogy(x, y):
 
 
 @kernel
+def _xlog_ratio(x, numerator, denominator):
+    """x log(numerator / denominator), 0 when x is 0 (whatever the ratio)."""
+    if x == 0.0:
+        return 0.0
+    return x * math.log(numerator / denominator)
+
+
+@kernel
 def loglik_sum(mu, a, b, family):
     """sum_i a_i log(mu_i) + b_i log(1 - mu_i) (binomial) or a_i log(mu_i) - b_i mu_i (Poisson)."""
     total = 0.0
@@ -123,9 +131,9 @@ def unit_deviance(y, mu, weights, family):
     out = np.empty(y.size)
     for i in range(y.size):
         if family == 0:
-            d = _xlogy(y[i], y[i] / mu[i]) + _xlogy(1.0 - y[i], (1.0 - y[i]) / (1.0 - mu[i]))
+            d = _xlog_ratio(y[i], y[i], mu[i]) + _xlog_ratio(1.0 - y[i], 1.0 - y[i], 1.0 - mu[i])
         else:
-            d = _xlogy(y[i], y[i] / mu[i]) - (y[i] - mu[i])
+            d = _xlog_ratio(y[i], y[i], mu[i]) - (y[i] - mu[i])
         out[i] = 2.0 * weights[i] * d
     return out
 
@@ -143,7 +151,7 @@ def working_response(eta, offset, y, weights, family, link, root_weights, workin
         v = _variance_one(m, family)
         mu[i] = m
         root_weights[i] = math.sqrt(weights[i] * d * d / v) if v > 0.0 else 0.0
-        working_y[i] = eta[i] - offset[i] + (y[i] - m) / d
+        working_y[i] = eta[i] - offset[i] + ((y[i] - m) / d if d != 0.0 else 0.0)
     return mu
 
 
