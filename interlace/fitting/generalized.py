@@ -210,7 +210,7 @@ class LaplaceCriterion:
         return value, gradient.copy()
 
     def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-        """(gradient, Hessian, gradients taken) at x for the convergence check: central
+        """(gradient, Hessian, gradients taken) at x for the convergence check: forward
         differences of the exact gradient, kept for vcov(beta) (:func:`_fixed_cov`)."""
         x = np.asarray(x, dtype=np.float64)
         lower = np.concatenate([self.pirls.design.theta_lower, np.full(x.size - self.n_theta, -np.inf)])
@@ -218,7 +218,7 @@ class LaplaceCriterion:
         if gradient is None:
             gradient = self.value_and_gradient(x)[1]
         self.kept_hessian = (x.copy(), H)
-        return np.asarray(gradient, dtype=np.float64), H, 2 * x.size
+        return np.asarray(gradient, dtype=np.float64), H, x.size + 1
 
     def __call__(self, x: np.ndarray) -> float:
         mode = self.mode(x)
@@ -245,15 +245,17 @@ class _ValueAndGradient:
 
 
 def gradient_hessian(value_and_gradient, x: np.ndarray, lower: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
-    """The Hessian by central differences of the exact gradient (symmetrised), the
-    stencil kept inside the bounds as :func:`central_hessian`'s."""
+    """The Hessian by forward differences of the exact gradient (symmetrised): one
+    gradient per coordinate, each step into the feasible side of the bounds. The exact
+    gradient makes a forward difference accurate to about the step times the third
+    derivative, 1e-4 of the curvature: far inside what the SEs need (1e-2)."""
     x = np.asarray(x, dtype=np.float64)
-    centre = np.maximum(x, lower + step)
+    base = value_and_gradient(x)[1]
     columns = []
     for i in range(x.size):
         e = np.zeros(x.size)
-        e[i] = step
-        columns.append((value_and_gradient(centre + e)[1] - value_and_gradient(centre - e)[1]) / (2.0 * step))
+        e[i] = step * max(1.0, abs(x[i]))
+        columns.append((value_and_gradient(x + e)[1] - base) / e[i])
     with np.errstate(invalid="ignore", over="ignore"):
         H = np.column_stack(columns)
         return 0.5 * (H + H.T)
