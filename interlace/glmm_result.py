@@ -13,12 +13,13 @@ import pandas as pd
 
 from .errors import InterlaceError
 from .families import Family
+from .fitted import FittedModel
 from .fitting.optimize import OptimizationRecord
 from .result import ModelInfo
 
 
 @dataclass(frozen=True)
-class CrossedGLMMResult:
+class CrossedGLMMResult(FittedModel):
     """A fitted generalized linear mixed model (lme4's ``glmerMod``).
 
     Examples
@@ -130,32 +131,6 @@ class CrossedGLMMResult:
             raise InterlaceError(f"method: a generalized fit has Wald intervals ('wald'), found {method!r}")
         return self.fe_confidence_interval(level)
 
-    # statsmodels' names
-    @property
-    def params(self) -> pd.Series:
-        """Alias of :attr:`fe_params`."""
-        return self.fe_params
-
-    @property
-    def bse(self) -> pd.Series:
-        """Alias of :attr:`fe_bse`."""
-        return self.fe_bse
-
-    @property
-    def tvalues(self) -> pd.Series:
-        """Alias of :attr:`fe_zvalues`."""
-        return self.fe_zvalues
-
-    @property
-    def pvalues(self) -> pd.Series:
-        """Alias of :attr:`fe_pvalues`."""
-        return self.fe_pvalues
-
-    def cov_params(self) -> pd.DataFrame:
-        """vcov of the fixed effects as a labelled DataFrame."""
-        names = self.fe_params.index
-        return pd.DataFrame(self.fe_cov, index=names, columns=names)
-
     # ----- residuals ----------------------------------------------------------------------
     @property
     def resid(self) -> np.ndarray:
@@ -171,24 +146,6 @@ class CrossedGLMMResult:
         if name not in table:
             raise InterlaceError(f"type: expected one of {', '.join(map(repr, table))}, found {type!r}")
         return table[name].copy()
-
-    # ----- random effects -----------------------------------------------------------------
-    def random_effects_ci(self, level: float = 0.95) -> dict[str, pd.DataFrame]:
-        """Normal intervals mode -/+ z * conditional SD, per grouping factor."""
-        if not 0.0 < level < 1.0:
-            raise InterlaceError(f"level: expected a number between 0 and 1, found {level!r}")
-        from scipy import stats
-
-        z = stats.norm.ppf(0.5 + level / 2.0)
-        out: dict[str, pd.DataFrame] = {}
-        for name, est in self.random_effects.items():
-            se = self.random_effects_se[name]
-            if isinstance(est, pd.Series):
-                out[name] = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
-            else:
-                out[name] = pd.DataFrame({f"{c} {side}": est[c] + sign * z * se[c] for c in est.columns
-                                          for side, sign in (("lower", -1.0), ("upper", 1.0))})
-        return out
 
     # ----- predictions, simulation, refits --------------------------------------------------
     def predict(self, newdata: Any = None, type: str = "response", include_re: bool = True) -> np.ndarray:  # noqa: A002
@@ -231,16 +188,6 @@ class CrossedGLMMResult:
         from .inference.bootstrap import boot_mer
 
         return boot_mer(self, statistic, B, seed, show_progress, n_jobs, use_re)
-
-    def update(self, formula: str | None = None, data: Any = None, **kwargs) -> CrossedGLMMResult:
-        """Refit with a changed formula (lme4's dot notation), data or arguments."""
-        from .api import fit
-        from .formula.update import update_formula
-
-        new_formula = self.model.formula if formula is None else update_formula(self.model.formula, formula)
-        options = dict(self.fit_options)
-        options.update(kwargs)
-        return fit(new_formula, self.model.data if data is None else data, **options)
 
     # ----- presentation -------------------------------------------------------------------
     def summary(self):

@@ -27,10 +27,31 @@ from .fitting.optimize import optimize_theta
 from .kernels.products import z_times
 
 
+def check_nsim(nsim) -> None:
+    """``nsim``: a positive integer, else an error naming it."""
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise InterlaceError(f"nsim: expected a positive integer, found {nsim!r}")
+
+
+def random_part(terms, theta: np.ndarray, random_effects: dict, rng: np.random.Generator, use_re: bool,
+                sigma: float = 1.0) -> np.ndarray:
+    """Z b per row: the fit's conditional modes (``use_re``) or new effects
+    b = sigma Lambda u, u ~ N(0, I), drawn term by term from ``rng``."""
+    out = np.zeros(len(terms[0].group_codes)) if terms else np.zeros(0)
+    for term in terms:
+        if use_re:
+            effects = random_effects[term.name]
+            block = np.asarray(effects.to_frame() if effects.ndim == 1 else effects, dtype=np.float64)
+        else:
+            T = term.relative_cov_factor(theta)
+            block = sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
+        out += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+    return out
+
+
 def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:
     """(n, nsim) responses simulated from the fit."""
-    if not isinstance(nsim, (int, np.integer)) or nsim < 1:
-        raise InterlaceError(f"nsim: expected a positive integer, found {nsim!r}")
+    check_nsim(nsim)
     rng = np.random.default_rng(seed)
     conditioning = result._conditioning
     design = conditioning.design
@@ -38,15 +59,7 @@ def simulate_responses(result, nsim: int = 1, seed=None, use_re: bool = False) -
     mean = design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
     out = np.empty((design.n_obs, nsim))
     for draw in range(nsim):
-        y = mean.copy()
-        for term in design.terms:
-            if use_re:
-                effects = result.random_effects[term.name]
-                block = np.asarray(effects.to_frame() if effects.ndim == 1 else effects, dtype=np.float64)
-            else:
-                T = term.relative_cov_factor(result.theta)
-                block = sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
-            y += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+        y = mean + random_part(design.terms, result.theta, result.random_effects, rng, use_re, sigma)
         noise = sigma * rng.standard_normal(design.n_obs)
         weights = design.fixed.weights
         out[:, draw] = y + (noise if weights is None else noise / np.sqrt(weights))

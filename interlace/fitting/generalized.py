@@ -554,25 +554,16 @@ def predict_generalized(result, newdata, type: str, include_re: bool) -> np.ndar
 
 def simulate_generalized(result, nsim: int, seed, use_re: bool) -> np.ndarray:
     """(nobs, nsim) responses drawn from a generalized fit (lme4's ``simulate``)."""
-    from ..kernels.products import z_times
+    from ..simulation import check_nsim, random_part
 
-    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
-        raise InterlaceError(f"nsim: expected a positive integer, found {nsim!r}")
+    check_nsim(nsim)
     rng = np.random.default_rng(seed)
     fit = result._fit
     design, response = fit.design, fit.pirls.response
     mean = fit.pirls.offset + design.X @ result.fe_params.to_numpy()
     out = np.empty((design.n_obs, nsim))
     for draw in range(nsim):
-        eta = mean.copy()
-        for term in design.terms:
-            if use_re:
-                effects = result.random_effects[term.name]
-                block = np.asarray(effects.to_frame() if effects.ndim == 1 else effects, dtype=np.float64)
-            else:
-                T = term.relative_cov_factor(result.theta)
-                block = rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
-            eta += z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+        eta = mean + random_part(design.terms, result.theta, result.random_effects, rng, use_re)
         out[:, draw] = result.family.simulate(result.family.link.inverse(eta), response.weights, rng)
     return out
 
