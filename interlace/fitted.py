@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
 class FittedModel:
     """Methods shared by the fitted models (a mixin of their frozen dataclasses)."""
+
+    @property
+    def aic(self) -> float:
+        """-2 llf + 2 nparams (lme4's ``AIC``)."""
+        return -2.0 * self.llf + 2.0 * self.nparams
+
+    @property
+    def bic(self) -> float:
+        """-2 llf + nparams log(nobs) (lme4's ``BIC``)."""
+        return -2.0 * self.llf + self.nparams * np.log(self.nobs)
 
     def update(self, formula: str | None = None, data: Any = None, **kwargs) -> Any:
         """Refit with a changed formula, data or fit arguments, as lme4's ``update``.

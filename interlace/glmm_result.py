@@ -69,16 +69,6 @@ class CrossedGLMMResult(FittedModel):
 
     # ----- likelihood ---------------------------------------------------------------------
     @property
-    def aic(self) -> float:
-        """-2 llf + 2 nparams (glmer's ``AIC``)."""
-        return -2.0 * self.llf + 2.0 * self.nparams
-
-    @property
-    def bic(self) -> float:
-        """-2 llf + nparams log(nobs) (glmer's ``BIC``)."""
-        return -2.0 * self.llf + self.nparams * np.log(self.nobs)
-
-    @property
     def approximation(self) -> str:
         """How the likelihood was approximated, in lme4's words."""
         if self.nAGQ > 1:

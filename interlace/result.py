@@ -110,16 +110,6 @@ class CrossedLMEResult(FittedModel):
 
     # ----- likelihood ---------------------------------------------------------------------
     @property
-    def aic(self) -> float:
-        """-2 llf + 2 nparams (lme4's ``AIC``)."""
-        return -2.0 * self.llf + 2.0 * self.nparams
-
-    @property
-    def bic(self) -> float:
-        """-2 llf + nparams log(nobs) (lme4's ``BIC``)."""
-        return -2.0 * self.llf + self.nparams * np.log(self.nobs)
-
-    @property
     def deviance(self) -> float:
         """-2 llf: the ML deviance, or the REML criterion for a REML fit."""
         return -2.0 * self.llf
