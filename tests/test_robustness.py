@@ -21,7 +21,6 @@ set it higher, and ``INTERLACE_ROBUSTNESS_RANDOM=1`` for fresh random examples, 
 
 from __future__ import annotations
 
-import copy
 import datetime
 import decimal
 import inspect
@@ -43,6 +42,8 @@ from hypothesis import strategies as st
 import interlace
 from interlace.errors import ConvergenceWarning, DegenerateFitWarning, InterlaceError
 
+from .robustness_helpers import assert_unchanged, names_one_of, snapshot
+
 EXAMPLES = int(os.environ.get("INTERLACE_ROBUSTNESS_EXAMPLES", "30"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -57,48 +58,6 @@ FIT_ARGUMENTS = tuple(p for p in inspect.signature(interlace.fit).parameters if 
 
 
 # ----- the invariant ---------------------------------------------------------------------
-
-
-def snapshot(frame: Any) -> Any:
-    """A copy to compare the caller's frame with after the call."""
-    if isinstance(frame, pd.DataFrame):
-        return frame.copy(deep=True)
-    if isinstance(frame, pl.DataFrame):
-        return frame.clone()
-    if isinstance(frame, pa.Table):
-        return pa.table(frame.columns, schema=frame.schema)  # immutable; compared by value below
-    if isinstance(frame, dict):
-        return copy.deepcopy(frame)
-    return frame
-
-
-def assert_unchanged(frame: Any, before: Any) -> None:
-    if isinstance(frame, pd.DataFrame):
-        pd.testing.assert_frame_equal(frame, before, check_exact=True)
-    elif isinstance(frame, pl.DataFrame):
-        assert frame.schema == before.schema
-        for a, b in zip(frame.get_columns(), before.get_columns(), strict=True):
-            assert a.equals(b, null_equal=True) if a.dtype != pl.Object else a.to_list() == b.to_list()
-    elif isinstance(frame, pa.Table):
-        assert frame.schema.equals(before.schema)
-        for a, b in zip(frame.columns, before.columns, strict=True):
-            assert a.equals(b) or pd.Series(a.to_pylist(), dtype=object).equals(pd.Series(b.to_pylist(), dtype=object))
-    elif isinstance(frame, dict):
-        assert list(frame) == list(before)
-        for k in frame:
-            a, b = ([v] if np.ndim(v) == 0 else list(v) for v in (frame[k], before[k]))
-            assert pd.Series(a, dtype=object).equals(pd.Series(b, dtype=object))
-
-
-def names_one_of(message: str, names: list[str]) -> bool:
-    """Whether an error message names one of ``names`` (a column, quoted or in a list of
-    columns, or an argument, as ``argument:`` / ``argument=``)."""
-    for name in names:
-        if re.search(rf"{re.escape(name)}\s*[:=]", message) or repr(name) in message or f"`{name}`" in message:
-            return True
-        if re.search(rf"(^|[\s,(]){re.escape(name)}([\s,)]|$)", message):
-            return True
-    return False
 
 
 def check(call: Callable[[], Any], frame: Any, names: list[str]) -> str:

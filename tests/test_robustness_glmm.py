@@ -28,12 +28,10 @@ The number of hypothesis examples per test is ``INTERLACE_ROBUSTNESS_EXAMPLES`` 
 
 from __future__ import annotations
 
-import copy
 import datetime
 import decimal
 import functools
 import os
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +53,8 @@ from interlace.errors import (
     SingularFitWarning,
 )
 from interlace.families import Binomial, Family
+
+from .robustness_helpers import assert_unchanged, names_one_of, snapshot
 
 try:
     import polars as pl
@@ -86,47 +86,6 @@ def family(name: str, link: str | None = None) -> Family:
 
 
 # ----- the invariant ---------------------------------------------------------------------
-
-
-def snapshot(frame: Any) -> Any:
-    """A copy to compare the caller's frame with after the call."""
-    if isinstance(frame, pd.DataFrame):
-        return frame.copy(deep=True)
-    if pl is not None and isinstance(frame, pl.DataFrame):
-        return frame.clone()
-    if pa is not None and isinstance(frame, pa.Table):
-        return pa.table(frame.columns, schema=frame.schema)
-    if isinstance(frame, dict):
-        return copy.deepcopy(frame)
-    return frame
-
-
-def assert_unchanged(frame: Any, before: Any) -> None:
-    if isinstance(frame, pd.DataFrame):
-        pd.testing.assert_frame_equal(frame, before, check_exact=True)
-    elif pl is not None and isinstance(frame, pl.DataFrame):
-        assert frame.schema == before.schema
-        for a, b in zip(frame.get_columns(), before.get_columns(), strict=True):
-            assert a.equals(b, null_equal=True)
-    elif pa is not None and isinstance(frame, pa.Table):
-        assert frame.schema.equals(before.schema)
-        for a, b in zip(frame.columns, before.columns, strict=True):
-            assert a.equals(b) or pd.Series(a.to_pylist(), dtype=object).equals(pd.Series(b.to_pylist(), dtype=object))
-    elif isinstance(frame, dict):
-        assert list(frame) == list(before)
-        for k in frame:
-            assert pd.Series(list(frame[k]), dtype=object).equals(pd.Series(list(before[k]), dtype=object))
-
-
-def names_one_of(message: str, names: list[str]) -> bool:
-    """Whether an error message names one of ``names`` (a column, quoted or in a list of
-    columns, or an argument, as ``argument:`` / ``argument=``)."""
-    for name in names:
-        if re.search(rf"{re.escape(name)}\s*[:=]", message) or repr(name) in message or f"`{name}`" in message:
-            return True
-        if re.search(rf"(^|[\s,(]){re.escape(name)}([\s,)]|$)", message):
-            return True
-    return False
 
 
 @dataclass
