@@ -42,20 +42,22 @@ def supports_gradient(pirls: Pirls) -> bool:
 @parallel_kernel
 def _level_products(ptr, idx, scaled, n_rest, Sinv, w_out, quad_out):
     """Per leading level l: w = S^{-1} B_l on its coupling's random entries (aligned with
-    ``idx``) and B_l' S^{-1} B_l, B_l the level's scaled coupling (levels over threads)."""
+    ``idx``) and B_l' S^{-1} B_l, B_l the level's scaled coupling (levels over threads).
+    A level's random entries come first and sorted, its [X y] entries (index >= n_rest)
+    last: the loops stop at the first of those."""
     for l in numba.prange(ptr.size - 1):
         a, b = ptr[l], ptr[l + 1]
+        end = a
+        while end < b and idx[end] < n_rest:
+            end += 1
+        for p in range(end, b):
+            w_out[p] = 0.0
         total = 0.0
-        for p in range(a, b):
-            r = idx[p]
-            if r >= n_rest:
-                w_out[p] = 0.0
-                continue
+        for p in range(a, end):
+            row = Sinv[idx[p]]
             acc = 0.0
-            for s in range(a, b):
-                c = idx[s]
-                if c < n_rest:
-                    acc += Sinv[r, c] * scaled[s]
+            for s in range(a, end):
+                acc += row[idx[s]] * scaled[s]
             w_out[p] = acc
             total += acc * scaled[p]
         quad_out[l] = total
