@@ -21,6 +21,11 @@ CG_TOLERANCE = 1e-12
 """Conjugate gradients stop when the residual is below this share of the right-hand side."""
 
 CG_MAX_ITERATIONS = 12
+
+CG_PROBE = 4
+CG_PROBE_REDUCTION = 1e-2
+"""After CG_PROBE iterations the residual must have fallen below this share of its start,
+else the step is taken by a factorisation (a slow start would not reach the tolerance)."""
 """More than this and the step is taken by a factorisation instead (the preconditioner is
 too far from the current matrix)."""
 
@@ -102,7 +107,10 @@ def conjugate_gradients(product, precondition, rhs: np.ndarray, x0: np.ndarray) 
     z = precondition(r)
     p = z.copy()
     rz = float(r @ z)
-    for _ in range(CG_MAX_ITERATIONS):
+    start = float(np.linalg.norm(r))
+    for iteration in range(CG_MAX_ITERATIONS):
+        if iteration == CG_PROBE and float(np.linalg.norm(r)) > CG_PROBE_REDUCTION * start:
+            return x, False  # converging too slowly: the preconditioner is far from the matrix
         Ap = product(p)
         denominator = float(p @ Ap)
         if not denominator > 0:
