@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,7 @@ class Link:
         return mu_eta(np.ascontiguousarray(eta, dtype=np.float64), self.code)
 
 
-class Family:
+class Family(ABC):
     """A response distribution with its link (see the module docstring).
 
     Attributes
@@ -123,23 +124,25 @@ class Family:
         """The distribution's integer code in the compiled kernels."""
         return FAMILY_CODES[self.name]
 
-    def variance(self, mu: np.ndarray) -> np.ndarray:  # pragma: no cover - every family has its own
-        raise NotImplementedError
+    @abstractmethod
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """V(mu), the variance function."""
 
+    @abstractmethod
     def check(self, y: np.ndarray, weights: np.ndarray, name: str) -> None:
         """An error naming the response (``name``) when ``y`` is not of this family."""
 
+    @abstractmethod
     def start_mean(self, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """R's ``mustart``: where the first iteration starts."""
-        raise NotImplementedError  # pragma: no cover - every family has its own
 
+    @abstractmethod
     def loglik_terms(self, y: np.ndarray, weights: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(a, b, c): the log-likelihood of the rows at means mu is
         ``sum(a log(mu) + b log(1 - mu))`` (binomial) or ``sum(a log(mu) - b mu)``
         (Poisson) less c / 2, with R's ``family$aic`` conventions (``weights``: the
         rows' weights w, prior weights times trials; ``trials``: the binomial trials
         of a ``cbind`` response, else 1)."""
-        raise NotImplementedError  # pragma: no cover - every family has its own
 
     def deviance_residuals(self, y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """sign(y - mu) sqrt(d_i), d_i R's ``dev.resids``."""
@@ -149,9 +152,9 @@ class Family:
                           np.ascontiguousarray(weights, dtype=np.float64), self.code)
         return np.sign(y - mu) * np.sqrt(np.maximum(d, 0.0))
 
+    @abstractmethod
     def simulate(self, mu: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One response per row drawn at mean ``mu`` (R's ``simulate``)."""
-        raise NotImplementedError  # pragma: no cover - every family has its own
 
 
 class Binomial(Family):
