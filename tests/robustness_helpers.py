@@ -1,15 +1,19 @@
-"""The robustness suites' shared invariant pieces: the caller's frame unchanged, and an
+"""The robustness suites' shared settings and invariant pieces: the caller's frame unchanged, and an
 error message that names a column or argument (tests/test_robustness.py,
 tests/test_robustness_glmm.py)."""
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, settings
+
+from interlace.errors import InterlaceError
 
 try:
     import polars as pl
@@ -19,6 +23,18 @@ try:
     import pyarrow as pa
 except ImportError:  # pragma: no cover - pyarrow is a test extra
     pa = None
+
+EXAMPLES = int(os.environ.get("INTERLACE_ROBUSTNESS_EXAMPLES", "30"))
+"""Hypothesis examples per property (INTERLACE_ROBUSTNESS_RANDOM draws them afresh)."""
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=not os.environ.get("INTERLACE_ROBUSTNESS_RANDOM"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+ALLOWED_ERRORS = (InterlaceError, ValueError, TypeError)
+"""The exceptions a bad input may raise (with a message naming the column or argument)."""
 
 
 def snapshot(frame: Any) -> Any:

@@ -25,7 +25,6 @@ import datetime
 import decimal
 import inspect
 import keyword
-import os
 import re
 import warnings
 from collections.abc import Callable
@@ -40,19 +39,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import interlace
-from interlace.errors import ConvergenceWarning, DegenerateFitWarning, InterlaceError
+from interlace.errors import ConvergenceWarning, DegenerateFitWarning
 
-from .robustness_helpers import assert_unchanged, names_one_of, snapshot
-
-EXAMPLES = int(os.environ.get("INTERLACE_ROBUSTNESS_EXAMPLES", "30"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=not os.environ.get("INTERLACE_ROBUSTNESS_RANDOM"),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+from .robustness_helpers import (
+    ALLOWED_ERRORS,
+    SETTINGS,
+    assert_unchanged,
+    names_one_of,
+    snapshot,
 )
-ALLOWED_ERRORS = (InterlaceError, ValueError, TypeError)
+
 EXPLAINING_WARNINGS = (ConvergenceWarning, DegenerateFitWarning)
 FIT_ARGUMENTS = tuple(p for p in inspect.signature(interlace.fit).parameters if p not in ("formula", "data"))
 

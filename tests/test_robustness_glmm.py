@@ -47,14 +47,19 @@ import interlace
 from interlace.errors import (
     ConvergenceWarning,
     DegenerateFitWarning,
-    InterlaceError,
     MissingValuesWarning,
     RankDeficiencyWarning,
     SingularFitWarning,
 )
 from interlace.families import Binomial, Family
 
-from .robustness_helpers import assert_unchanged, names_one_of, snapshot
+from .robustness_helpers import (
+    ALLOWED_ERRORS,
+    SETTINGS,
+    assert_unchanged,
+    names_one_of,
+    snapshot,
+)
 
 try:
     import polars as pl
@@ -65,15 +70,6 @@ try:
 except ImportError:  # pragma: no cover - pyarrow is a test extra
     pa = None
 
-EXAMPLES = int(os.environ.get("INTERLACE_ROBUSTNESS_EXAMPLES", "30"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=not os.environ.get("INTERLACE_ROBUSTNESS_RANDOM"),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-ALLOWED_ERRORS = (InterlaceError, ValueError, TypeError)
 EXPLAINING_WARNINGS = (ConvergenceWarning, SingularFitWarning, DegenerateFitWarning)
 INTERLACE_WARNINGS = (*EXPLAINING_WARNINGS, MissingValuesWarning, RankDeficiencyWarning)
 NON_INTEGER = "non-integer #successes"  # R's glm warning, which interlace repeats

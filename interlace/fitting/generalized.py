@@ -154,7 +154,6 @@ class LaplaceCriterion:
         self.stage = stage
         self.n_points = n_points
         self.last: ConditionalMode | None = None
-        self.best: tuple[float, np.ndarray, ConditionalMode] | None = None
         self.kept_hessian: tuple[np.ndarray, np.ndarray] | None = None
         self._recent: list[tuple[bytes, ConditionalMode]] = []
         self._gradients: list[tuple[bytes, float, np.ndarray]] = []
@@ -203,8 +202,6 @@ class LaplaceCriterion:
         value = self.value(mode, x)
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
-        if self.best is None or value < self.best[0]:
-            self.best = (value, x.copy(), mode)
         gradient = laplace_gradient(self.pirls, mode, x[: self.n_theta])
         self._gradients = [(key, value, gradient), *self._gradients[: RECENT_MODES - 1]]
         return value, gradient.copy()
@@ -223,11 +220,7 @@ class LaplaceCriterion:
     def __call__(self, x: np.ndarray) -> float:
         mode = self.mode(x)
         value = self.value(mode, x)
-        if not np.isfinite(value):
-            return np.inf
-        if self.best is None or value < self.best[0]:
-            self.best = (value, np.array(x, dtype=np.float64), mode)
-        return value
+        return value if np.isfinite(value) else np.inf
 
 
 class _ValueAndGradient:
@@ -394,7 +387,6 @@ def _estimate(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: st
     theta = np.asarray(x[:n_theta], dtype=np.float64)
     deviance = criterion.value(mode, x)
     fe_cov_working, _ = _fixed_cov(criterion, pirls, x, theta, mode, nagq, design)
-    criterion.mode(x)  # the mode at the optimum again (the Hessian's steps moved the warm start)
     return _Estimate(np.asarray(x, dtype=np.float64), theta, np.asarray(beta_working, dtype=np.float64), mode,
                      deviance, fe_cov_working, record, evaluations)
 

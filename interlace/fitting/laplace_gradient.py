@@ -64,47 +64,11 @@ def _level_products(ptr, idx, scaled, n_rest, Sinv, w_out, quad_out):
 
 
 @kernel
-def _find(idx, a, b, value):
-    lo, hi = a, b
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if idx[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@kernel
-def _row_terms_blocked(codes, designs, lam, offsets, ptr, idx, w_lead, D, quad, Sinv, weights, m_out):
-    """Per row and term t: m_t = sum_s c_s M^{-1}[j_t, j_s] with c_s = lambda_s d_is, on
-    the blocked path (term 0 the leading one; rest indices relative to the rest)."""
-    n_terms, n = codes.shape
-    for i in range(n):
-        l = codes[0, i]
-        a, b = ptr[l], ptr[l + 1]
-        inv_d = 1.0 / D[l]
-        c0 = lam[0] * designs[i, 0]
-        # M^{-1}[l, l]
-        m0 = c0 * (inv_d + quad[l] * inv_d * inv_d)
-        for t in range(1, n_terms):
-            r = offsets[t] + codes[t, i]
-            ct = lam[t] * designs[i, t]
-            p = _find(idx, a, b, r)
-            cross = -w_lead[p] * inv_d  # M^{-1}[l, r]
-            m0 += ct * cross
-            mt = c0 * cross
-            for s in range(1, n_terms):
-                rs = offsets[s] + codes[s, i]
-                mt += lam[s] * designs[i, s] * Sinv[r, rs]
-            m_out[t, i] = mt
-        m_out[0, i] = m0
-
-
-@kernel
 def _row_terms_slots(codes, designs, lam, offsets, ptr, slots, w_lead, D, quad, Sinv, m_out):
-    """:func:`_row_terms_blocked` with each row's coupling positions known (``slots``:
-    rows x rest terms, from :func:`interlace.kernels.crossprod.coupling_slots`)."""
+    """Per row and term t: m_t = sum_s c_s M^{-1}[j_t, j_s] with c_s = lambda_s d_is, on
+    the blocked path (term 0 the leading one; rest indices relative to the rest), each
+    row's coupling positions given (``slots``: rows x rest terms, from
+    :func:`interlace.kernels.crossprod.coupling_slots`)."""
     n_terms, n = codes.shape
     for i in range(n):
         l = codes[0, i]
@@ -250,10 +214,7 @@ def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) ->
         _level_products(ptr, idx, scaled, q_rest, Sinv, w_lead, quad)
         rest_offsets = offsets - np.where(np.arange(n_terms) > 0, n1, 0)
         slots = pirls.coupling_slots_of(system)
-        if slots is not None:
-            _row_terms_slots(codes, designs, lam, rest_offsets, ptr, slots, w_lead, D, quad, Sinv, m)
-        else:
-            _row_terms_blocked(codes, designs, lam, rest_offsets, ptr, idx, w_lead, D, quad, Sinv, w, m)
+        _row_terms_slots(codes, designs, lam, rest_offsets, ptr, slots, w_lead, D, quad, Sinv, m)
     else:
         q = system.n_rest_random
         Minv = _inverse_of_factor(factor.rest_chol[:q, :q])

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..design import ModelDesign
-from ..errors import ConvergenceWarning, InterlaceError
+from ..errors import InterlaceError
 from ..kernels.glm import working_response
 from ..kernels.products import z_times
 from ..linalg.dispatch import choose_downdate, choose_path, choose_rest
@@ -189,13 +189,13 @@ class Pirls:
             self._templates[with_fixed] = (system, self._slots(system, weighted))
         return system
 
-    def coupling_slots_of(self, system) -> np.ndarray | None:
-        """The rows' positions in ``system``'s coupling when it has a reweighting
-        template's pattern (:meth:`weighted_system`), else None."""
+    def coupling_slots_of(self, system) -> np.ndarray:
+        """The rows' positions in a blocked ``system``'s coupling: its reweighting
+        template's (:meth:`weighted_system`), computed when it has none."""
         for template, slots in self._templates.values():
-            if system.coupling is not None and system.coupling[0] is template.coupling[0]:
+            if system.coupling[0] is template.coupling[0]:
                 return slots
-        return None
+        return self._slots(system, system.design)
 
     @staticmethod
     def _slots(system: PenalizedSystem, design: ModelDesign) -> np.ndarray:
@@ -476,12 +476,3 @@ class Pirls:
 
         u_new, ok = conjugate_gradients(product, solve, rhs, u)
         return u_new if ok else None
-
-
-def pirls_warning(converged: bool) -> None:
-    """Warn when PIRLS did not converge at the optimum."""
-    if not converged:
-        import warnings
-
-        warnings.warn("PIRLS did not converge at the optimum (lme4: 'pwrssUpdate did not converge')",
-                      ConvergenceWarning, stacklevel=4)
