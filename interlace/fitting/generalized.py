@@ -46,6 +46,7 @@ from .model_frame import prepare
 from .optimize import optimize_theta
 from .pirls import ConditionalMode, Pirls
 from .response import RESPONSE_COLUMN, TRIALS_COLUMN, WEIGHTS_COLUMN, GlmResponse, read_response
+from .scalar_pirls import ScalarMode, ScalarPirls
 
 MAX_AGQ = 25
 
@@ -157,6 +158,8 @@ class LaplaceCriterion:
         self.kept_hessian: tuple[np.ndarray, np.ndarray] | None = None
         self._recent: list[tuple[bytes, ConditionalMode]] = []
         self._gradients: list[tuple[bytes, float, np.ndarray]] = []
+        self.compiled = ScalarPirls(pirls) if stage == 1 and n_points == 1 and ScalarPirls.applies(pirls) else None
+        self._compiled_u: np.ndarray | None = None
 
     def mode(self, x: np.ndarray) -> ConditionalMode:
         """The conditional mode at x (theta, or theta and beta'); the last few are kept,
@@ -173,7 +176,7 @@ class LaplaceCriterion:
     def _mode(self, x: np.ndarray) -> ConditionalMode:
         theta = x[: self.n_theta]
         last = self.last
-        u0 = last.u if last is not None and np.all(np.isfinite(last.u)) else None
+        u0 = last.u if last is not None and np.all(np.isfinite(last.u)) else self._compiled_u
         if self.stage == 0:
             beta0 = last.beta if last is not None else self.pirls.start_beta()
             mode = self.pirls.mode(theta, None, u0, beta0)
@@ -183,7 +186,7 @@ class LaplaceCriterion:
             self.last = mode
         return mode
 
-    def value(self, mode: ConditionalMode, x: np.ndarray) -> float:
+    def value(self, mode: ConditionalMode | ScalarMode, x: np.ndarray) -> float:
         if self.n_points > 1:
             return agq_deviance(self.pirls, mode, np.asarray(x[: self.n_theta]), self.n_points)
         return mode.laplace_deviance
@@ -198,13 +201,34 @@ class LaplaceCriterion:
         for known, value, gradient in self._gradients:
             if known == key:
                 return value, gradient.copy()
-        mode = self.mode(x)
-        value = self.value(mode, x)
+        if self.compiled is not None:
+            value, gradient = self._compiled_value_and_gradient(x)
+        else:
+            mode = self.mode(x)
+            value = self.value(mode, x)
+            gradient = laplace_gradient(self.pirls, mode, x[: self.n_theta]) if np.isfinite(value) else None
         if not np.isfinite(value):
             return np.inf, np.zeros_like(x)
-        gradient = laplace_gradient(self.pirls, mode, x[: self.n_theta])
         self._gradients = [(key, value, gradient), *self._gradients[: RECENT_MODES - 1]]
         return value, gradient.copy()
+
+    def compiled_mode(self, x: np.ndarray) -> ScalarMode:
+        """The compiled path's mode at x, warm-started from the last finite one."""
+        x = np.asarray(x, dtype=np.float64)
+        self.pirls.n_evaluations += 1
+        with self.pirls.threads:
+            mode = self.compiled.mode(x[: self.n_theta], x[self.n_theta:], self._compiled_u)
+        if mode.parts is not None and np.all(np.isfinite(mode.u)):
+            self._compiled_u = mode.u
+        return mode
+
+    def _compiled_value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
+        mode = self.compiled_mode(x)
+        value = mode.laplace_deviance
+        if not np.isfinite(value):
+            return np.inf, None
+        with self.pirls.threads:
+            return value, self.compiled.gradient(mode, x[: self.n_theta])
 
     def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(gradient, Hessian, gradients taken) at x for the convergence check: forward
@@ -218,6 +242,8 @@ class LaplaceCriterion:
         return np.asarray(gradient, dtype=np.float64), H, x.size + 1
 
     def __call__(self, x: np.ndarray) -> float:
+        if self.compiled is not None:
+            return self.compiled_mode(x).laplace_deviance
         mode = self.mode(x)
         value = self.value(mode, x)
         return value if np.isfinite(value) else np.inf
@@ -371,7 +397,7 @@ def _estimate(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: st
         beta_working, criterion = mode.beta, stage1
     else:
         if beta0 is None:
-            beta0 = stage1.mode(theta0).beta
+            beta0 = pirls.start_beta()
         criterion = LaplaceCriterion(pirls, n_theta, stage=1, n_points=nagq)
         criterion.last = stage1.last
         lower = np.concatenate([design.theta_lower, np.full(design.n_fixed, -np.inf)])
@@ -379,10 +405,11 @@ def _estimate(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: st
         if gradient:
             name, with_gradient = "l-bfgs-b", _ValueAndGradient(criterion)
         record = optimize_theta(criterion, np.concatenate([theta0, beta0]), lower, name, int(max_evaluations),
-                                fun_and_grad=with_gradient, tolerances=LBFGS_TOLERANCES if gradient else None)
+                                fun_and_grad=with_gradient, tolerances=LBFGS_TOLERANCES if gradient else None,
+                                proven_boundary=gradient)
         evaluations += record.n_evaluations
         x = record.theta
-        mode = criterion.mode(x)
+        mode = criterion.compiled_mode(x) if criterion.compiled is not None else criterion.mode(x)
         beta_working = x[n_theta:]
     theta = np.asarray(x[:n_theta], dtype=np.float64)
     deviance = criterion.value(mode, x)
@@ -454,9 +481,11 @@ def _assemble_generalized(design, pirls: Pirls, basis, estimate: _Estimate, nagq
         pos += term.n_effects
     if supports_gradient(pirls) or all(t.n_columns == 1 for t in design.terms) and not pirls.sparse_rest:
         # every term scalar: diag(M^{-1}) from the rest's inverse (the general route loops over levels)
-        from .laplace_gradient import scalar_conditional_variances
+        from .laplace_gradient import FactorParts, variances_from_parts
 
-        variances = scalar_conditional_variances(pirls, mode)
+        with pirls.threads:
+            parts = mode.parts if isinstance(mode, ScalarMode) else FactorParts.of_mode(pirls, mode)
+            variances = variances_from_parts(parts)
         lam = np.concatenate([np.full(t.n_levels, float(t.relative_cov_factor(theta)[0, 0])) for t in design.terms])
         sd_all, sds, pos = lam * np.sqrt(np.maximum(variances, 0.0)), {}, 0
         for term in design.terms:

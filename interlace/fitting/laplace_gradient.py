@@ -24,7 +24,6 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..kernels._jit import kernel, parallel_kernel
-from ..kernels.glm import canonical_derivatives
 from .pirls import ConditionalMode, Pirls
 
 CANONICAL = {"binomial": "logit", "poisson": "log"}
@@ -153,20 +152,102 @@ def scalar_conditional_variances(pirls: Pirls, mode: ConditionalMode) -> np.ndar
     with a dense rest): lme4's conditional variances of u, from the rest's inverse and,
     per leading level, 1/D + B'S^{-1}B / D^2."""
     with pirls.threads:
+        return variances_from_parts(FactorParts.of_mode(pirls, mode))
+
+
+def variances_from_parts(parts: FactorParts) -> np.ndarray:
+    """diag(M^{-1}) from a factor's parts (see :func:`scalar_conditional_variances`)."""
+    Sinv = parts.rest_inverse()
+    if not parts.n_lead:
+        return np.diag(Sinv).copy()
+    D = parts.lead_diagonal
+    _, quad = parts.level_products(Sinv)
+    return np.concatenate([1.0 / D + quad / D**2, np.diag(Sinv)])
+
+
+class FactorParts:
+    """A factor of M = Lambda'Z'WZ Lambda + I of scalar terms as the gradient reads it:
+    the leading term's diagonal D (``n_lead`` levels, none on the dense path), its
+    coupling with the rest scaled by the lambdas (compressed rows ``ptr``/``idx``, rest
+    indices; entries at or past ``n_rest`` belong to [X y] and are skipped), the rows'
+    positions in it (``slots``), and the lower Cholesky factor of the rest's Schur
+    complement (all of M on the dense path): a dense lower triangle, or an object with
+    ``logdet()``, ``solve(b)`` and ``dense_inverse()`` (a sparse one,
+    :class:`~interlace.fitting.scalar_pirls.SparseRestFactor`)."""
+
+    def __init__(self, n_lead, lead_diagonal, ptr, idx, coupling, slots, rest_chol, n_rest, dense=False):
+        self.n_lead, self.lead_diagonal = n_lead, lead_diagonal
+        self.ptr, self.idx, self.coupling, self.slots = ptr, idx, coupling, slots
+        self.rest_chol, self.n_rest, self.dense = rest_chol, n_rest, dense
+
+    def level_products(self, Sinv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per leading level l: S^{-1} B_l on its coupling's entries and B_l'S^{-1}B_l
+        (a dense coupling, every level meeting every rest index, by one product)."""
+        if self.dense:
+            block = self.coupling.reshape(self.n_lead, self.n_rest)
+            products = block @ Sinv
+            return products.ravel(), np.einsum("ij,ij->i", products, block)
+        w_lead, quad = np.empty(self.coupling.size), np.empty(self.n_lead)
+        _level_products(self.ptr, self.idx, self.coupling, self.n_rest, Sinv, w_lead, quad)
+        return w_lead, quad
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """M^{-1} b by the leading block's elimination."""
+        n1, q_rest = self.n_lead, self.n_rest
+        if not n1:
+            return self.rest_solve(b)
+        D, b1, br = self.lead_diagonal, b[:n1], b[n1:]
+        if self.dense:
+            block = self.coupling.reshape(n1, q_rest)
+            gr = self.rest_solve(br - (b1 / D) @ block)
+            return np.concatenate([(b1 - block @ gr) / D, gr])
+        ptr, idx = self.ptr, self.idx
+        level = np.repeat(np.arange(n1), np.diff(ptr))
+        random = idx < q_rest
+        entries = self.coupling[random]
+        level_of, cols = level[random], idx[random]
+        rhs = br - np.bincount(cols, weights=entries * (b1 / D)[level_of], minlength=q_rest)
+        gr = self.rest_solve(rhs)
+        g1 = (b1 - np.bincount(level_of, weights=entries * gr[cols], minlength=n1)) / D
+        return np.concatenate([g1, gr])
+
+    @classmethod
+    def of_mode(cls, pirls: Pirls, mode: ConditionalMode) -> FactorParts:
+        """The parts of a mode's blocked or dense factor."""
         system, factor = mode.system, mode.factor
+        q_rest = system.n_rest_random
+        chol = factor.rest_chol[:q_rest, :q_rest]
         if not system.n_leading:
-            q = system.n_rest_random
-            return np.diag(_inverse_of_factor(factor.rest_chol[:q, :q])).copy()
+            return cls(0, np.ones(0), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                       np.zeros((pirls.design.n_obs, 0), np.int64), chol, q_rest)
         terms = pirls.design.terms
-        theta = mode.theta
-        lam = np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in terms])
-        n1, q_rest = terms[0].n_levels, system.n_rest_random
-        D = factor.lead_chol[:, 0, 0] ** 2
-        Sinv = _inverse_of_factor(factor.rest_chol[:q_rest, :q_rest])
-        scaled = _scaled_coupling(system, terms, lam)
-        w_lead, quad = np.empty(scaled.size), np.empty(n1)
-        _level_products(system.coupling[0], system.coupling[1], scaled, q_rest, Sinv, w_lead, quad)
-        return np.concatenate([1.0 / D + quad / D**2, np.diag(Sinv)])
+        lam = np.array([float(t.relative_cov_factor(mode.theta)[0, 0]) for t in terms])
+        ptr, idx, _ = system.coupling
+        return cls(terms[0].n_levels, factor.lead_chol[:, 0, 0] ** 2, ptr, idx, _scaled_coupling(system, terms, lam),
+                   pirls.coupling_slots_of(system), chol, q_rest)
+
+    def rest_inverse(self) -> np.ndarray:
+        """S^{-1} (M^{-1} on the dense path), dense; a sparse rest factor fills only the
+        entries where two of a row's effects meet (all the gradient reads)."""
+        if isinstance(self.rest_chol, np.ndarray):
+            return _inverse_of_factor(self.rest_chol)
+        return self.rest_chol.dense_inverse()
+
+    def rest_solve(self, b: np.ndarray) -> np.ndarray:
+        """S^{-1} b."""
+        if not b.size:
+            return b.copy()
+        if isinstance(self.rest_chol, np.ndarray):
+            return lapack.dpotrs(self.rest_chol, b, lower=1)[0]
+        return self.rest_chol.solve(b)
+
+    def logdet(self) -> float:
+        """log |M| = sum log D + log |S|."""
+        if isinstance(self.rest_chol, np.ndarray):
+            rest = 2.0 * float(np.sum(np.log(np.diag(self.rest_chol))))
+        else:
+            rest = self.rest_chol.logdet()
+        return float(np.sum(np.log(self.lead_diagonal))) + rest
 
 
 def _scaled_coupling(system, terms, lam: np.ndarray) -> np.ndarray:
@@ -186,60 +267,75 @@ def laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) -> 
     """The gradient of :attr:`ConditionalMode.laplace_deviance` in (theta, beta') at the
     mode of a fixed beta (see the module docstring; :func:`supports_gradient` must hold)."""
     with pirls.threads:
-        return _laplace_gradient(pirls, mode, theta)
+        return gradient_from_parts(ScalarRows.of(pirls), FactorParts.of_mode(pirls, mode), mode.mu, mode.u, theta)
 
 
-def _laplace_gradient(pirls: Pirls, mode: ConditionalMode, theta: np.ndarray) -> np.ndarray:
-    design = pirls.design
-    terms = design.terms
-    n, n_terms = design.n_obs, len(terms)
-    response = pirls.response
-    a, w, dw = np.empty(n), np.empty(n), np.empty(n)
-    canonical_derivatives(mode.eta, response.y, response.weights, response.family.code, a, w, dw)
-    codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]))
-    designs = np.ascontiguousarray(np.hstack([t.design for t in terms]))
-    lam = np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in terms])
-    sizes = np.array([t.n_levels for t in terms])
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    system, factor = mode.system, mode.factor
+class ScalarRows:
+    """What the gradient reads of the rows of a design of scalar terms: the terms' codes
+    (terms x rows), design columns (rows x terms), first index in u, theta position, X,
+    and the response."""
+
+    def __init__(self, design, response):
+        terms = design.terms
+        self.codes = np.ascontiguousarray(np.vstack([t.group_codes for t in terms]), dtype=np.int64)
+        self.designs = np.ascontiguousarray(np.hstack([t.design for t in terms]), dtype=np.float64)
+        sizes = np.array([t.n_levels for t in terms], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.theta_positions = [int(t.theta_index[0, 0]) for t in terms]
+        self.terms = terms
+        self.n_theta = design.n_theta
+        self.n_random = design.n_random
+        self.X = design.X
+        self.response = response
+
+    @classmethod
+    def of(cls, pirls: Pirls) -> ScalarRows:
+        """The rows of a PIRLS's design (built once per PIRLS)."""
+        rows = pirls.__dict__.get("_scalar_rows")
+        if rows is None:
+            rows = pirls.__dict__["_scalar_rows"] = cls(pirls.design, pirls.response)
+        return rows
+
+    def lambdas(self, theta: np.ndarray) -> np.ndarray:
+        """Each term's relative standard deviation at theta."""
+        return np.array([float(t.relative_cov_factor(theta)[0, 0]) for t in self.terms])
+
+
+def canonical_parts(mu: np.ndarray, y: np.ndarray, weights: np.ndarray, family: int):
+    """For a canonical link (logit with binomial, log with Poisson), per row: the score
+    of the log-likelihood in eta, a = w (y - mu); the working weight W = w V(mu) (the
+    observed information, equal to the expected one); and dW / d eta = w V'(mu) V(mu)."""
+    if family == 0:
+        variance = mu * (1.0 - mu)
+        return weights * (y - mu), weights * variance, weights * (1.0 - 2.0 * mu) * variance
+    weighted = weights * mu
+    return weights * (y - mu), weighted, weighted
+
+
+def gradient_from_parts(rows: ScalarRows, parts: FactorParts, mu: np.ndarray, u: np.ndarray,
+                        theta: np.ndarray) -> np.ndarray:
+    """The Laplace deviance's gradient in (theta, beta') at a mode (its means, spherical
+    effects and factor's parts)."""
+    codes, designs, offsets = rows.codes, rows.designs, rows.offsets
+    n_terms, n = codes.shape
+    response = rows.response
+    a, w, dw = canonical_parts(mu, response.y, response.weights, response.family.code)
+    lam = rows.lambdas(theta)
+    Sinv = parts.rest_inverse()
     m = np.empty((n_terms, n))
-    if system.n_leading:
-        n1 = terms[0].n_levels
-        q_rest = system.n_rest_random
-        D = factor.lead_chol[:, 0, 0] ** 2
-        Sinv = _inverse_of_factor(factor.rest_chol[:q_rest, :q_rest])
-        ptr, idx, val = system.coupling
-        scaled = _scaled_coupling(system, terms, lam)
-        w_lead, quad = np.empty(idx.size), np.empty(n1)
-        _level_products(ptr, idx, scaled, q_rest, Sinv, w_lead, quad)
+    n1 = parts.n_lead
+    if n1:
+        w_lead, quad = parts.level_products(Sinv)
         rest_offsets = offsets - np.where(np.arange(n_terms) > 0, n1, 0)
-        slots = pirls.coupling_slots_of(system)
-        _row_terms_slots(codes, designs, lam, rest_offsets, ptr, slots, w_lead, D, quad, Sinv, m)
+        _row_terms_slots(codes, designs, lam, rest_offsets, parts.ptr, parts.slots, w_lead, parts.lead_diagonal, quad,
+                         Sinv, m)
     else:
-        q = system.n_rest_random
-        Minv = _inverse_of_factor(factor.rest_chol[:q, :q])
-        _row_terms_dense(codes, designs, lam, offsets, Minv, m)
-    v, b, trace = _row_gradient_parts(codes, designs, lam, offsets, w, dw, m, design.n_random)
-    # g = M^{-1} b
-    if system.n_leading:
-        ptr, idx, val = system.coupling
-        n1 = terms[0].n_levels
-        q_rest = system.n_rest_random
-        level = np.repeat(np.arange(n1), np.diff(ptr))
-        random = idx < q_rest
-        entries = scaled[random]
-        rows, cols = level[random], idx[random]
-        b1, br = b[:n1], b[n1:]
-        rhs = br - np.bincount(cols, weights=entries * (b1 / D)[rows], minlength=q_rest)
-        gr = Sinv @ rhs
-        g1 = (b1 - np.bincount(rows, weights=entries * gr[cols], minlength=n1)) / D
-        g = np.concatenate([g1, gr])
-    else:
-        g = Minv @ b
-    e, parts = _row_gradient_finish(codes, designs, lam, offsets, mode.u, np.ascontiguousarray(g), a, w, v)
-    grad_beta = design.X.T @ (e - 2.0 * a)
-    grad_theta = np.zeros(design.n_theta)
-    for t, term in enumerate(terms):
-        grad_theta[int(term.theta_index[0, 0])] = float(parts[t] + 2.0 * trace[t])
+        _row_terms_dense(codes, designs, lam, offsets, Sinv, m)
+    v, b, trace = _row_gradient_parts(codes, designs, lam, offsets, w, dw, m, rows.n_random)
+    g = parts.solve(b)
+    e, term_parts = _row_gradient_finish(codes, designs, lam, offsets, u, np.ascontiguousarray(g), a, w, v)
+    grad_beta = rows.X.T @ (e - 2.0 * a)
+    grad_theta = np.zeros(rows.n_theta)
+    for t, position in enumerate(rows.theta_positions):
+        grad_theta[position] = float(term_parts[t] + 2.0 * trace[t])
     return np.concatenate([grad_theta, grad_beta])
-

@@ -505,7 +505,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
                    optimizer: str = "auto", max_evaluations: int = MAX_EVALUATIONS,
                    fun_and_grad: Callable | None = None,
                    inverse_hessian: np.ndarray | None = None, polish: bool = False,
-                   tolerances: dict | None = None) -> OptimizationRecord:
+                   tolerances: dict | None = None, proven_boundary: bool = False) -> OptimizationRecord:
     """Minimise ``fun`` over theta >= lower from ``start``, with lme4's boundary checks
     and its convergence check.
 
@@ -516,7 +516,10 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     gradient by it at an interior optimum); ``polish`` (the compiled optimiser only)
     ends it at the gradient's accuracy rather than the deviance's, as ``fit`` asks;
     ``tolerances``: L-BFGS-B's ``ftol``/``gtol`` instead of the defaults (for a criterion
-    that is itself the end of an iteration, as a GLMM's Laplace deviance).
+    that is itself the end of an iteration, as a GLMM's Laplace deviance);
+    ``proven_boundary``: every bound coordinate is a scalar term's standard deviation
+    (one face of the boundary), so that a gradient run's boundary optimum that the check
+    proves is final, as on Newton's path (no restart, no derivative-free comparison).
 
     After the run, lme4's ``restart_edge`` (derivative-free runs: a bound coordinate
     whose deviance falls just off the bound restarts there) and ``check.boundary``
@@ -597,6 +600,8 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     best = run(name, start, inverse_hessian if name == "auto-compiled" else None)
     dense = name in GRADIENT_METHODS and name != "newton"
+    if proven_boundary and best.check.passed:
+        dense = False  # a proven boundary optimum of scalar terms: one face, nothing to compare
     if name not in GRADIENT_METHODS:
         # lme4's restart_edge: a zero variance whose deviance falls when moved off the bound
         on_bound = np.flatnonzero(finite_lower & (best.theta == lower))

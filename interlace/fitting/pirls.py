@@ -46,6 +46,18 @@ and the step in u (and beta) by less than this share of their size: the Laplace
 deviance is then exact to well below 1e-8 relative."""
 
 
+def _least_squares(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin ||y - X b||: by the normal equations (X is on the working scale, its columns
+    orthogonal before weighting), by an SVD when they are not positive definite."""
+    try:
+        solution = np.linalg.solve(X.T @ X, X.T @ y)
+        if np.all(np.isfinite(solution)):
+            return solution
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.lstsq(X, y, rcond=None)[0]
+
+
 class _Serial:
     """One BLAS thread and one numba thread for a small design's PIRLS (restored after)."""
 
@@ -328,7 +340,7 @@ class Pirls:
                 _, root_weights, working_y = self._working(eta)
                 if not (np.all(np.isfinite(root_weights)) and np.all(np.isfinite(working_y))):
                     break
-                trial = np.linalg.lstsq(design.X * root_weights[:, None], root_weights * working_y, rcond=None)[0]
+                trial = _least_squares(design.X * root_weights[:, None], root_weights * working_y)
                 ok, eta_trial, mu = valid(trial)
                 for _ in range(MAX_HALVINGS if beta is not None else 0):  # R's "step size truncated"
                     if ok:

@@ -141,9 +141,12 @@ def _factor_success(column: pd.Series) -> np.ndarray:
     if isinstance(values, pd.Categorical):
         codes = np.asarray(values.codes)
     else:
-        present = column.dropna()
-        levels = sorted(pd.unique(present).tolist(), key=lambda v: (str(type(v)), v))
-        codes = np.where(column.isna(), -1, column.map({v: i for i, v in enumerate(levels)}).fillna(-1)).astype(int)
+        found, uniques = pd.factorize(column)  # -1 where missing
+        uniques = list(uniques)
+        order = sorted(range(len(uniques)), key=lambda i: (str(type(uniques[i])), uniques[i]))
+        rank = np.empty(len(uniques), dtype=np.int64)
+        rank[order] = np.arange(len(uniques))
+        codes = np.where(found < 0, -1, rank[np.maximum(found, 0)] if len(uniques) else -1)
     return np.where(codes < 0, np.nan, (codes > 0).astype(np.float64))
 
 

@@ -323,7 +323,11 @@ def _plain_fixed_design(formula: str, table: pd.DataFrame) -> FixedDesign | None
     if formula.count("~") != 1:
         return None
     lhs, rhs = (part.strip() for part in formula.split("~"))
-    if not (lhs.isidentifier() and lhs in table.columns and _plain_numeric(table[lhs])):
+    if len(lhs) > 2 and lhs[0] == lhs[-1] == "`" and "`" not in lhs[1:-1]:
+        lhs = lhs[1:-1]  # a quoted column name (a generalized fit's working response)
+    elif not lhs.isidentifier():
+        return None
+    if not (lhs in table.columns and _plain_numeric(table[lhs])):
         return None
     plain = PlainColumns.parse(rhs, table, allow_intercept_only=True)
     if plain is None:
