@@ -216,8 +216,7 @@ class LaplaceCriterion:
         """The compiled path's mode at x, warm-started from the last finite one."""
         x = np.asarray(x, dtype=np.float64)
         self.pirls.n_evaluations += 1
-        with self.pirls.threads:
-            mode = self.compiled.mode(x[: self.n_theta], x[self.n_theta:], self._compiled_u)
+        mode = self.compiled.mode(x[: self.n_theta], x[self.n_theta:], self._compiled_u)
         if mode.parts is not None and np.all(np.isfinite(mode.u)):
             self._compiled_u = mode.u
         return mode
@@ -227,8 +226,7 @@ class LaplaceCriterion:
         value = mode.laplace_deviance
         if not np.isfinite(value):
             return np.inf, None
-        with self.pirls.threads:
-            return value, self.compiled.gradient(mode, x[: self.n_theta])
+        return value, self.compiled.gradient(mode, x[: self.n_theta])
 
     def hessian(self, x: np.ndarray, gradient: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """(gradient, Hessian, gradients taken) at x for the convergence check: forward
@@ -379,7 +377,14 @@ class _Estimate:
 def _estimate(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: str, max_evaluations: int,
               beta0: np.ndarray | None = None) -> _Estimate:
     """Stage 1 from ``theta0`` (skipped when ``beta0``, a start of beta', is given with
-    nAGQ >= 1, as refits from a fit's estimates), then stage 2."""
+    nAGQ >= 1, as refits from a fit's estimates), then stage 2; inside the PIRLS's thread
+    limits (entered once: the compiled path's evaluations take a fraction of a millisecond)."""
+    with pirls.threads:
+        return _optimum(pirls, design, nagq, theta0, optimizer, max_evaluations, beta0)
+
+
+def _optimum(pirls: Pirls, design, nagq: int, theta0: np.ndarray, optimizer: str, max_evaluations: int,
+             beta0: np.ndarray | None) -> _Estimate:
     n_theta = design.n_theta
     name = "cobyqa" if str(optimizer).lower() == "auto" else optimizer
     evaluations = 0

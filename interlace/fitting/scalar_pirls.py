@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
 from ..kernels.glm import DBL_EPSILON, LOGIT_THRESHOLD
-from ..kernels.scalar_glmm import newton_direction, newton_system, random_part
+from ..kernels.scalar_glmm import loglik_and_means, newton_direction, newton_system, random_part
 from ..linalg.sparse_cholesky import SparseCholesky
 from .laplace_gradient import FactorParts, ScalarRows, gradient_from_parts, supports_gradient
 from .pirls import FINAL_STEP, MAX_HALVINGS, MAX_ITERATIONS, PARALLEL_MIN_ROWS, TOLERANCE, Pirls
@@ -42,6 +42,10 @@ factored sparse."""
 
 MAX_PATTERN_PAIRS = 5e6
 """The most (leading level, pair of rest indices) entries the sparse pattern is built from."""
+
+VECTOR_MIN_ROWS = 2_000
+"""From this many rows the log-likelihood's exp and log are numpy's (vectorised); below,
+a compiled loop's (the same formulas)."""
 
 LOG_EPSILON = float(np.log(DBL_EPSILON))
 """Below this eta a Poisson mean is R's floor, DBL_EPSILON."""
@@ -135,6 +139,7 @@ class ScalarPirls:
         else:
             self.ptr, self.idx = np.zeros(1, np.int64), np.zeros(0, np.int64)
             self.slots = np.zeros((n, 0), np.int64)
+        self.pattern_rows = self.pattern_columns = np.zeros(0, np.int64)  # set with a sparse rest
         self.sparse = self._sparse_rest(codes) if not self.dense and self.n_rest >= SPARSE_MIN_REST else None
         response = pirls.response
         self.y, self.weights = response.y, response.weights
@@ -198,6 +203,7 @@ class ScalarPirls:
         schur = np.empty((self.n_rest, self.n_rest))
         rhs, step = np.empty(q), np.empty(q)
         converged, chol = False, None
+        self._workspace = self.sparse.workspace() if self.sparse is not None else None  # the mode's own
         for _ in range(MAX_ITERATIONS):
             chol = self._factor(mu, lam, u, lead, coupling, schur, rhs)
             if chol is None:
@@ -239,6 +245,10 @@ class ScalarPirls:
         :func:`~interlace.kernels.glm.inverse_link` gives them (R's guards), with numpy's
         vectorised exp and log."""
         a, b = self.loglik_a, self.loglik_b
+        if eta.size < VECTOR_MIN_ROWS:  # numpy's call overhead exceeds the scalar loop's cost
+            mu = np.empty(eta.size)
+            value = loglik_and_means(eta, a, b, self.family_code, mu)
+            return (value if np.isfinite(value) else -np.inf), mu
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if self.family_code == 0:
                 t = np.exp(eta)
@@ -259,14 +269,14 @@ class ScalarPirls:
         rows = self.rows
         ok = newton_system(mu, self.y, self.weights, self.family_code, rows.codes, rows.designs, lam,
                            self.rest_offsets, self.n_lead, self.ptr, self.idx, self.slots, u, lead, coupling, schur,
-                           rhs, not self.dense)
+                           rhs, not self.dense, self.pattern_rows, self.pattern_columns)
         if not ok:
             return None
         if not self.n_rest:
             return np.zeros((0, 0))
         if self.sparse is not None:
             # the input layout's (i >= j) entries read from S's upper triangle
-            chol = self.sparse.workspace()
+            chol = self._workspace
             if not chol.refactor(schur[self.pattern_columns, self.pattern_rows]):
                 return None
             return SparseRestFactor(chol, self.pattern_rows, self.pattern_columns)

@@ -19,11 +19,12 @@ import math
 import numpy as np
 
 from ._jit import kernel
+from .glm import DBL_EPSILON, LOGIT_THRESHOLD
 
 
 @kernel
 def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_lead, ptr, idx, slots, u,
-                  lead_diagonal, coupling, schur, rhs, downdate):
+                  lead_diagonal, coupling, schur, rhs, downdate, pattern_rows, pattern_columns):
     """Fill the system at the means ``mu``'s working weights and the Newton step's right
     side (canonical links: the score a = w (y - mu), the weight W = w V(mu)).
 
@@ -34,7 +35,9 @@ def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_l
     S delta_rest = rhs_rest - C'D^{-1} rhs_lead). Returns False when a working weight
     or score is not finite. With ``downdate`` False the rest's block and right side are
     left before the leading block's elimination (the caller eliminates a dense coupling
-    with BLAS).
+    with BLAS). With a sparse rest, ``pattern_rows``/``pattern_columns`` list the entries
+    of S that are read (its pattern's lower triangle, the diagonal included): only those
+    (and their mirror images) are cleared, not the whole block.
     """
     n_terms, n = codes.shape
     r = schur.shape[0]
@@ -52,9 +55,15 @@ def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_l
         lead_diagonal[j] = 1.0
     for p in range(coupling.size):
         coupling[p] = 0.0
+    if pattern_rows.size:
+        for p in range(pattern_rows.size):
+            schur[pattern_rows[p], pattern_columns[p]] = 0.0
+            schur[pattern_columns[p], pattern_rows[p]] = 0.0
+    else:
+        for a in range(r):
+            for b in range(r):
+                schur[a, b] = 0.0
     for a in range(r):
-        for b in range(r):
-            schur[a, b] = 0.0
         schur[a, a] = 1.0
     first = 1 if n_lead > 0 else 0
     for i in range(n):
@@ -111,3 +120,32 @@ def newton_direction(n_lead, ptr, idx, lead_diagonal, coupling, rhs, rest_step, 
         for p in range(ptr[l], ptr[l + 1]):
             acc -= coupling[p] * rest_step[idx[p]]
         step[l] = acc / lead_diagonal[l]
+
+
+@kernel
+def loglik_and_means(eta, loglik_a, loglik_b, family, mu):
+    """sum_i a_i log(mu_i) + b_i log(1 - mu_i) (binomial, logit) or a_i log(mu_i) - b_i mu_i
+    (Poisson, log) at eta, the means into ``mu`` (R's guards, as
+    :func:`~interlace.kernels.glm.inverse_link`); a zero coefficient adds nothing."""
+    total = 0.0
+    for i in range(eta.size):
+        if family == 0:
+            if eta[i] < -LOGIT_THRESHOLD:
+                t = DBL_EPSILON
+            elif eta[i] > LOGIT_THRESHOLD:
+                t = 1.0 / DBL_EPSILON
+            else:
+                t = math.exp(eta[i])
+            m = t / (1.0 + t)
+            mu[i] = m
+            if loglik_a[i] != 0.0:
+                total += loglik_a[i] * math.log(m)
+            if loglik_b[i] != 0.0:
+                total += loglik_b[i] * math.log(1.0 - m)
+        else:
+            m = max(math.exp(eta[i]), DBL_EPSILON)
+            mu[i] = m
+            if loglik_a[i] != 0.0:
+                total += loglik_a[i] * math.log(m)
+            total -= loglik_b[i] * m
+    return total
