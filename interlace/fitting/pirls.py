@@ -27,7 +27,7 @@ import numpy as np
 
 from ..design import ModelDesign
 from ..errors import InterlaceError
-from ..kernels.glm import working_response
+from ..kernels.glm import working_response, working_response_rows
 from ..kernels.products import z_times
 from ..linalg.dispatch import choose_downdate, choose_path, choose_rest
 from ..linalg.system import Factor, PenalizedSystem
@@ -172,6 +172,7 @@ class Pirls:
                             np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
         self.family_code = response.family.code
         self.link_code = response.family.link.code
+        self.parallel = design.n_obs >= PARALLEL_MIN_ROWS  # the passes over the rows on threads
         self.n_evaluations = 0
 
     # ----- the weighted system --------------------------------------------------------
@@ -267,29 +268,26 @@ class Pirls:
         root_weights = np.empty(n)
         working_y = np.empty(n)
         r = self.response
-        mu = working_response(eta, self.offset, r.y, r.weights, self.family_code, self.link_code, root_weights,
-                              working_y)
+        kernel = working_response_rows if self.parallel else working_response
+        mu = kernel(eta, self.offset, r.y, r.weights, self.family_code, self.link_code, root_weights, working_y)
         return mu, root_weights, working_y
 
     def _means(self, eta: np.ndarray) -> np.ndarray:
-        from ..kernels.glm import inverse_link
+        from ..kernels.glm import inverse_link, inverse_link_rows
 
-        return inverse_link(eta, self.link_code)
+        return (inverse_link_rows if self.parallel else inverse_link)(eta, self.link_code)
 
     def penalised_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
         """pdev at (eta, u) and the means."""
-        from ..kernels.glm import inverse_link
-
-        mu = inverse_link(eta, self.link_code)
-        if not (self.valid_means(mu) and self.valid_eta(eta)):  # R's validmu / valideta: too far
-            return np.inf, mu
+        mu = self._means(eta)
         return self._loglik_part(eta, mu) + float(u @ u), mu
 
     def _loglik_part(self, eta: np.ndarray, mu: np.ndarray) -> float:
-        """-2 log p(y | u) at a mode, inf outside the family's and the link's range."""
+        """-2 log p(y | u) at a mode, inf outside the family's and the link's range (R's
+        validmu / valideta: too far)."""
         if not (self.valid_means(mu) and self.valid_eta(eta)):
             return np.inf
-        return self.response.minus_twice_loglik(mu)
+        return self.response.minus_twice_loglik(mu, self.parallel)
 
     def valid_eta(self, eta: np.ndarray) -> bool:
         """R's ``valideta``: a sqrt link's eta must be positive (else mu = eta^2 is the

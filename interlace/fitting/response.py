@@ -90,11 +90,13 @@ class GlmResponse:
         """The same rows with another response (a simulated one)."""
         return GlmResponse.build(y, self.prior_weights, self.trials, self.name, self.family)
 
-    def minus_twice_loglik(self, mu: np.ndarray) -> float:
-        """-2 log-likelihood at the means ``mu`` (R's ``family$aic``)."""
-        from ..kernels.glm import loglik_sum
+    def minus_twice_loglik(self, mu: np.ndarray, parallel: bool = False) -> float:
+        """-2 log-likelihood at the means ``mu`` (R's ``family$aic``); ``parallel``: the
+        rows over threads (many rows)."""
+        from ..kernels.glm import loglik_sum, loglik_sum_rows
 
-        return -2.0 * loglik_sum(mu, self.loglik_a, self.loglik_b, self.family.code) + self.loglik_constant
+        total = (loglik_sum_rows if parallel else loglik_sum)(mu, self.loglik_a, self.loglik_b, self.family.code)
+        return -2.0 * total + self.loglik_constant
 
     def saturated_minus_twice_loglik(self) -> float:
         """-2 log-likelihood at mu = y (what R's deviance residuals leave out)."""

@@ -4,12 +4,22 @@ The Laplace deviance of such a model is evaluated once per optimiser step, tens 
 times per fit; on a design of a few thousand rows the general PIRLS
 (:mod:`interlace.fitting.pirls`) spends most of each evaluation building its system's
 objects rather than computing. Here the system is three arrays (the leading term's
-diagonal, its coupling with the rest, the rest's dense Schur complement) that one kernel
-refills per iteration (:func:`interlace.kernels.scalar_glmm.newton_system`); LAPACK
-factors the Schur complement and a second kernel takes the Newton step, halving it while
-the penalised deviance rises. The iteration, its stopping rule and the factor kept at
-the mode are the general PIRLS's, so the two give the same deviance (to rounding), and
-the gradient reads the same factor parts (:class:`~.laplace_gradient.FactorParts`).
+diagonal, its coupling with the rest, the rest's Schur complement) that one kernel
+refills per iteration (:func:`interlace.kernels.scalar_glmm.newton_system`):
+
+- a coupling in which nearly every leading level meets every rest index (every subject
+  sees every item) is held dense and eliminated by one BLAS rank update;
+- a Schur complement whose pattern factors with little fill (nested terms: observations
+  within broods within locations) is factored by the sparse Cholesky
+  (:class:`~interlace.linalg.sparse_cholesky.SparseCholesky`, analysed once), and the
+  gradient reads its selected inverse; any other by LAPACK, dense;
+- the means and the log-likelihood, whose exp and log dominate a pass over the rows,
+  are vectorised (numpy) on large designs and a compiled loop on small ones.
+
+The Newton step is halved while the penalised deviance rises. The iteration, its
+stopping rule and the factor kept at the mode are the general PIRLS's, so the two give
+the same deviance (to rounding), and the gradient reads the same factor parts
+(:class:`~.laplace_gradient.FactorParts`).
 """
 
 from __future__ import annotations
@@ -127,7 +137,7 @@ class ScalarPirls:
             keys = (codes[0][None, :] * self.n_rest + rest_index).ravel()
             unique, inverse = np.unique(keys, return_inverse=True)
             grid = self.n_lead * self.n_rest
-            self.dense = unique.size >= DENSE_SHARE * grid and grid <= MAX_DENSE_COUPLING
+            self.dense = 0 < grid <= MAX_DENSE_COUPLING and unique.size >= DENSE_SHARE * grid
             if self.dense:  # every (leading level, rest index) pair: row-major positions
                 self.ptr = np.arange(self.n_lead + 1, dtype=np.int64) * self.n_rest
                 self.idx = np.tile(np.arange(self.n_rest, dtype=np.int64), self.n_lead)

@@ -5,6 +5,9 @@ links logit 0, probit 1, cloglog 2, log 3, identity 4, inverse 5, sqrt 6; distri
 binomial 0, poisson 1. The inverse links and d mu / d eta keep R's (and lme4's) guards,
 so extreme linear predictors give the same means as glmer's.
 
+The ``*_rows`` kernels are the same formulas with the rows split over threads, for
+designs of many rows (a fit's thread limits set how many).
+
 A row's log-likelihood, free of constants, is ``a log(mu) + b log(1 - mu)`` (binomial)
 or ``a log(mu) - b mu`` (Poisson), with ``a`` and ``b`` fixed by the response and the
 weights (:class:`interlace.fitting.response.GlmResponse`).
@@ -14,9 +17,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, parallel_kernel
 
 DBL_EPSILON = 2.220446049250313e-16
 LOGIT_THRESHOLD = 30.0  # lme4's logitLinkInv / logitMuEta guards
@@ -172,3 +176,39 @@ def canonical_derivatives(eta, y, weights, family, a, w, dw):
             a[i] = weights[i] * (y[i] - m)
             w[i] = weights[i] * m
             dw[i] = weights[i] * m
+
+
+@parallel_kernel
+def inverse_link_rows(eta, link):
+    """:func:`inverse_link`, the rows over threads."""
+    out = np.empty(eta.size)
+    for i in numba.prange(eta.size):
+        out[i] = _inverse_link_one(eta[i], link)
+    return out
+
+
+@parallel_kernel
+def loglik_sum_rows(mu, a, b, family):
+    """:func:`loglik_sum`, the rows over threads."""
+    total = 0.0
+    if family == 0:
+        for i in numba.prange(mu.size):
+            total += _xlogy(a[i], mu[i]) + _xlogy(b[i], 1.0 - mu[i])
+    else:
+        for i in numba.prange(mu.size):
+            total += _xlogy(a[i], mu[i]) - b[i] * mu[i]
+    return total
+
+
+@parallel_kernel
+def working_response_rows(eta, offset, y, weights, family, link, root_weights, working_y):
+    """:func:`working_response`, the rows over threads."""
+    mu = np.empty(eta.size)
+    for i in numba.prange(eta.size):
+        m = _inverse_link_one(eta[i], link)
+        d = _mu_eta_one(eta[i], link)
+        v = _variance_one(m, family)
+        mu[i] = m
+        root_weights[i] = math.sqrt(weights[i] * d * d / v) if v > 0.0 else 0.0
+        working_y[i] = eta[i] - offset[i] + ((y[i] - m) / d if d != 0.0 else 0.0)
+    return mu
