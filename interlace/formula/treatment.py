@@ -52,11 +52,23 @@ def _levels(column: pd.Series) -> list | None:
             return None
         return categories
     if pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
-        values = pd.unique(column.to_numpy(dtype=object))
+        values = list(pd.unique(column))
         if not all(isinstance(v, str) for v in values):
             return None
         return sorted(values)
     return None
+
+
+def level_codes(column: pd.Series, levels) -> np.ndarray:
+    """Each row's position in ``levels`` (-1 for a missing value or another level), as
+    ``pd.Categorical(column, categories=levels).codes`` (without building the categorical:
+    the column's distinct values are looked up once)."""
+    found, uniques = pd.factorize(column)  # -1 where missing
+    if not len(uniques):
+        return np.full(len(column), -1, dtype=np.int64)
+    position = {level: i for i, level in enumerate(levels)}
+    lookup = np.array([position.get(value, -1) for value in uniques], dtype=np.int64)
+    return np.where(found < 0, -1, lookup[np.maximum(found, 0)])
 
 
 def _expand(token: str) -> list[tuple[str, ...]] | None:
@@ -199,7 +211,7 @@ class TreatmentColumns:
             for name, contrast in zip(term, contrasts, strict=True):
                 if name in self.levels:
                     levels = self.levels[name]
-                    codes = pd.Categorical(table[name], categories=list(levels)).codes.astype(np.int64)
+                    codes = level_codes(table[name], levels)
                     shift = 1 if contrast else 0
                     inside &= codes >= shift
                     position += (codes - shift) * stride

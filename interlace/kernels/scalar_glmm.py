@@ -41,14 +41,6 @@ def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_l
     """
     n_terms, n = codes.shape
     r = schur.shape[0]
-    score = np.empty(n)
-    working = np.empty(n)
-    for i in range(n):
-        m = mu[i]
-        score[i] = weights[i] * (y[i] - m)
-        working[i] = weights[i] * (m * (1.0 - m) if family == 0 else m)
-        if not (math.isfinite(score[i]) and math.isfinite(working[i])):
-            return False
     for j in range(rhs.size):
         rhs[j] = -u[j]
     for j in range(lead_diagonal.size):
@@ -66,9 +58,12 @@ def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_l
     for a in range(r):
         schur[a, a] = 1.0
     first = 1 if n_lead > 0 else 0
+    finite = True
     for i in range(n):
-        w = working[i]
-        s = score[i]
+        m = mu[i]
+        s = weights[i] * (y[i] - m)
+        w = weights[i] * (m * (1.0 - m) if family == 0 else m)
+        finite &= math.isfinite(s) and math.isfinite(w)
         if n_lead > 0:
             l = codes[0, i]
             c0 = lam[0] * designs[i, 0]
@@ -83,6 +78,8 @@ def newton_system(mu, y, weights, family, codes, designs, lam, rest_offsets, n_l
             wct = w * ct
             for s_term in range(first, n_terms):
                 schur[jt, rest_offsets[s_term] + codes[s_term, i]] += wct * lam[s_term] * designs[i, s_term]
+    if not finite:
+        return False
     # the downdate on the upper triangle only (the factorisation reads the Schur
     # complement's transpose's lower triangle); a level's rest indices are increasing
     for l in range(n_lead if downdate else 0):
