@@ -202,7 +202,7 @@ def _check_result(result: Any) -> None:
                              f"{type(result).__name__}")
 
 
-def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool = True) -> np.ndarray:
+def predict(result: CrossedLMEResult, newdata: Any = None, include_re: bool | list[str] = True) -> np.ndarray:
     """Predictions of a fitted model; see :meth:`CrossedLMEResult.predict`.
 
     Examples

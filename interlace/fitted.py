@@ -74,11 +74,39 @@ class FittedModel:
         names = self.fe_params.index
         return pd.DataFrame(self.fe_cov, index=names, columns=names)
 
+    def bootstrap_se(self, statistic="median", n_bootstrap: int = 1000, resample_level: str = "group",
+                     seed=None) -> float:
+        """The nonparametric bootstrap standard error of a scalar statistic of the
+        response (its median by default), ``std(replicates, ddof=1)``: grouping levels
+        resampled with replacement, each with all its rows (``"group"``: the first
+        grouping factor; or a factor's name; R's ``boot`` cluster convention), or rows
+        (``"observation"``). See :func:`interlace.inference.bootstrap.bootstrap_se`.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> round(m.bootstrap_se(n_bootstrap=500, seed=1), 1) > 0
+        True
+        """
+        from .inference.bootstrap import bootstrap_se
+
+        return bootstrap_se(self, statistic, n_bootstrap, resample_level, seed)
+
     def random_effects_ci(self, level: float = 0.95) -> dict[str, pd.DataFrame]:
         """Normal-approximation intervals BLUP -/+ z * conditional SD, per grouping factor.
 
-        Returns, per factor, a DataFrame indexed by level with columns ``lower``
-        and ``upper`` (intercept-only factors) or ``<term> lower``/``<term> upper``.
+        Returns, per factor, a DataFrame indexed by level: columns ``lower`` and
+        ``upper`` for an intercept-only factor, MultiIndex columns (term, bound) with
+        bound ``lower``/``upper`` for a factor of several terms.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+        >>> ci = m.random_effects_ci(0.95)["Subject"]
+        >>> ci.columns.tolist()[:2], float(ci.loc["308", ("Days", "upper")].round(2))
+        ([('Intercept', 'lower'), ('Intercept', 'upper')], 13.72)
         """
         if not 0.0 < level < 1.0:
             from .errors import InterlaceError
@@ -93,9 +121,11 @@ class FittedModel:
             if isinstance(est, pd.Series):
                 out[name] = pd.DataFrame({"lower": est - z * se, "upper": est + z * se})
             else:
-                cols = {}
-                for c in est.columns:
-                    cols[f"{c} lower"] = est[c] - z * se[c]
-                    cols[f"{c} upper"] = est[c] + z * se[c]
-                out[name] = pd.DataFrame(cols)
+                columns = {}
+                for term in est.columns:
+                    columns[(term, "lower")] = est[term] - z * se[term]
+                    columns[(term, "upper")] = est[term] + z * se[term]
+                frame = pd.DataFrame(columns)
+                frame.columns = pd.MultiIndex.from_tuples(list(columns), names=["term", "bound"])
+                out[name] = frame
         return out

@@ -107,7 +107,8 @@ class CrossedGLMMResult(FittedModel):
         return self.fe_confidence_interval(0.95)
 
     def confint(self, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
-        """Confidence intervals of the fixed effects, as lme4's ``confint(m, method = "Wald")``.
+        """Confidence intervals of the fixed effects, as lme4's ``confint(m, method = "Wald")``:
+        columns ``estimate``, ``lower``, ``upper``.
 
         Examples
         --------
@@ -115,11 +116,13 @@ class CrossedGLMMResult(FittedModel):
         >>> m = interlace.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)",
         ...                   interlace.load_dataset("cbpp"), family="binomial")
         >>> m.confint().round(2).loc["period[T.2]"].tolist()
-        [-1.59, -0.4]
+        [-0.99, -1.59, -0.4]
         """
         if str(method).lower() != "wald":
             raise InterlaceError(f"method: a generalized fit has Wald intervals ('wald'), found {method!r}")
-        return self.fe_confidence_interval(level)
+        table = self.fe_confidence_interval(level)
+        table.insert(0, "estimate", self.fe_params.to_numpy())
+        return table
 
     # ----- residuals ----------------------------------------------------------------------
     @property
@@ -138,10 +141,13 @@ class CrossedGLMMResult(FittedModel):
         return table[name].copy()
 
     # ----- predictions, simulation, refits --------------------------------------------------
-    def predict(self, newdata: Any = None, type: str = "response", include_re: bool = True) -> np.ndarray:  # noqa: A002
+    def predict(self, newdata: Any = None, type: str = "response",  # noqa: A002
+                include_re: bool | list[str] = True) -> np.ndarray:
         """Predictions, as lme4's ``predict(m, newdata, type, allow.new.levels = TRUE)``:
         ``type="response"`` (the mean) or ``"link"`` (the linear predictor, offset
-        included); unseen levels get zero random effects.
+        included); unseen levels get zero random effects. ``include_re``: all the random
+        effects (``True``), none (``False``, lme4's ``re.form = NA``) or those of the
+        grouping factors named (a list).
 
         Examples
         --------

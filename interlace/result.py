@@ -116,7 +116,21 @@ class CrossedLMEResult(FittedModel):
 
     @property
     def llf_restricted(self) -> float | None:
-        """The REML criterion (lme4's ``REMLcrit``) of a REML fit; None for ML."""
+        """The restricted (REML) log-likelihood: ``llf`` of a REML fit, None for ML.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+        >>> m.llf_restricted == m.llf, round(m.reml_criterion, 4)
+        (True, 319.6543)
+        """
+        return self.llf if self.method == "REML" else None
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """lme4's ``REMLcrit(m)``: -2 times the restricted log-likelihood of a REML fit
+        (the "REML criterion at convergence" of the summary); None for ML."""
         return -2.0 * self.llf if self.method == "REML" else None
 
     # ----- fixed effects ------------------------------------------------------------------
@@ -237,17 +251,19 @@ class CrossedLMEResult(FittedModel):
         and correlation, sigma and every fixed effect (ML profile, as lme4), rows
         named as lme4's ``oldNames = FALSE`` (``sd_(Intercept)|Subject``,
         ``cor_Days.(Intercept)|Subject``, ``sigma``) then the fixed effects.
-        ``method="wald"``: estimate -/+ qnorm * SE for the fixed effects.
+        ``method="wald"``: estimate -/+ qnorm * SE for the fixed effects. Columns
+        ``estimate`` (the fit's own: for a REML fit its REML estimates, the centre of
+        the ML profile aside), ``lower`` and ``upper``.
 
         Examples
         --------
         >>> import interlace
         >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
         >>> m.confint().round(2)
-                                 lower    upper
-        sd_(Intercept)|Batch     12.20    84.06
-        sigma                    38.23    67.66
-        Intercept              1486.45  1568.55
+                              estimate    lower    upper
+        sd_(Intercept)|Batch     42.00    12.20    84.06
+        sigma                    49.51    38.23    67.66
+        Intercept              1527.50  1486.45  1568.55
         """
         from .inference.profile import profile_intervals, wald_intervals
 
@@ -260,7 +276,7 @@ class CrossedLMEResult(FittedModel):
             return wald_intervals(self, level)
         raise InterlaceError(f"method: expected 'profile' or 'wald', found {method!r}")
 
-    def predict(self, newdata: Any = None, include_re: bool = True) -> np.ndarray:
+    def predict(self, newdata: Any = None, include_re: bool | list[str] = True) -> np.ndarray:
         """Predictions, as lme4's ``predict(m, newdata, allow.new.levels = TRUE)``.
 
         Parameters
@@ -270,9 +286,11 @@ class CrossedLMEResult(FittedModel):
             grouping factor the fit did not see get zero random effects; a level of a
             fixed-effect factor it did not see is an error. Rows with a missing value
             predict NaN.
-        include_re : bool
-            Conditional on the BLUPs (default) or the population prediction X beta
-            (lme4's ``re.form = NA``).
+        include_re : bool or list of str
+            Conditional on the BLUPs (default), the population prediction X beta
+            (``False``: lme4's ``re.form = NA``), or conditional on the random effects
+            of the grouping factors named only (lme4's ``re.form`` with a subset of the
+            terms, e.g. ``["Subject"]``).
 
         Examples
         --------
@@ -350,8 +368,8 @@ class CrossedLMEResult(FittedModel):
 
         return boot_mer(self, statistic, B, seed, show_progress, n_jobs, use_re)
 
-    def bootstrap_se(self, statistic: str = "median", n_bootstrap: int = 1000,
-                     resample_level: str = "group", seed=None) -> pd.Series:
+    def fe_bootstrap_se(self, statistic: str = "median", n_bootstrap: int = 1000,
+                        resample_level: str = "group", seed=None) -> pd.Series:
         """Nonparametric bootstrap standard errors of the fixed effects.
 
         Resamples whole levels of the primary grouping factor (``"group"``, the
@@ -359,18 +377,19 @@ class CrossedLMEResult(FittedModel):
         (``"observation"``), refits each sample from this fit's theta, and
         summarises the spread of each fixed effect by 1.4826 x its median absolute
         deviation (``statistic="median"``, robust) or its standard deviation
-        (``"sd"``).
+        (``"sd"``). (:meth:`bootstrap_se` is the seed API's bootstrap of a statistic
+        of the response.)
 
         Examples
         --------
         >>> import interlace
         >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
-        >>> m.bootstrap_se(n_bootstrap=30, seed=1).index.tolist()
+        >>> m.fe_bootstrap_se(n_bootstrap=30, seed=1).index.tolist()
         ['Intercept', 'Days']
         """
-        from .inference.bootstrap import bootstrap_se
+        from .inference.bootstrap import fe_bootstrap_se
 
-        return bootstrap_se(self, statistic, n_bootstrap, resample_level, seed)
+        return fe_bootstrap_se(self, statistic, n_bootstrap, resample_level, seed)
 
     # ----- random effects -----------------------------------------------------------------
     @cached_property

@@ -1,4 +1,4 @@
-"""bootMer, bootstrap_se and update."""
+"""bootMer, bootstrap_se, fe_bootstrap_se and update."""
 
 from __future__ import annotations
 
@@ -39,22 +39,58 @@ def test_bootmer_arguments_are_checked(sleep_fit):
         sleep_fit.bootMer(statistic="fixef", B=2)
 
 
-def test_bootstrap_se_by_group_and_by_observation(sleep_fit):
-    group = sleep_fit.bootstrap_se(n_bootstrap=150, resample_level="group", seed=3)
+def test_fe_bootstrap_se_by_group_and_by_observation(sleep_fit):
+    group = sleep_fit.fe_bootstrap_se(n_bootstrap=150, resample_level="group", seed=3)
     assert list(group.index) == ["Intercept", "Days"]
     ratio = group / sleep_fit.fe_bse
     assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
-    pd.testing.assert_series_equal(group, sleep_fit.bootstrap_se(n_bootstrap=150, resample_level="group", seed=3))
+    pd.testing.assert_series_equal(group, sleep_fit.fe_bootstrap_se(n_bootstrap=150, resample_level="group", seed=3))
     # resampling single rows ignores the clustering by subject: smaller SEs here
-    rows = sleep_fit.bootstrap_se(n_bootstrap=150, resample_level="observation", seed=3)
+    rows = sleep_fit.fe_bootstrap_se(n_bootstrap=150, resample_level="observation", seed=3)
     assert np.all((rows > 0) & (rows < group)), (rows, group)
 
 
-def test_bootstrap_se_arguments_are_checked(sleep_fit):
+def test_fe_bootstrap_se_arguments_are_checked(sleep_fit):
     with pytest.raises(interlace.InterlaceError, match=r"resample_level: expected 'group' or 'observation'"):
-        sleep_fit.bootstrap_se(resample_level="cluster")
+        sleep_fit.fe_bootstrap_se(resample_level="cluster")
     with pytest.raises(interlace.InterlaceError, match=r"statistic: expected 'median' or 'sd'"):
-        sleep_fit.bootstrap_se(statistic="mean")
+        sleep_fit.fe_bootstrap_se(statistic="mean")
+
+
+def test_bootstrap_se_of_the_mean_is_the_analytic_one(sleep_fit):
+    """The bootstrap SE of a mean tends to sqrt((n - 1) / n) s / sqrt(n): over rows, s the
+    rows' SD; over the 18 subjects' 10-row clusters (balanced), s the subject means' SD."""
+    y = interlace.load_dataset("sleepstudy")["Reaction"].to_numpy()
+    by_rows = sleep_fit.bootstrap_se("mean", n_bootstrap=4000, resample_level="observation", seed=1)
+    n = y.size
+    assert by_rows == pytest.approx(np.sqrt((n - 1) / n) * y.std(ddof=1) / np.sqrt(n), rel=0.05)
+    means = interlace.load_dataset("sleepstudy").groupby("Subject", observed=True)["Reaction"].mean().to_numpy()
+    g = means.size
+    by_subject = sleep_fit.bootstrap_se("mean", n_bootstrap=4000, seed=1)
+    assert by_subject == pytest.approx(np.sqrt((g - 1) / g) * means.std(ddof=1) / np.sqrt(g), rel=0.05)
+    assert by_subject == sleep_fit.bootstrap_se("mean", n_bootstrap=4000, resample_level="Subject", seed=1)
+    assert by_subject > by_rows  # the subjects' clustering
+
+
+def test_bootstrap_se_is_a_reproducible_float(sleep_fit):
+    se = sleep_fit.bootstrap_se(n_bootstrap=300, seed=7)  # the median, by subject
+    assert isinstance(se, float) and se > 0
+    assert se == sleep_fit.bootstrap_se(n_bootstrap=300, seed=7)
+    assert sleep_fit.bootstrap_se(lambda y: 3.0, n_bootstrap=20, seed=1) == 0.0
+    q90 = sleep_fit.bootstrap_se(lambda y: np.quantile(y, 0.9), n_bootstrap=200, seed=2)
+    assert q90 > 0
+
+
+def test_bootstrap_se_arguments_are_checked(sleep_fit):
+    with pytest.raises(interlace.InterlaceError, match=r"resample_level: expected 'group', 'observation' or a "
+                                                       r"grouping factor \(Subject\), found 'cluster'"):
+        sleep_fit.bootstrap_se(resample_level="cluster")
+    with pytest.raises(interlace.InterlaceError, match=r"statistic: expected one of 'median'"):
+        sleep_fit.bootstrap_se(statistic="mode")
+    with pytest.raises(interlace.InterlaceError, match=r"n_bootstrap: expected an integer of at least 2"):
+        sleep_fit.bootstrap_se(n_bootstrap=1)
+    with pytest.raises(interlace.InterlaceError, match=r"statistic: expected a function returning one number"):
+        sleep_fit.bootstrap_se(lambda y: y[:2], n_bootstrap=5)
 
 
 def test_update_reproduces_direct_fits():

@@ -302,14 +302,14 @@ def _transformed_interval(ci: pd.DataFrame, a: float, shifts: dict[str, float]) 
     each fixed effect through beta -> a beta + shift (ends swapped when a < 0)."""
     out = ci.copy()
     for name in ci.index:
-        lower, upper = ci.loc[name, "lower"], ci.loc[name, "upper"]
+        estimate, lower, upper = ci.loc[name, ["estimate", "lower", "upper"]]
         if name.startswith("cor_"):
             continue
         if name.startswith("sd_") or name == "sigma":
-            out.loc[name] = [abs(a) * lower, abs(a) * upper]
+            out.loc[name] = [abs(a) * estimate, abs(a) * lower, abs(a) * upper]
         else:
-            ends = sorted([a * lower + shifts.get(name, 0.0), a * upper + shifts.get(name, 0.0)])
-            out.loc[name] = ends
+            shift = shifts.get(name, 0.0)
+            out.loc[name] = [a * estimate + shift, *sorted([a * lower + shift, a * upper + shift])]
     return out
 
 
@@ -325,7 +325,7 @@ def test_profile_intervals_follow_the_response_map(json_name, a):
     ci0, ci1 = m0.confint(), m1.confint()
     expected = _transformed_interval(ci0, a, {"Intercept": b})
     width = (ci0["upper"] - ci0["lower"]).to_numpy()
-    for bound in ("lower", "upper"):
+    for bound in ("estimate", "lower", "upper"):
         shift = np.array([b if name == "Intercept" else 0.0 for name in ci0.index])
         unit = np.where([n.startswith("cor_") for n in ci0.index], 1.0, abs(a) * width)
         assert_close(ci1[bound].to_numpy() - shift, expected[bound].to_numpy() - shift, unit, f"profile {bound}")
@@ -338,7 +338,9 @@ def test_profile_interval_of_a_scaled_predictor():
     m1 = quiet_fit("Reaction ~ Days + (1 | Subject)", data.assign(Days=a * data["Days"] + b))
     ci0, ci1 = m0.confint(), m1.confint()
     width = abs((ci0.loc["Days", "upper"] - ci0.loc["Days", "lower"]) / a)
-    assert_close(ci1.loc["Days"].to_numpy(), np.sort(ci0.loc["Days"].to_numpy() / a), width, "Days")
+    ends = ["lower", "upper"]
+    assert_close(ci1.loc["Days", ends].to_numpy(), np.sort(ci0.loc["Days", ends].to_numpy() / a), width, "Days")
+    assert_close(ci1.loc["Days", "estimate"], ci0.loc["Days", "estimate"] / a, width, "Days estimate")
     for name in ("sd_(Intercept)|Subject", "sigma"):
         assert_close(ci1.loc[name].to_numpy(), ci0.loc[name].to_numpy(), 1.0, name)
 

@@ -562,17 +562,21 @@ def _assemble_generalized(design, pirls: Pirls, basis, estimate: _Estimate, nagq
 
 # ----- predictions, simulation, refits --------------------------------------------------------
 
-def predict_generalized(result, newdata, type: str, include_re: bool) -> np.ndarray:  # noqa: A002
+def predict_generalized(result, newdata, type: str, include_re) -> np.ndarray:  # noqa: A002
     """Predictions of a generalized fit on the link or the response scale."""
-    from ..prediction import linear_predictor
+    from ..prediction import fitted_random_part, included_terms, linear_predictor
 
     kind = str(type).lower()
     if kind not in ("link", "response"):
         raise InterlaceError(f"type: expected 'link' or 'response', found {type!r}")
     design = result._fit.design
     if newdata is None:
-        eta = result.linear_predictor.copy() if include_re else design.fixed.with_offset_added(
-            design.X @ result.fe_params.to_numpy())
+        terms = included_terms(design, include_re)
+        if terms and len(terms) == len(design.terms):
+            eta = result.linear_predictor.copy()
+        else:
+            eta = design.fixed.with_offset_added(design.X @ result.fe_params.to_numpy())
+            eta = eta + fitted_random_part(terms, result.random_effects)
     else:
         eta = linear_predictor(design, result.fe_params, result.random_effects, newdata, include_re)
     return eta if kind == "link" else result.family.link.inverse(eta)

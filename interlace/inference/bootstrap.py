@@ -7,10 +7,14 @@ same whatever ``n_jobs`` is. With ``n_jobs != 1`` the work goes through joblib
 (an optional dependency), in chunks, so ``joblib.parallel_config(backend="dask")``
 runs it on a Dask cluster unchanged.
 
-``bootstrap_se`` resamples the data (whole levels of the primary grouping factor,
-or rows), refits from the fitted theta, and summarises the spread of the fixed
-effects by a robust (``"median"``: 1.4826 x median absolute deviation) or the
-ordinary (``"sd"``) standard deviation.
+``bootstrap_se`` is the seed API's nonparametric bootstrap of a scalar statistic of
+the response (its median by default): the standard error ``std(replicates, ddof=1)``
+over resamples of whole grouping levels with all their rows (R's ``boot`` cluster
+convention) or of rows; no refit.
+
+``fe_bootstrap_se`` resamples the data the same way, refits from the fitted theta,
+and summarises the spread of the fixed effects by a robust (``"median"``: 1.4826 x
+median absolute deviation) or the ordinary (``"sd"``) standard deviation.
 """
 
 from __future__ import annotations
@@ -225,9 +229,9 @@ def _resampled_design(design, rng: np.random.Generator, level: str):
     return replace(design, fixed=design.fixed.take(rows), terms=tuple(terms), table=design.table.iloc[rows].reset_index(drop=True))
 
 
-def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
-                 seed=None) -> pd.Series:
-    """Nonparametric bootstrap standard errors of the fixed effects."""
+def fe_bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
+                    seed=None) -> pd.Series:
+    """Nonparametric bootstrap standard errors of the fixed effects (refits)."""
     from ..fitting.gradient import deviance_functions
     from ..fitting.optimize import optimize_theta
     from ..linalg.dispatch import build_system
@@ -267,3 +271,81 @@ def bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, res
     else:
         values = MAD_TO_SD * np.median(np.abs(draws - np.median(draws, axis=0)), axis=0)
     return pd.Series(values, index=result.fe_params.index, name="bootstrap SE")
+
+
+STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
+    "median": np.median, "mean": np.mean, "sd": lambda y: np.std(y, ddof=1), "var": lambda y: np.var(y, ddof=1),
+    "min": np.min, "max": np.max,
+}
+"""The statistics ``bootstrap_se`` takes by name (or any function of the response)."""
+
+
+def bootstrap_se(result, statistic="median", n_bootstrap: int = 1000, resample_level: str = "group",
+                 seed=None) -> float:
+    """The bootstrap standard error of a scalar statistic of the response.
+
+    Parameters
+    ----------
+    result : CrossedLMEResult or CrossedGLMMResult
+    statistic : str or callable, default "median"
+        One of :data:`STATISTICS` or a function of the response (a 1-d array of the
+        resampled rows' responses) returning a number.
+    n_bootstrap : int, default 1000
+        Resamples (at least 2).
+    resample_level : str, default "group"
+        ``"group"``: the levels of the first grouping factor (lme4's order) drawn with
+        replacement, each with all its rows (R's ``boot`` cluster convention);
+        a grouping factor's name: its levels; ``"observation"``: rows.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    float
+        ``std(replicates, ddof=1)``.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    >>> se = bootstrap_se(m, n_bootstrap=200, seed=1)
+    >>> isinstance(se, float), 5.0 < se < 40.0
+    (True, True)
+    """
+    if callable(statistic):
+        function, name = statistic, getattr(statistic, "__name__", "statistic")
+    elif isinstance(statistic, str) and statistic in STATISTICS:
+        function, name = STATISTICS[statistic], statistic
+    else:
+        raise InterlaceError(f"statistic: expected one of {', '.join(map(repr, STATISTICS))} or a function of the "
+                             f"response, found {statistic!r}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 2:
+        raise InterlaceError(f"n_bootstrap: expected an integer of at least 2, found {n_bootstrap!r}")
+    y = np.asarray(result.model.endog, dtype=np.float64)
+    groups = result.model.groups
+    order = starts = sizes = None  # rows by level: order[starts[k]: starts[k] + sizes[k]]
+    if resample_level != "observation":
+        factor = next(iter(groups)) if resample_level == "group" else resample_level
+        if not isinstance(factor, str) or factor not in groups:
+            raise InterlaceError(f"resample_level: expected 'group', 'observation' or a grouping factor "
+                                 f"({', '.join(groups)}), found {resample_level!r}")
+        codes = np.asarray(groups[factor].codes, dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        sizes = np.bincount(codes, minlength=len(groups[factor].categories))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(int(n_bootstrap))
+    for b in range(int(n_bootstrap)):
+        if order is None:
+            rows = rng.integers(0, y.size, y.size)
+        else:  # every row of each drawn level
+            drawn = rng.integers(0, sizes.size, sizes.size)
+            counts = sizes[drawn]
+            first = np.repeat(starts[drawn] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+            rows = order[first + np.arange(int(counts.sum()))]
+        value = function(y[rows])
+        try:
+            replicates[b] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InterlaceError(f"statistic: expected a function returning one number, {name} returned "
+                                 f"{type(value).__name__}") from exc
+    return float(np.std(replicates, ddof=1))

@@ -261,10 +261,10 @@ def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
     >>> import interlace
     >>> m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
     >>> profile_intervals(m).round(2)
-                             lower    upper
-    sd_(Intercept)|Batch     12.20    84.06
-    sigma                    38.23    67.66
-    Intercept              1486.45  1568.55
+                          estimate    lower    upper
+    sd_(Intercept)|Batch     42.00    12.20    84.06
+    sigma                    49.51    38.23    67.66
+    Intercept              1527.50  1486.45  1568.55
     """
     profiler = Profiler.of_fit(result)
     cut = float(stats.norm.ppf(0.5 + level / 2.0))
@@ -282,7 +282,13 @@ def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
             "profiled from the lower optimum",
             ConvergenceWarning, stacklevel=3)
         profiler = better
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+    scale = ProfileScale(result._system.design)
+    fitted = dict(zip(scale.names(), scale.sdcor(scale.from_theta(result.theta, float(np.sqrt(result.scale)))),
+                      strict=True))
+    fitted.update(result.fe_params.items())
+    table.insert(0, "estimate", [float(fitted[name]) for name in table.index])
+    return table
 
 
 MAX_REFITS = 2
@@ -290,7 +296,8 @@ MAX_REFITS = 2
 
 
 def wald_intervals(result, level: float = 0.95) -> pd.DataFrame:
-    """lme4's Wald intervals of the fixed effects: estimate -/+ qnorm * SE."""
+    """lme4's Wald intervals of the fixed effects: estimate -/+ qnorm * SE (columns
+    ``estimate``, ``lower``, ``upper``)."""
     z = float(stats.norm.ppf(0.5 + level / 2.0))
     est, se = result.fe_params.to_numpy(), np.sqrt(np.diag(result.fe_cov))
-    return pd.DataFrame({"lower": est - z * se, "upper": est + z * se}, index=result.fe_params.index)
+    return pd.DataFrame({"estimate": est, "lower": est - z * se, "upper": est + z * se}, index=result.fe_params.index)

@@ -1,0 +1,98 @@
+"""The seed API's letter (shared/spec/api.md) where the result once departed from it:
+``llf_restricted`` and lme4's REMLcrit, ``random_effects_ci``'s MultiIndex columns,
+``confint``'s estimate column, and ``predict(include_re=...)`` with a subset of the
+grouping factors (lme4's ``re.form``). ``bootstrap_se`` is in test_bootstrap_update.py."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import interlace
+
+
+@pytest.fixture(scope="module")
+def sleep_fit():
+    return interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+
+
+@pytest.fixture(scope="module")
+def penicillin_fit():
+    return interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", interlace.load_dataset("Penicillin"))
+
+
+def test_llf_restricted_is_the_restricted_loglik_and_reml_criterion_lme4s(sleep_fit):
+    assert sleep_fit.method == "REML"
+    assert sleep_fit.llf_restricted == sleep_fit.llf
+    assert sleep_fit.reml_criterion == pytest.approx(1743.6283, abs=1e-3)  # lme4's REMLcrit(fm1)
+    ml = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"), method="ML")
+    assert ml.llf_restricted is None and ml.reml_criterion is None
+
+
+def test_random_effects_ci_has_term_bound_columns(sleep_fit, penicillin_fit):
+    ci = sleep_fit.random_effects_ci(0.9)["Subject"]
+    assert isinstance(ci.columns, pd.MultiIndex)
+    assert list(ci.columns.names) == ["term", "bound"]
+    assert ci.columns.tolist() == [("Intercept", "lower"), ("Intercept", "upper"), ("Days", "lower"), ("Days", "upper")]
+    z = stats.norm.ppf(0.95)
+    blup, se = sleep_fit.random_effects["Subject"], sleep_fit.random_effects_se["Subject"]
+    np.testing.assert_allclose(ci[("Days", "upper")], blup["Days"] + z * se["Days"], rtol=1e-12)
+    np.testing.assert_allclose(ci["Intercept"]["lower"], blup["Intercept"] - z * se["Intercept"], rtol=1e-12)
+    plate = penicillin_fit.random_effects_ci()["plate"]  # intercept only: flat lower/upper
+    assert plate.columns.tolist() == ["lower", "upper"]
+
+
+def test_confint_has_an_estimate_column_before_the_bounds(sleep_fit):
+    wald = sleep_fit.confint("wald")
+    assert wald.columns.tolist() == ["estimate", "lower", "upper"]
+    pd.testing.assert_series_equal(wald["estimate"], sleep_fit.fe_params, check_names=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profile = sleep_fit.confint("profile")
+    assert profile.columns.tolist() == ["estimate", "lower", "upper"]
+    assert profile.index.tolist() == ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject",
+                                      "sigma", "Intercept", "Days"]  # lme4's rows, oldNames = FALSE
+    cov = sleep_fit.variance_components["Subject"]
+    expected = [np.sqrt(cov.iloc[0, 0]), cov.iloc[1, 0] / np.sqrt(cov.iloc[0, 0] * cov.iloc[1, 1]),
+                np.sqrt(cov.iloc[1, 1]), np.sqrt(sleep_fit.scale), *sleep_fit.fe_params]
+    np.testing.assert_allclose(profile["estimate"], expected, rtol=1e-10)
+    assert np.all(profile["lower"] <= profile["estimate"]) and np.all(profile["estimate"] <= profile["upper"])
+    cbpp = interlace.fit("cbind(incidence, size - incidence) ~ period + (1 | herd)", interlace.load_dataset("cbpp"),
+                         family="binomial")
+    glmm = cbpp.confint()
+    assert glmm.columns.tolist() == ["estimate", "lower", "upper"]
+    np.testing.assert_allclose(glmm["estimate"], cbpp.fe_params, rtol=0)
+
+
+def test_predict_with_a_subset_of_the_grouping_factors(penicillin_fit):
+    m = penicillin_fit
+    data = interlace.load_dataset("Penicillin")
+    fixed = m.predict(include_re=False)
+    plate = m.random_effects["plate"].reindex(data["plate"].astype(str)).to_numpy()
+    sample = m.random_effects["sample"].reindex(data["sample"].astype(str)).to_numpy()
+    np.testing.assert_allclose(m.predict(include_re=["plate"]), fixed + plate, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(include_re="sample"), fixed + sample, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(include_re=["plate", "sample"]), m.fittedvalues, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(include_re=[]), fixed, rtol=1e-12)
+    # new data: the same rows, and a plate the fit never saw (its effect 0)
+    np.testing.assert_allclose(m.predict(data, include_re=["plate"]), fixed + plate, rtol=1e-12)
+    new = data.iloc[:2].assign(plate=["unseen", data["plate"].iloc[1]])
+    np.testing.assert_allclose(m.predict(new, include_re=["plate"]), fixed[:2] + [0.0, plate[1]], rtol=1e-12)
+    np.testing.assert_allclose(interlace.predict(m, new, include_re=["sample"]), fixed[:2] + sample[:2], rtol=1e-12)
+    with pytest.raises(interlace.InterlaceError, match=r"include_re: expected True, False or a list of grouping "
+                                                       r"factors among 'plate', 'sample', found \['Plate'\]"):
+        m.predict(include_re=["Plate"])
+
+
+def test_glmm_predict_with_a_subset_of_the_grouping_factors():
+    data = interlace.load_dataset("grouseticks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = interlace.fit("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)", data, family="poisson")
+    fixed = m.predict(type="link", include_re=False)
+    brood = m.random_effects["BROOD"].reindex(data["BROOD"].astype(str)).to_numpy()
+    np.testing.assert_allclose(m.predict(type="link", include_re=["BROOD"]), fixed + brood, rtol=1e-12)
+    np.testing.assert_allclose(m.predict(data, type="link", include_re=["BROOD"]), fixed + brood, rtol=1e-10)
+    np.testing.assert_allclose(m.predict(include_re=["BROOD"]), np.exp(fixed + brood), rtol=1e-12)
