@@ -46,6 +46,8 @@ def fit(
     max_dense_gib: float | None = None,
     weights: str | Sequence[float] | None = None,
     offset: str | Sequence[float] | None = None,
+    reml: bool | None = None,
+    REML: bool | None = None,  # noqa: N803 (lme4's name)
 ) -> CrossedLMEResult | CrossedGLMMResult:
     """Fit a linear mixed model (lme4's ``lmer``) or, with ``family=``, a generalized
     linear mixed model (lme4's ``glmer``), with crossed (or nested) random effects.
@@ -115,6 +117,10 @@ def fit(
         ``data`` or one number per row, added to any ``offset()`` terms of the formula.
         The fit is that of y - offset; fitted values and predictions include it (a
         column is read from ``newdata`` by :meth:`~CrossedLMEResult.predict`).
+    reml, REML : bool, optional
+        ``method=`` as statsmodels spells it (``reml=True``) and as lme4 does
+        (``REML=FALSE``): True for "REML", False for "ML". Give one of ``method``,
+        ``reml`` and ``REML``, or several that agree.
 
     Returns
     -------
@@ -131,6 +137,7 @@ def fit(
     >>> bool(np.allclose(m.theta, m2.theta))
     True
     """
+    method = _method_of(method, reml, REML)
     if family is None and not (isinstance(nAGQ, (int, np.integer)) and not isinstance(nAGQ, bool) and nAGQ == 1):
         raise InterlaceError(f"nAGQ: the approximation of a generalized fit (family=); a linear fit takes none, "
                              f"found nAGQ={nAGQ!r}")
@@ -158,6 +165,26 @@ def fit(
     return fit_linear(design, full_formula, data, dropped_rows, method=method, start=start, optimizer=optimizer,
                       max_evaluations=int(max_evaluations), solver=solver, df_method=df_method,
                       max_dense_gib=max_dense_gib, options=options)
+
+
+def _method_of(method, reml, REML) -> str | None:  # noqa: N803
+    """``method`` from ``method=``, statsmodels' ``reml=`` and lme4's ``REML=`` (which
+    must agree when several are given)."""
+    chosen = {} if method is None else {"method": method}
+    for name, flag in (("reml", reml), ("REML", REML)):
+        if flag is None:
+            continue
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InterlaceError(f"{name}: expected True (REML) or False (ML), found {flag!r}")
+        chosen[name] = "REML" if flag else "ML"
+    values = {str(v).upper() if isinstance(v, str) else v for v in chosen.values()}
+    if len(values) > 1:
+        given = ", ".join(f"{k}={v!r}" for k, v in (("method", method), ("reml", reml), ("REML", REML))
+                          if v is not None)
+        raise InterlaceError(f"method: expected one choice of REML or ML, found {given}")
+    if not chosen:
+        return None
+    return method if method is not None else next(iter(chosen.values()))
 
 
 def _fit_generalized(formula, data, groups, random, method, family, nagq, start, optimizer, max_evaluations, solver,

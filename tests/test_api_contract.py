@@ -96,3 +96,19 @@ def test_glmm_predict_with_a_subset_of_the_grouping_factors():
     np.testing.assert_allclose(m.predict(type="link", include_re=["BROOD"]), fixed + brood, rtol=1e-12)
     np.testing.assert_allclose(m.predict(data, type="link", include_re=["BROOD"]), fixed + brood, rtol=1e-10)
     np.testing.assert_allclose(m.predict(include_re=["BROOD"]), np.exp(fixed + brood), rtol=1e-12)
+
+
+def test_reml_as_statsmodels_and_lme4_spell_it():
+    sleep = interlace.load_dataset("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ml = interlace.fit(formula, sleep, method="ML")
+    for options in ({"reml": False}, {"REML": False}, {"method": "ML", "reml": False}):
+        m = interlace.fit(formula, sleep, **options)
+        assert m.method == "ML" and m.llf == ml.llf
+    assert interlace.fit(formula, sleep, reml=True).method == "REML"
+    assert interlace.fit(formula, sleep, REML=True).llf == interlace.fit(formula, sleep).llf
+    with pytest.raises(interlace.InterlaceError, match=r"method: expected one choice of REML or ML, found "
+                                                       r"method='REML', reml=False"):
+        interlace.fit(formula, sleep, method="REML", reml=False)
+    with pytest.raises(interlace.InterlaceError, match=r"REML: expected True \(REML\) or False \(ML\), found 1"):
+        interlace.fit(formula, sleep, REML=1)
