@@ -74,6 +74,26 @@ class FittedModel:
         names = self.fe_params.index
         return pd.DataFrame(self.fe_cov, index=names, columns=names)
 
+    def varcorr(self, comp=("Std.Dev.",)):
+        """The variance components as lme4's ``VarCorr(m)`` prints them (``comp``: the
+        columns, ``"Std.Dev."``, ``"Variance"`` or both); its ``table`` is
+        ``as.data.frame(VarCorr(m))``. See :class:`interlace.varcorr.VarCorr`."""
+        from .varcorr import VarCorr
+
+        return VarCorr.of(self, comp)
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False, conf_level: float = 0.95) -> pd.DataFrame:
+        """One row per estimate, with broom.mixed's columns (:func:`interlace.broom.tidy`)."""
+        from .broom import tidy
+
+        return tidy(self, effects, conf_int, conf_level)
+
+    def glance(self) -> pd.DataFrame:
+        """One row for the model, with broom.mixed's columns (:func:`interlace.broom.glance`)."""
+        from .broom import glance
+
+        return glance(self)
+
     def bootstrap_se(self, statistic="median", n_bootstrap: int = 1000, resample_level: str = "group",
                      seed=None) -> float:
         """The nonparametric bootstrap standard error of a scalar statistic of the
