@@ -46,13 +46,22 @@ _EXPORTS = {
     "hlm_influence": "interlace.diagnostics",
     "hlm_leverage": "interlace.diagnostics",
     "hlm_augment": "interlace.diagnostics",
+    "emmeans": "interlace.marginal_means",
+    "EMMeans": "interlace.marginal_means",
+    "EMMContrasts": "interlace.marginal_means",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
+_SUBMODULES = ("plots",)
+"""Submodules reached as attributes (``interlace.plots.caterpillar``), imported on first use."""
+
+
 def __getattr__(name: str) -> Any:
     """Import public names on first use, keeping ``import interlace`` light."""
+    if name in _SUBMODULES:
+        return import_module(f"interlace.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'interlace' has no attribute {name!r}")

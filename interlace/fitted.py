@@ -74,6 +74,15 @@ class FittedModel:
         names = self.fe_params.index
         return pd.DataFrame(self.fe_cov, index=names, columns=names)
 
+    def get_me(self, name: str):
+        """lme4's ``getME(m, name)``: ``"Z"``, ``"Lambda"``, ``"L"``, ``"X"``, ``"y"``,
+        ``"theta"``, ``"b"``, ``"u"``, ... in lme4's order (:func:`interlace.getme.get_me`)."""
+        from .getme import get_me
+
+        return get_me(self, name)
+
+    getME = get_me  # noqa: N815 (lme4's name)
+
     def varcorr(self, comp=("Std.Dev.",)):
         """The variance components as lme4's ``VarCorr(m)`` prints them (``comp``: the
         columns, ``"Std.Dev."``, ``"Variance"`` or both); its ``table`` is

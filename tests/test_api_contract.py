@@ -112,3 +112,13 @@ def test_reml_as_statsmodels_and_lme4_spell_it():
         interlace.fit(formula, sleep, method="REML", reml=False)
     with pytest.raises(interlace.InterlaceError, match=r"REML: expected True \(REML\) or False \(ML\), found 1"):
         interlace.fit(formula, sleep, REML=1)
+
+
+def test_plots_is_an_attribute_that_loads_matplotlib_only_when_drawing():
+    import subprocess
+    import sys
+
+    code = ("import sys, interlace; p = interlace.plots; "
+            "print(callable(p.caterpillar), 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ._jit import kernel
 from .glm import DBL_EPSILON, LOGIT_THRESHOLD
 
