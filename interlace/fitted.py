@@ -83,6 +83,13 @@ class FittedModel:
 
     getME = get_me  # noqa: N815 (lme4's name)
 
+    def all_fit(self, optimizers=None, show_progress: bool | None = None) -> pd.DataFrame:
+        """The model refitted with every optimiser, one row each (lme4's ``allFit``;
+        :func:`interlace.allfit.all_fit`)."""
+        from .allfit import all_fit
+
+        return all_fit(self, optimizers, show_progress)
+
     def varcorr(self, comp=("Std.Dev.",)):
         """The variance components as lme4's ``VarCorr(m)`` prints them (``comp``: the
         columns, ``"Std.Dev."``, ``"Variance"`` or both); its ``table`` is

@@ -244,7 +244,7 @@ class CrossedLMEResult(FittedModel):
         """95 % t intervals of the fixed effects (columns ``lower``, ``upper``)."""
         return self.fe_confidence_interval(0.95)
 
-    def confint(self, method: str = "profile", level: float = 0.95) -> pd.DataFrame:
+    def confint(self, method: str = "profile", level: float = 0.95, show_progress: bool | None = None) -> pd.DataFrame:
         """Confidence intervals as lme4's ``confint``.
 
         ``method="profile"``: profile-likelihood intervals of every random-effect SD
@@ -253,7 +253,9 @@ class CrossedLMEResult(FittedModel):
         ``cor_Days.(Intercept)|Subject``, ``sigma``) then the fixed effects.
         ``method="wald"``: estimate -/+ qnorm * SE for the fixed effects. Columns
         ``estimate`` (the fit's own: for a REML fit its REML estimates, the centre of
-        the ML profile aside), ``lower`` and ``upper``.
+        the ML profile aside), ``lower`` and ``upper``. ``show_progress``: a bar over
+        the profiled parameters (None: in interactive sessions only,
+        :mod:`interlace.progress`).
 
         Examples
         --------
@@ -271,7 +273,7 @@ class CrossedLMEResult(FittedModel):
             raise ValueError(f"level: expected a number between 0 and 1, found {level!r}")
         name = str(method).lower()
         if name == "profile":
-            return profile_intervals(self, level)
+            return profile_intervals(self, level, show_progress)
         if name == "wald":
             return wald_intervals(self, level)
         raise InterlaceError(f"method: expected 'profile' or 'wald', found {method!r}")
@@ -369,7 +371,7 @@ class CrossedLMEResult(FittedModel):
         return boot_mer(self, statistic, B, seed, show_progress, n_jobs, use_re)
 
     def fe_bootstrap_se(self, statistic: str = "median", n_bootstrap: int = 1000,
-                        resample_level: str = "group", seed=None) -> pd.Series:
+                        resample_level: str = "group", seed=None, show_progress: bool | None = None) -> pd.Series:
         """Nonparametric bootstrap standard errors of the fixed effects.
 
         Resamples whole levels of the primary grouping factor (``"group"``, the
@@ -389,7 +391,7 @@ class CrossedLMEResult(FittedModel):
         """
         from .inference.bootstrap import fe_bootstrap_se
 
-        return fe_bootstrap_se(self, statistic, n_bootstrap, resample_level, seed)
+        return fe_bootstrap_se(self, statistic, n_bootstrap, resample_level, seed, show_progress)
 
     # ----- random effects -----------------------------------------------------------------
     @cached_property

@@ -975,7 +975,7 @@ def test_exact_deletion_progress_bar(capsys):
     result = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
     interlace.hlm_influence(result, level="Batch", approx=False, show_progress=True)
     err = capsys.readouterr().err
-    assert "hlm_influence [" in err and "6/6" in err
+    assert "hlm_influence" in err and "6/6" in err  # tqdm's bar, or the text one without tqdm
 
 
 def test_public_names_are_exported():

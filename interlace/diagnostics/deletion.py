@@ -22,7 +22,6 @@ them (they are unchanged by the map).
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass, replace
 
@@ -241,29 +240,3 @@ def variance_component_names(design, theta: np.ndarray, scale: float) -> list[st
             if i == j or not diagonal:
                 names.append(f"D{i + 1}{j + 1}")
     return [name for name in names if table[name] != 0.0]
-
-
-class Progress:
-    """A text progress bar on stderr (as bootMer's), when enabled."""
-
-    def __init__(self, total: int, enabled: bool, label: str = "hlm_influence"):
-        self.total, self.enabled, self.label, self.done = (
-            max(int(total), 1),
-            bool(enabled),
-            label,
-            0,
-        )
-
-    def advance(self, count: int = 1) -> None:
-        """Count ``count`` more finished steps and redraw."""
-        if not self.enabled:
-            return
-        self.done += count
-        width = 30
-        filled = int(width * self.done / self.total)
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-        )
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()

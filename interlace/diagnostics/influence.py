@@ -31,9 +31,9 @@ import numpy as np
 
 from ..design import level_label
 from ..errors import InterlaceError
+from ..progress import ProgressBar
 from .deletion import (
     DeletedFit,
-    Progress,
     gls_without,
     refit_without,
     variance_component_names,
@@ -227,7 +227,7 @@ def influence_columns(
     approx: bool = True,
     delete=None,
     leverage: Sequence[str] | str = ("overall",),
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     pieces: GlsPieces | None = None,
 ) -> dict[str, Any]:
     """The columns of :func:`hlm_influence` as a dict."""
@@ -266,14 +266,14 @@ def influence_columns(
             row_sets = rows_by_level(term)
             descriptions = [f"level {label!r}" for label in term.levels]
         names = variance_component_names(result._system.design, result.theta, _working_scale(result))
-        progress = Progress(len(row_sets), show_progress)
         per_set, unidentified = [], []
-        for rows, description in zip(row_sets, descriptions, strict=True):
-            fit = refit_without(result, rows)
-            if fit is None:
-                unidentified.append(description)
-            per_set.append(exact_influence(result, fit, names))
-            progress.advance(1)
+        with ProgressBar(len(row_sets), "hlm_influence", show_progress) as progress:
+            for rows, description in zip(row_sets, descriptions, strict=True):
+                fit = refit_without(result, rows)
+                if fit is None:
+                    unidentified.append(description)
+                per_set.append(exact_influence(result, fit, names))
+                progress.advance(1)
         warn_unidentified(unidentified)
         measures = {name: np.array([v[name] for v in per_set]) for name in per_set[0]}
     if not leverage:
@@ -288,7 +288,7 @@ def hlm_influence(
     approx: bool = True,
     delete=None,
     leverage: Sequence[str] | str = ("overall",),
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ):
     """Influence diagnostics, as R's ``HLMdiag::hlm_influence``.
 
@@ -311,8 +311,9 @@ def hlm_influence(
     leverage : str or sequence of str
         Leverage columns to add: any of ``"overall"``, ``"fixef"``, ``"ranef"``,
         ``"ranef.uc"`` (see :func:`hlm_leverage`); empty for none.
-    show_progress : bool
-        With ``approx=False``, a progress bar on stderr.
+    show_progress : bool or None
+        With ``approx=False``, a progress bar (tqdm's when installed); None (default):
+        in interactive sessions only (:mod:`interlace.progress`).
 
     Returns
     -------

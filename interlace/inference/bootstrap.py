@@ -19,7 +19,6 @@ median absolute deviation) or the ordinary (``"sd"``) standard deviation.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceWarning, InterlaceError, SingularFitWarning
+from ..progress import ProgressBar
 
 MAD_TO_SD = 1.4826
 """Scale of the median absolute deviation to a normal SD."""
@@ -138,22 +138,6 @@ def _replicates(result, statistic, seeds, use_re, index: pd.Index) -> tuple[np.n
     return out, failed, not_converged
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.done = total, enabled, 0
-
-    def advance(self, count: int) -> None:
-        if not self.enabled:
-            return
-        self.done += count
-        width = 30
-        filled = int(width * self.done / self.total)
-        sys.stderr.write(f"\rbootMer [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None, show_progress: bool = False,
              n_jobs: int = 1, use_re: bool = False) -> BootstrapResult:
     """Parametric bootstrap of ``statistic`` (default: the fixed effects)."""
@@ -167,7 +151,7 @@ def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None,
     seeds = np.random.SeedSequence(seed).spawn(int(B))
     original = _as_series(statistic(result))
     index = original.index
-    progress = _Progress(int(B), show_progress)
+    progress = ProgressBar(int(B), "bootMer", show_progress)
     parts: list[np.ndarray] = []
     if n_jobs == 1:
         for seed_i in seeds:
@@ -185,6 +169,7 @@ def boot_mer(result, statistic: Callable | None = None, B: int = 500, seed=None,
         for part in Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
             parts.append(part)
             progress.advance(len(part[0]))
+    progress.close()
     table = pd.DataFrame(np.vstack([part[0] for part in parts]), columns=index)
     failed = tuple(int(i) for i in np.flatnonzero(np.concatenate([part[1] for part in parts])))
     not_converged = tuple(int(i) for i in np.flatnonzero(np.concatenate([part[2] for part in parts])))
@@ -230,7 +215,7 @@ def _resampled_design(design, rng: np.random.Generator, level: str):
 
 
 def fe_bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, resample_level: str = "group",
-                    seed=None) -> pd.Series:
+                    seed=None, show_progress=None) -> pd.Series:
     """Nonparametric bootstrap standard errors of the fixed effects (refits)."""
     from ..fitting.gradient import deviance_functions
     from ..fitting.optimize import optimize_theta
@@ -248,7 +233,9 @@ def fe_bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, 
     solver = result.fit_options.get("solver", "auto")
     draws = np.full((int(n_bootstrap), design.n_fixed), np.nan)
     not_converged = 0
+    progress = ProgressBar(int(n_bootstrap), "fe_bootstrap_se", show_progress)
     for b in range(int(n_bootstrap)):
+        progress.advance()
         resampled = _resampled_design(design, rng, resample_level)
         system = build_system(resampled, solver)
         fun, with_gradient = deviance_functions(system, reml)
@@ -258,6 +245,7 @@ def fe_bootstrap_se(result, statistic: str = "median", n_bootstrap: int = 1000, 
         factor = system.factorize(record.theta)
         if factor.ok:  # the working design's rows: beta' to the caller's beta
             draws[b] = result._conditioning.beta(system.solve(factor, record.theta)[1])
+    progress.close()
     finite = np.all(np.isfinite(draws), axis=1)
     if not finite.all():  # lme4's words
         warnings.warn(f"some bootstrap runs failed ({int(np.sum(~finite))}/{int(n_bootstrap)}): left out of "

@@ -56,6 +56,7 @@ from ..fitting.gradient import deviance_functions
 from ..fitting.optimize import optimize_theta
 from ..linalg.dispatch import build_system
 from ..linalg.system import PenalizedSystem
+from ..progress import ProgressBar
 from .profile_curves import LOWER_TOL, FixedCurve, VarianceCurve
 from .profile_deviance import DIFFERENCE_STEP, VarianceDeviance
 from .profile_scale import ProfileScale, psd_cholesky
@@ -252,7 +253,7 @@ class Profiler:
         return estimate + step * lower, estimate + step * upper
 
 
-def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
+def profile_intervals(result, level: float = 0.95, show_progress=None) -> pd.DataFrame:
     """Profile intervals of every variance parameter, sigma and fixed effect, rows
     named as lme4's ``confint(m, method = "profile", oldNames = FALSE)``.
 
@@ -268,10 +269,18 @@ def profile_intervals(result, level: float = 0.95) -> pd.DataFrame:
     """
     profiler = Profiler.of_fit(result)
     cut = float(stats.norm.ppf(0.5 + level / 2.0))
+    n_params = len(result.fe_params) + len(profiler.scale.names())
     for _ in range(MAX_REFITS + 1):
-        # the fixed effects first: a system without them (the sparse rest) stops here
-        fixed = {name: profiler.fixed_interval(j, cut) for j, name in enumerate(result.fe_params.index)}
-        rows = {name: profiler.variance_interval(i, cut) for i, name in enumerate(profiler.scale.names())}
+        with ProgressBar(n_params, "profile", show_progress) as progress:
+            # the fixed effects first: a system without them (the sparse rest) stops here
+            fixed = {}
+            for j, name in enumerate(result.fe_params.index):
+                fixed[name] = profiler.fixed_interval(j, cut)
+                progress.advance()
+            rows = {}
+            for i, name in enumerate(profiler.scale.names()):
+                rows[name] = profiler.variance_interval(i, cut)
+                progress.advance()
         rows.update(fixed)
         better = profiler.refitted()
         if better is None:
