@@ -15,12 +15,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written: pyproject.toml reads it
 
 _EXPORTS = {
     "fit": "interlace.api",
     "isSingular": "interlace.api",
     "anova": "interlace.api",
+    "drop1": "interlace.api",
+    "ranova": "interlace.api",
     "predict": "interlace.api",
     "simulate": "interlace.api",
     "bootMer": "interlace.api",

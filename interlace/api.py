@@ -276,15 +276,34 @@ def isSingular(result: CrossedLMEResult, tol: float = 1e-4) -> bool:  # noqa: N8
     return any(boundary_flags(design, result.theta, tol).values())
 
 
-def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.DataFrame:
-    """Analysis of variance: lmerTest's type III table for one model, lme4's
-    likelihood-ratio table for several.
+def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None,
+          type: int | str = 3) -> pd.DataFrame:
+    """Analysis of variance: lmerTest's F table of type I, II or III for one model,
+    lme4's likelihood-ratio table for several.
 
-    With one result: one row per fixed-effect term, F tests of lmerTest's type III
-    hypotheses with Satterthwaite's denominator df. With several: the models in
-    order of their number of parameters, each compared with the one before by a
-    likelihood-ratio test; REML fits are refitted by ML first (a
-    :class:`~interlace.inference.anova.RefitWarning` says so), as lme4's ``anova``.
+    With one result: one row per fixed-effect term, lmerTest's ``anova(m, type =
+    type)``: F tests of the type I (sequential), II or III hypotheses, with
+    Satterthwaite's or Kenward-Roger's denominator df as the result's ``df_method``
+    says. With several: the models in order of their number of parameters, each
+    compared with the one before by a likelihood-ratio test; REML fits are refitted by
+    ML first (a :class:`~interlace.inference.anova.RefitWarning` says so), as lme4's
+    ``anova``.
+
+    Parameters
+    ----------
+    *results : CrossedLMEResult
+        One linear mixed model, or several fitted to the same rows of the same response.
+    names : sequence of str, optional
+        Row labels of the likelihood-ratio table (several models only).
+    type : {3, 2, 1, "III", "II", "I"}
+        The type of the F tests (one model; not used with several, as lmerTest).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``
+        for one model; ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance``, ``Chisq``,
+        ``Df``, ``Pr(>Chisq)`` for several. The title is in ``table.attrs["title"]``.
 
     Examples
     --------
@@ -294,6 +313,9 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
     >>> interlace.anova(m1)[["NumDF", "DenDF", "F value"]].round(2)
           NumDF  DenDF  F value
     Days      1   17.0    45.85
+    >>> bw = interlace.fit("weight ~ Time * Diet + (Time | Rat)", interlace.load_dataset("BodyWeight"))
+    >>> interlace.anova(bw, type="I")["F value"].round(2).tolist()
+    [82.59, 88.07, 7.57]
     >>> m0 = interlace.fit("Reaction ~ Days + (1 | Subject)", sleep)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
@@ -303,13 +325,13 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
     m0     4    NaN  NaN
     m1     6  42.14  2.0
     """
-    from .inference.anova import likelihood_ratio_table, type3_table
+    from .inference.anova import anova_type, likelihood_ratio_table, type_table
 
     if not results:
         raise InterlaceError("anova: expected at least one fitted model, found none")
     for r in results:
         if not isinstance(r, (CrossedLMEResult, CrossedGLMMResult)):
-            raise InterlaceError(f"anova: expected fitted models (CrossedLMEResult), found {type(r).__name__}")
+            raise InterlaceError(f"anova: expected fitted models (CrossedLMEResult), found {r.__class__.__name__}")
     kinds = {isinstance(r, CrossedGLMMResult) for r in results}
     if len(kinds) > 1:
         raise InterlaceError("anova: expected models of one kind, found linear and generalized fits together")
@@ -317,5 +339,86 @@ def anova(*results: CrossedLMEResult, names: Sequence[str] | None = None) -> pd.
         if isinstance(results[0], CrossedGLMMResult):
             raise InterlaceError("anova: a generalized fit's tests are the Wald z tests of its summary; compare "
                                  "nested generalized fits by likelihood ratio with anova(m0, m1)")
-        return type3_table(results[0])
+        return type_table(results[0], anova_type(type))
     return likelihood_ratio_table(list(results), None if names is None else list(names))
+
+
+def _check_linear(result: Any, function: str) -> None:
+    """``result`` is a linear mixed model fit, else an error naming ``function``."""
+    if isinstance(result, CrossedGLMMResult):
+        raise InterlaceError(f"{function}: expected a linear mixed model (CrossedLMEResult), found a generalized "
+                             "fit (CrossedGLMMResult); compare nested generalized fits with anova(m0, m1)")
+    if not isinstance(result, CrossedLMEResult):
+        raise InterlaceError(f"{function}: expected a fitted linear mixed model (CrossedLMEResult), found "
+                             f"{type(result).__name__}")
+
+
+def drop1(result: CrossedLMEResult, scope: Sequence[str] | None = None) -> pd.DataFrame:
+    """lmerTest's ``drop1(m)``: an F test for each fixed-effect term that can be dropped.
+
+    The terms are those contained in no other term (R's ``drop.scope``: ``a:b`` but not
+    ``a`` in ``a * b``), or those named in ``scope``; each is tested by the F test that
+    its coefficients are zero, with Satterthwaite's or Kenward-Roger's denominator df as
+    the result's ``df_method`` says.
+
+    Parameters
+    ----------
+    result : CrossedLMEResult
+    scope : sequence of str, optional
+        Term labels (``"recipe:temperature"``) to test; all the droppable terms by default.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``;
+        the title in ``table.attrs["title"]``, the formula in ``table.attrs["formula"]``.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("angle ~ recipe * temperature + (1 | recipe:replicate)",
+    ...                   interlace.load_dataset("cake"))
+    >>> interlace.drop1(m)[["NumDF", "DenDF", "F value"]].round(3)
+                        NumDF  DenDF  F value
+    recipe:temperature     10  210.0    1.006
+    """
+    from .inference.anova import drop1_table
+
+    _check_linear(result, "drop1")
+    return drop1_table(result, scope)
+
+
+def ranova(result: CrossedLMEResult, reduce_terms: bool = True) -> pd.DataFrame:
+    """lmerTest's ``ranova(m)``: a likelihood-ratio test for each random-effects term.
+
+    Each random term is removed in turn, or, when it has slopes and ``reduce_terms`` is
+    true, reduced by one slope at a time as lmerTest reduces it (``(1 + x | g)`` to
+    ``(1 | g)``); the reduced model is refitted with the same method (a REML fit is
+    compared by its REML log-likelihood, as lmerTest does) on the same rows.
+
+    Parameters
+    ----------
+    result : CrossedLMEResult
+    reduce_terms : bool
+        Reduce a term with slopes rather than remove it (lmerTest's ``reduce.terms``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``npar``, ``logLik``, ``AIC``, ``LRT``, ``Df``, ``Pr(>Chisq)``; the first
+        row ``<none>`` is the model, the others are named as lmerTest names them
+        (``(1 | Subject)``, ``Days in (Days | Subject)``).
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    >>> interlace.ranova(m)[["npar", "LRT", "Df"]].round(3)
+                              npar     LRT   Df
+    <none>                       6     NaN  NaN
+    Days in (Days | Subject)     4  42.837  2.0
+    """
+    from .inference.ranova import ranova_table
+
+    _check_linear(result, "ranova")
+    return ranova_table(result, reduce_terms)
