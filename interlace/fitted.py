@@ -45,6 +45,8 @@ class FittedModel:
 
         new_formula = self.model.formula if formula is None else update_formula(self.model.formula, formula)
         options = dict(self.fit_options)
+        if {"method", "reml", "REML"} & set(kwargs):
+            options.pop("method", None)  # the caller's choice of REML or ML, however spelt, replaces the fit's
         options.update(kwargs)
         return fit(new_formula, self.model.data if data is None else data, **options)
 

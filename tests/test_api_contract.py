@@ -122,3 +122,9 @@ def test_plots_is_an_attribute_that_loads_matplotlib_only_when_drawing():
             "print(callable(p.caterpillar), 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "False"]
+
+
+def test_update_takes_reml_as_lme4_and_statsmodels_spell_it(sleep_fit):
+    ml = sleep_fit.update(REML=False)
+    assert ml.method == "ML" and ml.llf == pytest.approx(-875.9697, abs=1e-3)  # lme4's logLik, REML = FALSE
+    assert sleep_fit.update(reml=False).llf == ml.llf and ml.update(REML=True).method == "REML"
