@@ -76,6 +76,30 @@ class FittedModel:
         names = self.fe_params.index
         return pd.DataFrame(self.fe_cov, index=names, columns=names)
 
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """lme4's ``coef(m)``: per grouping factor, one row per level with every fixed
+        effect, each level's conditional mode added to the effects its factor has.
+
+        Examples
+        --------
+        >>> import interlace
+        >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+        >>> m.coef()["Subject"].loc["308"].round(2).tolist()
+        [253.66, 19.67]
+        """
+        out = {}
+        for name, effects in self.random_effects.items():
+            frame = effects.to_frame("Intercept") if isinstance(effects, pd.Series) else effects
+            table = pd.DataFrame(np.tile(self.fe_params.to_numpy(), (len(frame), 1)), index=frame.index,
+                                 columns=self.fe_params.index)
+            for column in frame.columns:
+                if column in table.columns:
+                    table[column] = table[column] + frame[column]
+                else:  # a random effect without a fixed counterpart, as lme4 adds it
+                    table[column] = frame[column]
+            out[name] = table
+        return out
+
     def get_me(self, name: str):
         """lme4's ``getME(m, name)``: ``"Z"``, ``"Lambda"``, ``"L"``, ``"X"``, ``"y"``,
         ``"theta"``, ``"b"``, ``"u"``, ... in lme4's order (:func:`interlace.getme.get_me`)."""

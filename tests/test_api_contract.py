@@ -128,3 +128,17 @@ def test_update_takes_reml_as_lme4_and_statsmodels_spell_it(sleep_fit):
     ml = sleep_fit.update(REML=False)
     assert ml.method == "ML" and ml.llf == pytest.approx(-875.9697, abs=1e-3)  # lme4's logLik, REML = FALSE
     assert sleep_fit.update(reml=False).llf == ml.llf and ml.update(REML=True).method == "REML"
+
+
+def test_coef_is_lme4s(sleep_fit):
+    coef = sleep_fit.coef()["Subject"]
+    assert coef.columns.tolist() == ["Intercept", "Days"]
+    expected = sleep_fit.random_effects["Subject"] + sleep_fit.fe_params
+    pd.testing.assert_frame_equal(coef, expected[coef.columns], check_names=False)
+    # lme4 1.1-31: coef(fm1)$Subject["308", ] and ["309", ]
+    np.testing.assert_allclose(coef.loc[["308", "309"]].to_numpy(), [[253.6636558, 19.666261725],
+                                                                      [211.0063668, 1.847605344]], rtol=1e-4)
+    cake = interlace.fit("angle ~ recipe + temp + (1 | recipe:replicate)", interlace.load_dataset("cake"))
+    table = cake.coef()["recipe:replicate"]  # lme4: coef(fm)[[1]]["A:1", ] = 12.33375, -1.47778, -1.52222, 0.15803
+    np.testing.assert_allclose(table.loc["A:1"].to_numpy(), [12.33375019, -1.477777778, -1.522222222, 0.158031746],
+                               rtol=1e-4)
