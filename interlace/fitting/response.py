@@ -250,8 +250,8 @@ def read_response(formula: str, data, family: Family, weights) -> tuple[object, 
     >>> from interlace.families import binomial
     >>> d, f, name = read_response("cbind(incidence, size - incidence) ~ period + (1 | herd)",
     ...                            interlace.load_dataset("cbpp"), binomial(), None)
-    >>> f, name, d[TRIALS_COLUMN].iloc[0]
-    ('`.interlace_response` ~ period + (1 | herd)', 'cbind(incidence, size - incidence)', np.float64(14.0))
+    >>> f, name, float(d[TRIALS_COLUMN].iloc[0])
+    ('`.interlace_response` ~ period + (1 | herd)', 'cbind(incidence, size - incidence)', 14.0)
     """
     from ..frames import numeric_values, with_column
 
