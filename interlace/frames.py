@@ -129,7 +129,9 @@ def _column_to_pandas(series: nw.Series) -> pd.Series | np.ndarray:
     if dtype == nw.Decimal:
         return series.cast(nw.Float64).to_numpy()
     if dtype.is_numeric():
-        if series.null_count():
+        wide = tuple(t for t in (getattr(nw, "Int128", None), getattr(nw, "UInt128", None)) if t is not None)
+        if series.null_count() or any(dtype == t for t in wide):
+            # numpy has no 128-bit integers (and polars 2.0's to_numpy panics on them): as float64
             return series.cast(nw.Float64).to_numpy()
         try:
             return series.to_numpy()
