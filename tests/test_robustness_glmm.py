@@ -53,22 +53,15 @@ from interlace.errors import (
 )
 from interlace.families import Binomial, Family
 
-from .robustness_helpers import (
+from .robustness_helpers import (  # pl, pa: polars and pyarrow when installed
     ALLOWED_ERRORS,
     SETTINGS,
     assert_unchanged,
     names_one_of,
+    pa,
+    pl,
     snapshot,
 )
-
-try:
-    import polars as pl
-except ImportError:  # pragma: no cover - polars is a test extra
-    pl = None
-try:
-    import pyarrow as pa
-except ImportError:  # pragma: no cover - pyarrow is a test extra
-    pa = None
 
 EXPLAINING_WARNINGS = (ConvergenceWarning, SingularFitWarning, DegenerateFitWarning)
 INTERLACE_WARNINGS = (*EXPLAINING_WARNINGS, MissingValuesWarning, RankDeficiencyWarning)
