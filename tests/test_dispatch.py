@@ -184,3 +184,39 @@ def test_fit_on_the_sparse_rest_equals_the_dense_fit():
         interlace.hlm_leverage(sparse_fit)
     with pytest.raises(interlace.InterlaceError, match="sparse matrix"):
         interlace.hlm_influence(sparse_fit, level="g1", approx=False, leverage=())
+
+
+def _crossed_slopes_frame(n=900, n1=40, n2=25, seed=5):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    g1, g2, x = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.standard_normal(n)
+    y = (1 + 0.5 * x + rng.standard_normal(n1)[g1] + 0.4 * x * rng.standard_normal(n1)[g1]
+         + 0.5 * rng.standard_normal(n2)[g2] + 0.3 * x * rng.standard_normal(n2)[g2] + rng.standard_normal(n))
+    w = rng.uniform(0.5, 2.0, n)
+    return pd.DataFrame({"y": y, "x": x, "w": w, "g1": [f"a{i}" for i in g1], "g2": [f"b{i}" for i in g2]})
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+@pytest.mark.parametrize(
+    "formula, weights",
+    [
+        ("y ~ x + (1 | g1) + (1 | g2)", None),
+        ("y ~ x + (1 + x | g1) + (1 | g2)", None),
+        ("y ~ x + (1 | g1) + (1 + x | g2)", "w"),
+        ("y ~ x + (1 + x | g1) + (1 + x | g2)", None),
+        ("y ~ x + (1 | g1)", None),
+    ],
+)
+def test_conditional_sds_are_the_dense_inverses(formula, weights, solver):
+    """random_effects_se from the selected entries of the inverse equals lme4's condVar
+    computed the long way: sigma^2 diag(Lambda (Lambda'Z'WZ Lambda + I)^{-1} Lambda')."""
+    frame = _crossed_slopes_frame()
+    m = interlace.fit(formula, frame, weights=weights, solver=solver)
+    assert m.solver_path == solver
+    Z, Lambda = m.get_me("Z").toarray(), m.get_me("Lambda").toarray()
+    w = np.ones(m.nobs) if weights is None else frame[weights].to_numpy()
+    precision = Lambda.T @ (Z.T * w) @ Z @ Lambda + np.eye(Z.shape[1])
+    expected = np.sqrt(m.scale * np.diag(Lambda @ np.linalg.inv(precision) @ Lambda.T))
+    found = np.concatenate([np.asarray(m.random_effects_se[t]).reshape(-1) for t in m.get_me("cnms")])
+    np.testing.assert_allclose(found, expected, rtol=1e-9, atol=1e-12)

@@ -56,6 +56,7 @@ from scipy.linalg import lapack
 from ..fitting.gradient import theta_positions
 from ..fitting.objective import LOG_2PI, residual_dof
 from ..linalg.system import Factor, PenalizedSystem
+from ..linalg.threads import limited
 
 GENERAL_MAX_SIZE = 1200
 """Largest q + p for the general formula (dense (q + p)-square products, ~5 of them)."""
@@ -433,8 +434,9 @@ def deviance_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: floa
     design = system.design
     size = design.n_random + design.n_fixed
     exact = None
-    if system.rest_layout == "dense" and size <= GENERAL_MAX_SIZE:
-        exact = general_derivatives(system, theta, sigma, reml)
-    elif system.rest_layout == "dense":
-        exact = scalar_blocked_derivatives(system, theta, sigma, reml, factor)
-    return exact if exact is not None else finite_difference_derivatives(system, theta, sigma, reml)
+    with limited(system.size):  # the BLAS threads of this module's inverses, by their order
+        if system.rest_layout == "dense" and size <= GENERAL_MAX_SIZE:
+            exact = general_derivatives(system, theta, sigma, reml)
+        elif system.rest_layout == "dense":
+            exact = scalar_blocked_derivatives(system, theta, sigma, reml, factor)
+        return exact if exact is not None else finite_difference_derivatives(system, theta, sigma, reml)

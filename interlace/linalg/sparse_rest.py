@@ -226,11 +226,6 @@ class SparseRestSystem(PenalizedSystem):
         return np.concatenate([[1.0]] + [np.asarray(t.relative_cov_factor(theta), dtype=np.float64).ravel()
                                          for t in self.rest_terms])
 
-    def _lambda_rest(self, theta: np.ndarray) -> sp.csr_matrix:
-        """Lambda_r (q x q, block-diagonal) as a sparse matrix."""
-        return sp.block_diag([sp.kron(sp.eye(t.n_levels), t.relative_cov_factor(theta)) for t in self.rest_terms],
-                             format="csr")
-
     # the analyses (self.chol, self._random_chol) are shared by the copies with_response
     # makes and by the threads that use them; the numbers live in per-thread workspaces
     def _workspace(self, analysis: SparseCholesky) -> SparseCholesky:
@@ -340,25 +335,8 @@ class SparseRestSystem(PenalizedSystem):
         diagonal = random_chol.selected_inverse_diagonal()
         lead = self.lead_term
         k1 = lead.n_columns
-        T1 = lead.relative_cov_factor(theta)
         pinv = np.linalg.inv(factor.lead_chol @ np.swapaxes(factor.lead_chol, 1, 2))
-        ptr, idx, val = self.coupling
-        inside = idx < q
-        level_of = np.repeat(np.arange(lead.n_levels), np.diff(ptr))
-        if self._scalar:
-            scale = self._scalar_scale(theta)
-            entries_level, entries_idx = level_of[inside], idx[inside]
-            entries_val = (val[inside] @ T1) * scale[entries_idx][:, None]  # rows of Lambda_r' C T1
-        else:  # Lambda_r' C_l mixes a level's block: C Lambda_r, C's rows (level, column of the lead)
-            C = sp.csr_matrix((val[inside].T.ravel(), (np.concatenate([level_of[inside] * k1 + c for c in range(k1)]),
-                                                       np.tile(idx[inside], k1))), shape=(lead.n_levels * k1, q))
-            G = (C @ self._lambda_rest(theta)).tocoo()
-            keys, where = np.unique((G.row // k1).astype(np.int64) * q + G.col, return_inverse=True)
-            entries_level, entries_idx = keys // q, keys % q
-            rows_of = np.zeros((keys.size, k1))
-            np.add.at(rows_of, (where, G.row % k1), G.data)
-            entries_val = rows_of @ T1
-        starts = np.searchsorted(entries_level, np.arange(lead.n_levels + 1))
+        starts, entries_idx, entries_val = self.lead_coupling_entries(theta)
         pair_rows, pair_cols, pair_level, pair_i, pair_j = [], [], [], [], []
         for l in range(lead.n_levels):  # all pairs within a level: its quadratic form
             a, b = starts[l], starts[l + 1]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
 from ..design import ModelDesign, RandomTerm
@@ -34,6 +35,7 @@ from ..kernels.blockdiag import (
     scale_symmetric_blocks,
     transpose_coupling,
 )
+from ..kernels.conditional import level_quadratic_forms
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, random_crossprod
 from .threads import limited
 
@@ -460,56 +462,65 @@ class PenalizedSystem:
             return self._inverse_blocks(factor, theta)
 
     def _inverse_blocks(self, factor: Factor, theta: np.ndarray) -> list[np.ndarray]:
+        """The rest's blocks from the inverse of its random block, S^{-1} (LAPACK ``potri``
+        on its factor, the rest being dense); the leading term's as
+
+            P_l^{-1} + P_l^{-1} C_l' S^{-1} C_l P_l^{-1},    C_l = Lambda_r' Z_r'Z_1,l T_1,
+
+        a quadratic form over each level's coupling entries (their entries of S^{-1}),
+        never a product with the whole of S^{-1}."""
         q = self.n_rest_random
-        out: list[np.ndarray] = []
-        Linv = None
+        inverse = None
         if q:
-            Linv = lapack.dtrtri(np.asfortranarray(factor.rest_chol[:q, :q]), lower=1)[0]
-            Linv = np.tril(Linv)
+            inverse = lapack.dpotri(np.asfortranarray(factor.rest_chol[:q, :q]), lower=1)[0]
+        out: list[np.ndarray] = []
         if self.lead_term is not None:
-            lead = self.lead_term
-            k1 = lead.n_columns
             chol = factor.lead_chol
-            T1 = lead.relative_cov_factor(theta)
-            ptr, idx, val = self.coupling
-            blocks = np.empty((lead.n_levels, k1, k1))
-            for l in range(lead.n_levels):
-                Pinv = np.linalg.inv(chol[l] @ chol[l].T)
-                blocks[l] = Pinv
-                if q:
-                    sel = idx[ptr[l] : ptr[l + 1]]
-                    inside = sel < q
-                    rows = sel[inside]
-                    if rows.size:
-                        C = np.zeros((q, k1))
-                        C[rows] = val[ptr[l] : ptr[l + 1]][inside] @ T1
-                        C = self._scale_rows(C, theta)
-                        W = Linv @ (C @ Pinv)
-                        blocks[l] += W.T @ W
+            pinv = np.linalg.inv(chol @ np.swapaxes(chol, 1, 2))
+            blocks = pinv
+            if q:
+                starts, entries_idx, entries_val = self.lead_coupling_entries(theta)
+                quad = level_quadratic_forms(starts, entries_idx, entries_val, inverse)
+                blocks = pinv + np.einsum("lab,lbc,lcd->lad", pinv, quad, pinv)
             out.append(blocks)
         pos = 0
         for t in self.rest_terms:
             k = t.n_columns
-            cols = Linv[:, pos : pos + t.n_effects]
-            if k == 1:
-                blocks = np.sum(cols * cols, axis=0).reshape(t.n_levels, 1, 1)
-            else:
-                blocks = np.empty((t.n_levels, k, k))
-                for l in range(t.n_levels):
-                    c = cols[:, l * k : (l + 1) * k]
-                    blocks[l] = c.T @ c
-            out.append(blocks)
+            index = pos + np.arange(t.n_effects).reshape(t.n_levels, k)
+            lower = inverse[index[:, :, None], index[:, None, :]]  # (levels, k, k): the lower triangles hold
+            out.append(np.tril(lower) + np.swapaxes(np.tril(lower, -1), 1, 2))
             pos += t.n_effects
         return out
 
-    def _scale_rows(self, C: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """Lambda_r' C for a matrix C with rows in the rest's random-effect index."""
-        out = np.empty_like(C)
-        pos = 0
-        for t in self.rest_terms:
-            T = t.relative_cov_factor(theta)
-            k = t.n_columns
-            block = C[pos : pos + t.n_effects].reshape(t.n_levels, k, -1)
-            out[pos : pos + t.n_effects] = np.einsum("rc,lrj->lcj", T, block).reshape(t.n_effects, -1)
-            pos += t.n_effects
-        return out
+    def _lambda_rest(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Lambda_r (q x q, block-diagonal) as a sparse matrix."""
+        return sp.block_diag([sp.kron(sp.eye(t.n_levels), t.relative_cov_factor(theta)) for t in self.rest_terms],
+                             format="csr")
+
+    def lead_coupling_entries(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coupling C = Lambda_r' Z_r'Z_1 T_1 by leading level: (starts, idx, val), level
+        ``l``'s rest random-effect indices ``idx[starts[l]:starts[l+1]]`` (sorted) with their
+        k1-vectors ``val``; the [X y] entries left out."""
+        q = self.n_rest_random
+        lead = self.lead_term
+        k1 = lead.n_columns
+        T1 = lead.relative_cov_factor(theta)
+        ptr, idx, val = self.coupling
+        inside = idx < q
+        level_of = np.repeat(np.arange(lead.n_levels), np.diff(ptr))
+        scale = self._scalar_scale(theta)
+        if scale is not None:
+            entries_level, entries_idx = level_of[inside], idx[inside]
+            entries_val = (val[inside] @ T1) * scale[entries_idx][:, None]
+        else:  # Lambda_r' C_l mixes a level's block: C Lambda_r, C's rows (level, column of the lead)
+            C = sp.csr_matrix((val[inside].T.ravel(), (np.concatenate([level_of[inside] * k1 + c for c in range(k1)]),
+                                                       np.tile(idx[inside], k1))), shape=(lead.n_levels * k1, q))
+            G = (C @ self._lambda_rest(theta)).tocoo()
+            keys, where = np.unique((G.row // k1).astype(np.int64) * q + G.col, return_inverse=True)
+            entries_level, entries_idx = keys // q, keys % q
+            rows_of = np.zeros((keys.size, k1))
+            np.add.at(rows_of, (where, G.row % k1), G.data)
+            entries_val = rows_of @ T1
+        starts = np.searchsorted(entries_level, np.arange(lead.n_levels + 1))
+        return (starts.astype(np.int64), np.ascontiguousarray(entries_idx, dtype=np.int64),
+                np.ascontiguousarray(entries_val, dtype=np.float64))
