@@ -11,6 +11,10 @@ exceeds 60 s). "refit": one untimed fit, ``Y = m.simulate(n_refits, seed=1)`` wr
 to ``y_path`` for lme4, three untimed refits, then ``repeats`` timed loops of
 ``m.refit(Y[:, j])`` over every column.
 
+"attribute": one untimed fit and access warm the JIT, then ``repeats`` times a new fit
+(timed) and the access of ``spec["attribute"]`` on it (timed, e.g.
+``random_effects_se``): the medians of both, and the access's share of the fit.
+
 After the timed runs the process reads its own peak resident set size
 (``VmHWM``, see ``_harness.self_peak_bytes``): it covers the interpreter, the imports,
 the data and every fit, warm-up included.
@@ -84,11 +88,38 @@ def time_refits(spec, frame):
     }
 
 
+def time_attribute(spec, frame):
+    """Warm-up fit and access, then ``repeats`` pairs of a timed fit and a timed access
+    of the attribute on it; the access's median ("median"), the fits' ("fit_median")."""
+    import interlace
+
+    name = spec["attribute"]
+    getattr(interlace.fit(spec["formula"], frame, method="REML"), name)
+    fits, accesses = [], []
+    for _ in range(spec["repeats"]):
+        start = time.perf_counter()
+        result = interlace.fit(spec["formula"], frame, method="REML")
+        middle = time.perf_counter()
+        getattr(result, name)
+        fits.append(middle - start)
+        accesses.append(time.perf_counter() - middle)
+        if middle - start > _harness.ONE_RUN_THRESHOLD_S:
+            break
+    timing = _harness.summarize(accesses)
+    fit_median = _harness.summarize(fits)["median"]
+    return {**timing, "fit_median": fit_median, "share_of_fit": timing["median"] / fit_median,
+            "attribute": name, "theta": [float(v) for v in result.theta],
+            "reml_crit": -2.0 * float(result.llf), "converged": bool(result.converged)}
+
+
+TIMERS = {"refit": time_refits, "attribute": time_attribute}
+
+
 def main():
     spec = json.loads(Path(sys.argv[1]).read_text())
     _harness.use_checkout()  # benchmark the checkout this script lives in
     frame = load(spec)
-    timing = time_refits(spec, frame) if spec["kind"] == "refit" else time_fit(spec, frame)
+    timing = TIMERS.get(spec["kind"], time_fit)(spec, frame)
     result = {**timing, "n_obs": len(frame), "peak_bytes": _harness.self_peak_bytes()}
     Path(spec["out_path"]).write_text(json.dumps(result))
 

@@ -29,9 +29,9 @@ R_FIT = "library(lme4); lmer(Reaction ~ Days + (Days | Subject), sleepstudy)"
 MIN_IMPORT_RUNS = 20
 
 
-def python_fit_code(formula):
+def python_fit_code(formula, dataset="sleepstudy"):
     """The ``-c`` program of the interlace cold start."""
-    return f"import interlace; interlace.fit({formula!r}, interlace.load_dataset('sleepstudy'))"
+    return f"import interlace; interlace.fit({formula!r}, interlace.load_dataset({dataset!r}))"
 
 
 def _processes(command, repeats, cold_cache=False):
@@ -94,6 +94,11 @@ def import_time(repeats):
         "heavy_modules_loaded": probes[-1][1],
         "peak_bytes": max(peak or 0 for _, _, peak in probes) or None,
     }
+
+
+def cold_cache(formula, dataset, repeats):
+    """The first fit of ``dataset`` in fresh processes, each with an empty Numba cache."""
+    return _processes([sys.executable, "-c", python_fit_code(formula, dataset)], repeats, cold_cache=True)
 
 
 def measure(formula, repeats, with_r):

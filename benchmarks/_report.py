@@ -43,6 +43,8 @@ def verdict(target, row):
             failed.append("ratio")
     if target.max_seconds is not None and py["median"] > target.max_seconds:
         failed.append("time")
+    if target.max_share_of_fit is not None and py["share_of_fit"] > target.max_share_of_fit:
+        failed.append("share of the fit")
     peak = py.get("peak_bytes")
     if target.max_memory_gb is not None and (peak is None or peak > target.max_memory_gb * 2**30):
         failed.append("memory")

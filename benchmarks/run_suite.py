@@ -141,6 +141,7 @@ def run_child(workload, data, tmp, env=None):
         "factors": list(workload.factors),
         "repeats": ARGS.repeats,
         "n_refits": workload.n_refits,
+        "attribute": workload.attribute,
         "y_path": str(tmp / f"{workload.key}-Y.csv"),
         "out_path": str(tmp / f"{workload.key}.out.json"),
     }
@@ -268,6 +269,34 @@ def run_busy(workload, tmp):
     return _finish(row, workload.target)
 
 
+def run_attribute(workload, tmp):
+    """An "attribute" row: new fits and the attribute read from each, in one fresh
+    process; with ``workload.busy``, with interlace's default threads beside a process
+    spinning a core. The row's time is the attribute's; its description gives the fits'."""
+    row = _row(workload, ARGS.quick and workload.scales)
+    row["lme4_status"] = "not run (not compared)"
+    row["lme4_note"] = workload.lme4_note
+    data = prepare_data(workload, False, tmp)
+    _log(f"{workload.key}: interlace, {workload.attribute} of {workload.formula} ...")
+    if workload.busy:
+        env = {k: v for k, v in os.environ.items() if k not in _harness.THREAD_ENV_VARS}
+        with subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True) as spinner:
+            try:
+                spinner.stdout.readline()
+                row["interlace"], row["interlace_error"] = run_child(workload, data, tmp, env=env)
+            finally:
+                spinner.kill()
+    else:
+        row["interlace"], row["interlace_error"] = run_child(workload, data, tmp)
+    if row["interlace"]:
+        found = row["interlace"]
+        row["description"] += (
+            f"; fit {_report.seconds(found['fit_median'])} s, "
+            f"{workload.attribute} / fit = {found['share_of_fit']:.2f}x"
+        )
+    return _finish(row, workload.target)
+
+
 def _finish(row, target):
     row["ratio"] = _report.ratio(row)
     row["met"] = _report.verdict(target, row)
@@ -314,7 +343,7 @@ def run_cold_start(workload, have_lme4):
         "the first fit, kernels compiled",
         "formula": "",
         "kind": "cold-cache",
-        "target_text": "context",
+        "target_text": workloads.COLD_CACHE_TARGET.text,
         "interlace": found["cold_cache"],
         "lme4": found["lme4_fit"],
         "lme4_status": fit["lme4_status"],
@@ -322,8 +351,22 @@ def run_cold_start(workload, have_lme4):
     return [
         _finish(fit, workload.target),
         _finish(imported, workloads.IMPORT_TARGET),
-        _finish(cold, None),
+        _finish(cold, workloads.COLD_CACHE_TARGET),
     ]
+
+
+def run_cold_cache(workload):
+    """A "cold-cache" row: the first fit of a bundled dataset in fresh processes, each
+    with an empty Numba cache."""
+    row = {**_row(workload, False), "lme4": None, "lme4_status": "not run (not compared)",
+           "lme4_note": workload.lme4_note}
+    _log(f"{workload.key}: fresh processes, empty Numba cache ...")
+    try:
+        row["interlace"] = _coldstart.cold_cache(workload.formula, workload.data, ARGS.repeats)
+        row["interlace_error"] = None
+    except RuntimeError as error:
+        row["interlace"], row["interlace_error"] = None, str(error)[-3000:]
+    return _finish(row, workload.target)
 
 
 # --- the run -----------------------------------------------------------------------
@@ -377,6 +420,10 @@ def main():
         for workload in rows_to_run:
             if workload.kind == "cold-start":
                 rows += run_cold_start(workload, have_lme4)
+            elif workload.kind == "cold-cache":
+                rows.append(run_cold_cache(workload))
+            elif workload.kind == "attribute":
+                rows.append(run_attribute(workload, Path(tmp)))
             elif workload.kind == "busy":
                 rows.append(run_busy(workload, Path(tmp)))
             else:
