@@ -21,6 +21,7 @@ import pandas as pd
 from .errors import DataError, DegenerateFitWarning, FormulaError, RankDeficiencyWarning
 from .formula.fixed import FixedDesign, fixed_design, term_design
 from .formula.random import RandomTermSpec, quote_name
+from .frames import TEXT_DTYPE
 
 RANK_TOLERANCE = 1e-7
 """A column of X is redundant when its norm after projection on the earlier kept
@@ -208,14 +209,10 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
     return codes.astype(np.int32), _level_labels(uniques)
 
 
-_TEXT_DTYPE = pd.Index(["a"]).dtype
-"""The dtype pandas gives an Index of Python strings (``str`` from pandas 3, object before)."""
-
-
 def _level_labels(values) -> pd.Index:
     """The labels of a factor's levels (:func:`level_label` of each), as an Index."""
     values = pd.Index(values)
-    if values.dtype != object and values.dtype == _TEXT_DTYPE:
+    if values.dtype != object and values.dtype == TEXT_DTYPE:
         return values.rename(None)  # strings already, in the dtype the list below would get
     if pd.api.types.is_string_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
         if values.dtype == object and not all(isinstance(v, str) for v in values):

@@ -172,6 +172,10 @@ def _object_array(values: list) -> np.ndarray:
     return out
 
 
+TEXT_DTYPE = pd.Index(["a"]).dtype
+"""The dtype pandas gives an Index of Python strings (``str`` from pandas 3, object before)."""
+
+
 def select_as_pandas(frame: pd.DataFrame | nw.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The named columns as a new pandas frame (categorical order kept; the caller's
     frame is not modified). A name that appears more than once in a pandas frame is a
@@ -183,7 +187,9 @@ def select_as_pandas(frame: pd.DataFrame | nw.DataFrame, columns: list[str]) -> 
         if list(native.columns) == columns:  # every column, in order: one copy of the blocks
             out = native.copy(deep=True)
             out.index = pd.RangeIndex(len(out))
-            out.columns = pd.Index(columns)  # the labels as a dict's keys give them below
+            labels = native.columns
+            if not (labels.name is None and labels.dtype == TEXT_DTYPE and all(type(c) is str for c in columns)):
+                out.columns = pd.Index(columns)  # the labels as a dict's keys give them below
             return out
         return pd.DataFrame({c: native[c].array.copy() for c in columns}, index=pd.RangeIndex(len(native)),
                             copy=False)  # column by column: selecting mixed blocks is slower
