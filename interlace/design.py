@@ -21,6 +21,7 @@ import pandas as pd
 from .errors import DataError, DegenerateFitWarning, FormulaError, RankDeficiencyWarning
 from .formula.fixed import FixedDesign, fixed_design, term_design
 from .formula.random import RandomTermSpec, quote_name
+from .frames import TEXT_DTYPE
 
 RANK_TOLERANCE = 1e-7
 """A column of X is redundant when its norm after projection on the earlier kept
@@ -196,7 +197,7 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
     if isinstance(column, pd.Series):
         column = column.array
     if isinstance(column, pd.Categorical) or isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
-        cat = pd.Categorical(column)
+        cat = column if isinstance(column, pd.Categorical) else pd.Categorical(column)  # read, never changed
         codes = np.asarray(cat.codes, dtype=np.int64)
         used = np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0
         categories = cat.categories
@@ -211,6 +212,8 @@ def _factor_codes(column: pd.Series | np.ndarray, name: str) -> tuple[np.ndarray
 def _level_labels(values) -> pd.Index:
     """The labels of a factor's levels (:func:`level_label` of each), as an Index."""
     values = pd.Index(values)
+    if values.dtype != object and values.dtype == TEXT_DTYPE:
+        return values.rename(None)  # strings already, in the dtype the list below would get
     if pd.api.types.is_string_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
         if values.dtype == object and not all(isinstance(v, str) for v in values):
             return pd.Index([level_label(v) for v in values])

@@ -103,8 +103,8 @@ def _dict_frame(data: dict, argument: str) -> pd.DataFrame:
 
 def _refuse_duplicate_names(columns: Any, argument: str, used: Any = None) -> None:
     """A DataError when a column name appears more than once (among ``used``, if given)."""
-    if columns is None:
-        return
+    if columns is None or (isinstance(columns, pd.Index) and columns.is_unique):
+        return  # pandas keeps whether an Index is unique: no count needed
     names = list(columns)
     counts = pd.Series(names, dtype=object).value_counts(sort=False) if names else pd.Series(dtype=int)
     duplicated = [name for name, count in counts.items() if count > 1 and (used is None or name in used)]
@@ -172,6 +172,10 @@ def _object_array(values: list) -> np.ndarray:
     return out
 
 
+TEXT_DTYPE = pd.Index(["a"]).dtype
+"""The dtype pandas gives an Index of Python strings (``str`` from pandas 3, object before)."""
+
+
 def select_as_pandas(frame: pd.DataFrame | nw.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The named columns as a new pandas frame (categorical order kept; the caller's
     frame is not modified). A name that appears more than once in a pandas frame is a
@@ -179,9 +183,16 @@ def select_as_pandas(frame: pd.DataFrame | nw.DataFrame, columns: list[str]) -> 
     if isinstance(frame, pd.DataFrame) or frame.implementation.is_pandas():
         native = frame if isinstance(frame, pd.DataFrame) else frame.to_native()
         _refuse_duplicate_names(native.columns, "data", set(columns))
-        out = native.loc[:, list(columns)].copy()
-        out.index = pd.RangeIndex(len(out))
-        return out
+        columns = list(columns)
+        if list(native.columns) == columns:  # every column, in order: one copy of the blocks
+            out = native.copy(deep=True)
+            out.index = pd.RangeIndex(len(out))
+            labels = native.columns
+            if not (labels.name is None and labels.dtype == TEXT_DTYPE and all(type(c) is str for c in columns)):
+                out.columns = pd.Index(columns)  # the labels as a dict's keys give them below
+            return out
+        return pd.DataFrame({c: native[c].array.copy() for c in columns}, index=pd.RangeIndex(len(native)),
+                            copy=False)  # column by column: selecting mixed blocks is slower
     return pd.DataFrame({c: _column_to_pandas(frame[c]) for c in columns})
 
 
@@ -207,7 +218,12 @@ def model_columns(table: pd.DataFrame, predictors: Collection[str]) -> pd.DataFr
     interlace.errors.DataError: column 'd': a predictor or response cannot have dtype datetime64[...] (dates or times); expected numbers, booleans, strings or a categorical: convert it, for example to the number of days since the first date
     """
     predictors = set(predictors)
-    out = {name: _model_column(str(name), table[name], name in predictors) for name in table.columns}
+    given = {name: table[name] for name in table.columns}
+    out = {name: _model_column(str(name), column, name in predictors) for name, column in given.items()}
+    index = table.index
+    if (all(out[name] is column for name, column in given.items()) and isinstance(index, pd.RangeIndex)
+            and index.start == 0 and index.step == 1):
+        return table.copy(deep=False)  # every column as it is, on rows 0..n-1: no new frame to build
     return pd.DataFrame(out, index=pd.RangeIndex(len(table)))
 
 

@@ -1,8 +1,10 @@
 """The fitted model: :class:`CrossedLMEResult`, a frozen record of data.
 
-Values computed at the fit are fields; values derived from them (Satterthwaite
-df, p-values, conditional SDs) are cached properties, computed on first use from
-the fitted system; anything that takes a level is a method.
+Values computed at the fit are fields (the labelled ones, ``fe_params`` to ``model``,
+built from the fit's arrays on first read: :mod:`interlace.deferred`); values
+derived from them (Satterthwaite df, p-values, conditional SDs) are cached
+properties, computed on first use from the fitted system; anything that takes a
+level is a method.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .deferred import DeferredField, resolved_state
 from .errors import InterlaceError
 from .fitted import FittedModel
 from .fitting.conditioning import Conditioning
@@ -78,25 +81,25 @@ class CrossedLMEResult(FittedModel):
     ['Intercept', 'Days']
     """
 
-    fe_params: pd.Series
-    fe_bse: pd.Series
-    fe_cov: np.ndarray
-    random_effects: dict[str, pd.Series | pd.DataFrame]
-    variance_components: dict[str, float | pd.DataFrame]
-    correlation_params: dict[str, float]
+    fe_params: pd.Series = DeferredField()
+    fe_bse: pd.Series = DeferredField()
+    fe_cov: np.ndarray = DeferredField()
+    random_effects: dict[str, pd.Series | pd.DataFrame] = DeferredField()
+    variance_components: dict[str, float | pd.DataFrame] = DeferredField()
+    correlation_params: dict[str, float] = DeferredField()
     theta: np.ndarray
     theta_names: tuple[str, ...]
     scale: float
     llf: float
     nparams: int
-    resid: np.ndarray
-    fittedvalues: np.ndarray
+    resid: np.ndarray = DeferredField()
+    fittedvalues: np.ndarray = DeferredField()
     nobs: int
     ngroups: dict[str, int]
     method: str
     converged: bool
     df_method: str
-    model: ModelInfo
+    model: ModelInfo = DeferredField()
     is_singular: bool
     boundary_flags: dict[str, bool]
     n_dropped: int
@@ -107,6 +110,10 @@ class CrossedLMEResult(FittedModel):
     _factor: Factor = field(repr=False, default=None, compare=False)
     _conditioning: Conditioning = field(repr=False, default=None, compare=False)
     _kenward_roger: KenwardRoger | None = field(repr=False, default=None, compare=False)
+
+    def __getstate__(self) -> dict:
+        """The state pickles and copies hold: every deferred field computed."""
+        return resolved_state(self)
 
     # ----- likelihood ---------------------------------------------------------------------
     @property

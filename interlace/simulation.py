@@ -18,9 +18,11 @@ gamma and s, and fits it on the fit's working system.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
+from .deferred import Deferred
 from .errors import InterlaceError
 from .fitting.gradient import deviance_functions
 from .fitting.optimize import optimize_theta
@@ -95,7 +97,7 @@ def refit_response(result, y):
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
-    model = replace(result.model, endog=y)
+    model = Deferred(partial(replace, result.model, endog=y))
     return assemble(conditioning, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
                      model, factor=optimum_factor(fun, with_gradient, theta=record.theta))

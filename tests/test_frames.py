@@ -140,6 +140,46 @@ def test_model_columns_by_role():
         model_columns(pd.DataFrame({"l": pd.Series([[1], [2]])}), predictors=[])
 
 
+def _mixed_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "y": [1.0, 2.5, np.nan, 4.0],
+        "n": pd.array([1, None, 3, 4], dtype="Int64"),
+        "i": np.array([1, 2, 3, 4], dtype=np.int64),
+        "g": pd.Categorical(["b", "a", "b", "c"], categories=["c", "b", "a"]),
+        "w": ["a", "b", "a", None],
+        "flag": [True, False, True, True],
+        "d": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-01", None]),
+        "o": np.array([1, "a", 1, 2], dtype=object),
+    }, index=[10, 11, 12, 13])
+
+
+@pytest.mark.parametrize("columns", [["y", "n", "i", "g", "w", "flag", "d", "o"],  # every column, in order
+                                     ["g", "y", "o"], ["d"], ["w", "i", "n"]])
+def test_select_as_pandas_is_the_label_selection(columns):
+    frame = _mixed_frame()
+    before = frame.copy(deep=True)
+    out = select_as_pandas(frame, columns)
+    expected = frame.loc[:, columns].copy()
+    expected.index = pd.RangeIndex(len(expected))
+    pd.testing.assert_frame_equal(out, expected, check_index_type=True, check_column_type=True)
+    assert out.columns.dtype == pd.Index(columns).dtype
+    out.iloc[0, 0] = out.iloc[1, 0]  # a copy: the caller's frame never changes
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_model_columns_is_a_new_frame_whether_or_not_a_column_changes():
+    plain = pd.DataFrame({"y": [1.0, 2.0], "g": pd.Categorical(["a", "b"]), "w": np.array(["a", "b"], dtype=object)})
+    for table, predictors in ((plain, ["y"]), (plain.set_axis([5, 6]), ["y"]), (_mixed_frame().dropna(), ["y", "n"])):
+        out = model_columns(table, predictors)
+        rebuilt = pd.DataFrame({c: out[c].to_numpy() if not isinstance(out[c].dtype, pd.CategoricalDtype)
+                                else out[c].array for c in out.columns}, index=pd.RangeIndex(len(table)))
+        pd.testing.assert_frame_equal(out, rebuilt, check_index_type=True, check_column_type=True)
+        assert out is not table
+    out = model_columns(plain, ["y"])
+    out["y"] = 0.0
+    assert plain["y"].tolist() == [1.0, 2.0]
+
+
 @pytest.mark.parametrize("backend", ["pandas", "polars", "pyarrow"])
 def test_with_column_makes_a_new_frame_of_the_callers_type(cake, backend):
     native = {"pandas": cake[["angle"]], "polars": pl.from_pandas(cake[["angle"]]),
@@ -159,3 +199,15 @@ def test_row_values_of_every_series_type():
     assert row_values(["g"], "groups") is None and row_values("g", "groups") is None
     with pytest.raises(DataError, match=r"groups: expected a 1-d array of the rows' values, found shape \(1, 3\)"):
         row_values(np.zeros((1, 3)), "groups")
+
+
+@pytest.mark.parametrize("values", [pd.Index(["b", "a"], name="g"), pd.Categorical(["x", "y"]).categories,
+                                    pd.Index([3, 1]), pd.Index(["a", 1], dtype=object),
+                                    pd.Index(pd.array(["a", "b"], dtype="string")), pd.Index([1.0, 2.5])])
+def test_level_labels_are_python_strings_in_pandas_default_dtype(values):
+    from interlace.design import _level_labels, level_label
+
+    labels = _level_labels(values)
+    expected = pd.Index([level_label(v) if not isinstance(v, str) else v for v in values])
+    pd.testing.assert_index_equal(labels, expected, exact=True)
+    assert labels.name is None and labels is not values

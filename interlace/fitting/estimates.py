@@ -7,6 +7,7 @@ itself only holds data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -65,33 +66,87 @@ def fixed_cov(factor: Factor, scale: float) -> np.ndarray:
     return scale * (inv.T @ inv)
 
 
+class EstimatesAtOptimum:
+    """The estimates of :func:`compute_estimates`, each computed on first use: sigma^2
+    and the criterion at once, beta on the first read of it, the BLUPs, fitted values
+    and residuals, and vcov(beta) on theirs (a refit loop that reads one number of each
+    refit pays for that one). The arithmetic is :func:`compute_estimates`' own."""
+
+    def __init__(self, system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
+                 deviance: float, conditioning: Conditioning | None = None):
+        design = system.design
+        self._system, self._factor, self._theta, self._conditioning = system, factor, theta, conditioning
+        nu = residual_dof(design.n_obs, design.n_fixed, reml)
+        self._working_scale = factor.pwrss / nu
+        c = conditioning
+        self.scale = float(self._working_scale) if c is None else float(self._working_scale * c.scale**2)
+        self.deviance = float(deviance) if c is None else c.deviance(deviance, reml)
+
+    @cached_property
+    def _solution(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._system.solve(self._factor, self._theta)  # u, working beta
+
+    @cached_property
+    def beta(self) -> np.ndarray:
+        """The fixed effects."""
+        beta = self._solution[1]
+        return beta if self._conditioning is None else self._conditioning.beta(beta)
+
+    @cached_property
+    def _working_effects(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The BLUPs per term and the fitted values, on the system's scale."""
+        design = self._system.design
+        u, beta = self._solution
+        b = PenalizedSystem.spherical_to_effects(u, self._theta, design.terms)
+        effects: dict[str, np.ndarray] = {}
+        fitted = design.X @ beta
+        pos = 0
+        for term in design.terms:
+            block = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
+            effects[term.name] = block
+            fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(block))
+            pos += term.n_effects
+        return effects, fitted
+
+    @cached_property
+    def effects(self) -> dict[str, np.ndarray]:
+        """Per term (name -> (n_levels, k)): the BLUPs b."""
+        effects = self._working_effects[0]
+        if self._conditioning is None:
+            return effects
+        return {name: self._conditioning.scale * block for name, block in effects.items()}
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        """y - X beta - Z b (y less the offset)."""
+        resid = self._system.design.y - self._working_effects[1]
+        return resid if self._conditioning is None else self._conditioning.rows(resid)
+
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """X beta + Z b (without the offset)."""
+        if self._conditioning is None:
+            return self._working_effects[1]
+        return self._conditioning.design.y - self.resid
+
+    @cached_property
+    def fe_cov(self) -> np.ndarray:
+        """vcov(beta)."""
+        fe_cov = fixed_cov(self._factor, self._working_scale)
+        return fe_cov if self._conditioning is None else self._conditioning.cov(fe_cov)
+
+    def resolved(self) -> Estimates:
+        """Every estimate, computed now."""
+        return Estimates(self.beta, self.effects, self.fe_cov, self.scale, self.fitted, self.resid, self.deviance)
+
+
 def compute_estimates(system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
                       deviance: float, conditioning: Conditioning | None = None) -> Estimates:
     """beta, the BLUPs b = Lambda u per term, vcov(beta), sigma^2, fitted values and
     residuals, solved on the system's (working) scale and returned on the caller's
     through ``conditioning`` (the system's own scale when None; ``deviance``: the
     system's criterion at theta)."""
-    design = system.design
-    u, beta = system.solve(factor, theta)
-    b = PenalizedSystem.spherical_to_effects(u, theta, design.terms)
-    nu = residual_dof(design.n_obs, design.n_fixed, reml)
-    scale = factor.pwrss / nu
-    effects: dict[str, np.ndarray] = {}
-    fitted = design.X @ beta
-    pos = 0
-    for term in design.terms:
-        block = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
-        effects[term.name] = block
-        fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(block))
-        pos += term.n_effects
-    resid = design.y - fitted
-    fe_cov = fixed_cov(factor, scale)
-    if conditioning is None:
-        return Estimates(beta, effects, fe_cov, float(scale), fitted, resid, float(deviance))
-    c = conditioning
-    resid = c.rows(resid)
-    return Estimates(c.beta(beta), {name: c.scale * block for name, block in effects.items()}, c.cov(fe_cov),
-                     float(scale * c.scale**2), c.design.y - resid, resid, c.deviance(deviance, reml))
+    return EstimatesAtOptimum(system, factor, theta, reml, deviance, conditioning).resolved()
 
 
 def random_effects_frames(design: ModelDesign, effects: dict[str, np.ndarray]) -> dict[str, pd.Series | pd.DataFrame]:

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..deferred import Deferred
 from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult, ModelInfo
 from .conditioning import Conditioning, condition
 from .estimates import (
-    Estimates,
+    EstimatesAtOptimum,
     boundary_flags,
-    compute_estimates,
     lme4_term_order,
     random_effects_frames,
     variance_components,
@@ -68,19 +69,20 @@ def optimum_factor(*criteria, theta: np.ndarray):
 
 def assemble(conditioning: Conditioning, system, record: OptimizationRecord, reml: bool, method: str,
              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
-             options: dict | None = None, model: ModelInfo | None = None,
+             options: dict | None = None, model: ModelInfo | Deferred | None = None,
              factor=None) -> CrossedLMEResult:
     """The result of an optimum ``record`` of ``system`` (built on the working design of
-    ``conditioning``), every value on the caller's scale."""
+    ``conditioning``), every value on the caller's scale.
+
+    The scalars (theta, sigma^2, the criterion, the flags) are computed here; the
+    labelled fields (``fe_params``, ``random_effects``, ``model``, ...) when first read
+    (:mod:`interlace.deferred`), from the estimates at the optimum, which are
+    themselves computed on first use (:class:`EstimatesAtOptimum`)."""
     design = conditioning.design
-    theta = record.theta
+    theta = record.theta.copy()  # the deferred fields' own: unchanged by the caller's edits of the result
     if factor is None:
         factor = system.factorize(theta)
-    est: Estimates = compute_estimates(system, factor, theta, reml, record.objective, conditioning)
-    names = design.fixed_index
-    fe_params = pd.Series(est.beta, index=names, name="Estimate")
-    fe_bse = pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")
-    components, correlations = variance_components(design, theta, est.scale)
+    est = EstimatesAtOptimum(system, factor, theta, reml, record.objective, conditioning)
     flags = boundary_flags(design, theta)
     singular = any(flags.values())
     if singular:
@@ -100,36 +102,28 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
             stacklevel=4,
         )
     ordered = lme4_term_order(design)
-    model = model or ModelInfo(
-        exog=design.X,
-        endog=design.fixed.observed,
-        exog_names=list(design.fixed_names),
-        endog_names=design.fixed.response_name,
-        groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels) for t in ordered},
-        formula=formula,
-        data=data,
-        dropped_rows=dropped_rows,
-    )
+    components = cache(partial(variance_components, design, theta, est.scale))
+    names = design.fixed_index
     result = CrossedLMEResult(
-        fe_params=fe_params,
-        fe_bse=fe_bse,
-        fe_cov=est.fe_cov,
-        random_effects=random_effects_frames(design, est.effects),
-        variance_components=components,
-        correlation_params=correlations,
+        fe_params=Deferred(lambda: pd.Series(est.beta, index=names, name="Estimate")),
+        fe_bse=Deferred(lambda: pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")),
+        fe_cov=Deferred(lambda: est.fe_cov),
+        random_effects=Deferred(lambda: random_effects_frames(design, est.effects)),
+        variance_components=Deferred(lambda: components()[0]),
+        correlation_params=Deferred(lambda: components()[1]),
         theta=theta.copy(),
         theta_names=design.theta_names,
         scale=est.scale,
         llf=-0.5 * est.deviance,
         nparams=design.n_fixed + design.n_theta + 1,
-        resid=est.resid,  # y - offset - (X b + Z u)
-        fittedvalues=design.fixed.with_offset_added(est.fitted),
+        resid=Deferred(lambda: est.resid),  # y - offset - (X b + Z u)
+        fittedvalues=Deferred(lambda: design.fixed.with_offset_added(est.fitted)),
         nobs=design.n_obs,
         ngroups={t.name: t.n_levels for t in ordered},
         method=method,
         converged=record.converged,
         df_method="satterthwaite",
-        model=model,
+        model=model if model is not None else Deferred(partial(model_info, design, formula, data, dropped_rows)),
         is_singular=singular,
         boundary_flags=flags,
         n_dropped=n_dropped,
@@ -141,3 +135,18 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         _conditioning=conditioning,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result
+
+
+def model_info(design, formula: str, data: Any, dropped_rows: np.ndarray) -> ModelInfo:
+    """The model's data of a fit of ``design`` (the caller's design, not the working one)."""
+    return ModelInfo(
+        exog=design.X,
+        endog=design.fixed.observed,
+        exog_names=list(design.fixed_names),
+        endog_names=design.fixed.response_name,
+        groups={t.name: pd.Categorical.from_codes(t.group_codes, categories=t.levels)
+                for t in lme4_term_order(design)},
+        formula=formula,
+        data=data,
+        dropped_rows=dropped_rows,
+    )

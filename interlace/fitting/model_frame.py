@@ -5,6 +5,7 @@ and the generalized fits."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -158,15 +159,13 @@ def _row_numbers(argument: str, given: str | np.ndarray | None, table: pd.DataFr
     return np.ascontiguousarray(given[kept])
 
 
-def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop", weights: Any = None,
-            offset: Any = None, extra_columns: Sequence[str] = (), generalized: bool = False,
-            ) -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
-    """Parse and read the data: the design, the full formula, the used rows, and the
-    positions of the rows dropped for missing values (in a used column, the weights,
-    the offset or one of ``extra_columns``, which the returned rows also hold;
-    ``generalized``: see :func:`interlace.design.build_design`)."""
-    na_action = choice("na_action", na_action, ("drop", "raise"))
-    data, groups = attach_groups(data, groups)
+PLAN_CACHE_SIZE = 128
+"""How many formulas (and column-name lists) the parsing caches of :func:`prepare` keep."""
+
+
+def _formula_terms(formula: str, groups, random) -> tuple[str, tuple[RandomTermSpec, ...], str]:
+    """The fixed part, the random terms (the formula's, then ``groups=``'s and
+    ``random=``'s) and the full formula."""
     fixed_formula, specs = split_formula(formula)
     specs = specs + _random_specs(groups, random)
     if not specs:
@@ -177,8 +176,15 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
     full_formula = formula if not (groups or random) else (
         fixed_formula + "".join(f" + ({s.expr} | {':'.join(map(quote_name, s.factors))})" for s in specs)
     )
-    frame, info = ingest(data)
-    columns = list(info.columns)
+    return fixed_formula, tuple(specs), full_formula
+
+
+def _columns_read(fixed_formula: str, specs: tuple[RandomTermSpec, ...],
+                  columns: tuple[str, ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The columns the model reads from a frame of these ``columns`` (in order: the
+    fixed part's, then each random term's slopes and grouping columns) and those read
+    as predictors (the others are grouping factors only); an error names a missing one."""
+    columns = list(columns)
     used = _used_columns(fixed_formula, columns, f"formula {fixed_formula!r}")
     predictors = set(used)
     for spec in specs:
@@ -193,7 +199,41 @@ def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = 
         for name in slopes + list(spec.factors):
             if name not in used:
                 used.append(name)
-    _check_intercept_column(fixed_formula, specs, columns)
+    _check_intercept_column(fixed_formula, list(specs), columns)
+    return tuple(used), frozenset(predictors)
+
+
+_cached_functions = {function: lru_cache(maxsize=PLAN_CACHE_SIZE)(function)
+                     for function in (_formula_terms, _columns_read)}
+
+
+def _cached(function, *arguments):
+    """``function(*arguments)``, from a bounded cache when the arguments are hashable
+    (strings, tuples of them; a list becomes a tuple). They are a formula's text and
+    a frame's column names only, so a result depends on nothing else; a call that
+    raises is not kept, and raises again the next time."""
+    key = tuple(tuple(a) if isinstance(a, list) else a for a in arguments)
+    try:
+        hash(key)
+    except TypeError:  # e.g. groups= given as something else: the uncached call names it
+        return function(*arguments)
+    return _cached_functions[function](*key)  # the functions read a list and a tuple alike
+
+
+def prepare(formula: str, data: Any, groups=None, random=None, na_action: str = "drop", weights: Any = None,
+            offset: Any = None, extra_columns: Sequence[str] = (), generalized: bool = False,
+            ) -> tuple[ModelDesign, str, pd.DataFrame, np.ndarray]:
+    """Parse and read the data: the design, the full formula, the used rows, and the
+    positions of the rows dropped for missing values (in a used column, the weights,
+    the offset or one of ``extra_columns``, which the returned rows also hold;
+    ``generalized``: see :func:`interlace.design.build_design`)."""
+    na_action = choice("na_action", na_action, ("drop", "raise"))
+    data, groups = attach_groups(data, groups)
+    fixed_formula, specs, full_formula = _cached(_formula_terms, formula, groups, random)
+    frame, info = ingest(data)
+    columns = list(info.columns)
+    used, predictors = _cached(_columns_read, fixed_formula, specs, info.columns)
+    used, predictors = list(used), set(predictors)
     used.extend(c for c in extra_columns if c not in used)
     given = {argument: _row_argument(argument, value, columns, info.n_rows)
              for argument, value in (("weights", weights), ("offset", offset))}
