@@ -10,6 +10,63 @@ from .sparse_cholesky import find_entry
 
 
 @kernel
+def rest_lower_pattern(ptr, idx, row_ptr, positions, levels, size, n_tail):
+    """The lower CSC pattern (``indptr``, ``indices``: int64, sorted rows) of the sparse
+    rest of order ``size``: the diagonal, every pair of rest indices that some leading
+    level's coupling ``idx[ptr[l]:ptr[l+1]]`` (sorted, the [X y] tail last) holds, and
+    the last ``n_tail`` rows whole.
+
+    Column a < size - n_tail is built from the levels that meet a (``row_ptr``,
+    ``positions``, ``levels`` from
+    :func:`~interlace.kernels.blockdiag.transpose_coupling`): the random indices after a
+    in each such level, deduplicated with a marker and sorted, then the tail.
+    """
+    n_head = size - n_tail
+    marker = np.full(size, -1, dtype=np.int64)
+    indptr = np.zeros(size + 1, dtype=np.int64)
+    for a in range(size):
+        count = size - a
+        if a < n_head:
+            count = 1 + n_tail
+            marker[a] = a
+            for t in range(row_ptr[a], row_ptr[a + 1]):
+                l = levels[t]
+                for b in range(positions[t] + 1, ptr[l + 1]):
+                    j = idx[b]
+                    if j >= n_head:
+                        break
+                    if marker[j] != a:
+                        marker[j] = a
+                        count += 1
+        indptr[a + 1] = indptr[a] + count
+    indices = np.empty(indptr[size], dtype=np.int64)
+    marker[:] = -1
+    for a in range(size):
+        start = indptr[a]
+        if a >= n_head:
+            for j in range(a, size):
+                indices[start + j - a] = j
+            continue
+        indices[start] = a
+        marker[a] = a
+        count = 1
+        for t in range(row_ptr[a], row_ptr[a + 1]):
+            l = levels[t]
+            for b in range(positions[t] + 1, ptr[l + 1]):
+                j = idx[b]
+                if j >= n_head:
+                    break
+                if marker[j] != a:
+                    marker[j] = a
+                    indices[start + count] = j
+                    count += 1
+        indices[start + 1 : start + count] = np.sort(indices[start + 1 : start + count])
+        for c in range(n_tail):
+            indices[start + count + c] = n_head + c
+    return indptr, indices
+
+
+@kernel
 def count_level_pairs(ptr):
     """Number of (a >= b) pairs within each level's coupling, summed."""
     total = 0
