@@ -80,7 +80,8 @@ def count_level_pairs(ptr):
 def level_pair_positions(ptr, idx, input_indptr, input_indices, out):
     """Position in the lower-CSC input layout of every pair (idx[i], idx[j]), j <= i,
     of each level's coupling, level by level in the order :func:`downdate_pattern`
-    walks them; -1 if the pattern lacks the entry."""
+    walks them, written into ``out`` (int32 when the layout's positions fit); -1 if the
+    pattern lacks the entry."""
     t = 0
     for l in range(ptr.shape[0] - 1):
         for i in range(ptr[l], ptr[l + 1]):
@@ -115,12 +116,14 @@ def downdate_pattern(values, ptr, idx, val, shrink, scale, pair_positions):
 
 
 @kernel
-def scale_pattern(values, rows, columns, scale, n_random, out):
+def scale_pattern(values, input_indptr, input_indices, scale, n_random, out):
     """out = values * s_row * s_col, plus 1 on the diagonal of the first ``n_random``
-    indices: Lambda_r' A Lambda_r + diag(I, 0) on the pattern, scalar rest terms."""
-    for t in range(values.shape[0]):
-        r = rows[t]
-        c = columns[t]
-        out[t] = values[t] * scale[r] * scale[c]
-        if r == c and r < n_random:
-            out[t] += 1.0
+    indices: Lambda_r' A Lambda_r + diag(I, 0) on the lower CSC input layout, scalar
+    rest terms."""
+    for c in range(input_indptr.shape[0] - 1):
+        sc = scale[c]
+        for t in range(input_indptr[c], input_indptr[c + 1]):
+            r = input_indices[t]
+            out[t] = values[t] * scale[r] * sc
+            if r == c and r < n_random:
+                out[t] += 1.0

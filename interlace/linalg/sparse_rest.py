@@ -106,6 +106,18 @@ def rest_crossprod_entries(terms, index_offset: np.ndarray, xy: np.ndarray, n_ra
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
 
 
+def position_dtype(n_entries: int) -> type:
+    """int32 for positions in an array of ``n_entries`` when they fit (half the bytes of
+    the downdate's position per pair), else int64.
+
+    Examples
+    --------
+    >>> position_dtype(10**6).__name__, position_dtype(2**31).__name__
+    ('int32', 'int64')
+    """
+    return np.int32 if n_entries <= np.iinfo(np.int32).max else np.int64
+
+
 @dataclass(frozen=True)
 class SparseFactor:
     """The factor of a sparse-rest system at one theta (the fields
@@ -203,11 +215,8 @@ class SparseRestSystem(PenalizedSystem):
                                                max_bytes=max_bytes)
         del indptr, indices
         self._a_positions = self._locate(self._a_rows, self._a_cols)
-        pairs = np.empty(count_level_pairs(ptr), dtype=np.int64)
-        level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, pairs)
-        self._pair_positions = pairs
-        self._input_rows = self.chol.input_indices
-        self._input_cols = np.repeat(np.arange(size, dtype=np.int64), np.diff(self.chol.input_indptr))
+        self._pair_positions = np.empty(count_level_pairs(ptr), dtype=position_dtype(self.chol.input_indices.size))
+        level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, self._pair_positions)
         if not self._scalar:
             self._scaling = self._scaling_plan()
         self._random_chol = None
@@ -252,7 +261,8 @@ class SparseRestSystem(PenalizedSystem):
         T[a, r] D[a, b] T[b, c] over a, b in the blocks of r and c (T lower triangular:
         a, b at or after r, c in their block)."""
         start, k, local, coef = self._blocks()
-        rows, cols = self._input_rows, self._input_cols
+        rows = self.chol.input_indices
+        cols = np.repeat(np.arange(self.size, dtype=np.int64), np.diff(self.chol.input_indptr))
         entry = np.arange(rows.size, dtype=np.int64)
         out = ([], [], [], [])
         kmax = int(k.max())
@@ -330,7 +340,7 @@ class SparseRestSystem(PenalizedSystem):
             return out
         scale = self._scalar_scale(theta)
         out = np.empty_like(values)
-        scale_pattern(values, self._input_rows, self._input_cols, scale, self.n_rest_random, out)
+        scale_pattern(values, self.chol.input_indptr, self.chol.input_indices, scale, self.n_rest_random, out)
         downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self._pair_positions)
         return out
 
