@@ -268,6 +268,23 @@ def locate_entries(L_indptr, L_indices, rows, columns):
 
 
 @kernel
+def permuted_positions(L_indptr, L_indices, lower_indptr, lower_indices, inverse_permutation):
+    """Position in the factor's CSC arrays of each entry of A's lower CSC pattern, once
+    permuted (entry (i, j) of A is entry (inverse_permutation[i], inverse_permutation[j])
+    of P A P'), or -1 if absent: :func:`locate_entries` without the index arrays."""
+    positions = np.empty(lower_indices.shape[0], dtype=np.int64)
+    for j in range(lower_indptr.shape[0] - 1):
+        pj = inverse_permutation[j]
+        for t in range(lower_indptr[j], lower_indptr[j + 1]):
+            pi = inverse_permutation[lower_indices[t]]
+            if pi < pj:
+                positions[t] = find_entry(L_indptr, L_indices, pj, pi)
+            else:
+                positions[t] = find_entry(L_indptr, L_indices, pi, pj)
+    return positions
+
+
+@kernel
 def scatter_values(values, positions, L_values):
     """L_values = 0, then L_values[positions[t]] += values[t]: the matrix in place."""
     L_values[:] = 0.0

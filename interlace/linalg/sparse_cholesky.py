@@ -69,6 +69,7 @@ from ..kernels.sparse_cholesky import (
     leading_adjacency,
     locate_entries,
     log_diagonal_sum,
+    permuted_positions,
     permuted_upper_pattern,
     postorder,
     relaxed_supernodes,
@@ -205,6 +206,7 @@ def _symbolic(lower: _Pattern, permutation: np.ndarray, n_leading: int,
         upper_indptr[: n_leading + 1], upper_indices[: upper_indptr[n_leading]]
     )
     permutation = permutation[np.concatenate([postorder(lead_parent), np.arange(n_leading, n)])]
+    del upper_indptr, upper_indices  # before the postordered pattern is built
     upper_indptr, upper_indices = _upper(lower, permutation)
     parent = elimination_tree(upper_indptr, upper_indices)
     counts = column_counts(upper_indptr, upper_indices, parent)
@@ -212,6 +214,7 @@ def _symbolic(lower: _Pattern, permutation: np.ndarray, n_leading: int,
         return int(np.sum(counts, dtype=np.int64))
     L_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     L_indices = factor_pattern(upper_indptr, upper_indices, parent, L_indptr)
+    del upper_indptr, upper_indices
     starts, padded_indptr, padded_indices = relaxed_supernodes(
         L_indptr, L_indices, SUPERNODE_MAX_WIDTH
     )
@@ -317,12 +320,9 @@ class SparseCholesky:
             self._update_rows,
             buffer_size,
         ) = supernode_updates(self.L_indptr, self.L_indices, self._starts)
-        columns = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.input_indptr))
-        self._value_positions = locate_entries(
-            self.L_indptr,
-            self.L_indices,
-            self.inverse_permutation[self.input_indices],
-            self.inverse_permutation[columns],
+        self._value_positions = permuted_positions(
+            self.L_indptr, self.L_indices, self.input_indptr, self.input_indices,
+            self.inverse_permutation,
         )
         self._relative = np.zeros(n, dtype=np.int64)
         self._buffer = np.zeros(buffer_size)
