@@ -135,7 +135,7 @@ def test_sparse_rest_agrees_with_dense_rest(formula):
 
     design = build_design(*split_formula(formula), _sparse_meeting_frame())
     dense, sparse = PenalizedSystem(design, 1), SparseRestSystem(design)
-    assert sparse._pair_positions.dtype == np.int32  # half the bytes of int64 positions
+    assert sparse._pair_offsets.dtype == np.uint16  # a quarter of the bytes of int64 positions
     assert sparse.coupling_by_row is None  # the dense rest's downdate only
     rng = np.random.default_rng(1)
     for _ in range(3):

@@ -34,7 +34,7 @@ from ..kernels.sparse_cholesky import locate_entries
 from ..kernels.sparse_rest import (
     count_level_pairs,
     downdate_pattern,
-    level_pair_positions,
+    level_pair_offsets,
     rest_lower_pattern,
     scale_pattern,
 )
@@ -106,16 +106,16 @@ def rest_crossprod_entries(terms, index_offset: np.ndarray, xy: np.ndarray, n_ra
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
 
 
-def position_dtype(n_entries: int) -> type:
-    """int32 for positions in an array of ``n_entries`` when they fit (half the bytes of
-    the downdate's position per pair), else int64.
+def offset_dtype(longest_column: int) -> type:
+    """uint16 for offsets within columns of at most ``longest_column`` entries when they
+    fit (a quarter of the bytes of a position as int64), else int32.
 
     Examples
     --------
-    >>> position_dtype(10**6).__name__, position_dtype(2**31).__name__
-    ('int32', 'int64')
+    >>> offset_dtype(30).__name__, offset_dtype(70_000).__name__
+    ('uint16', 'int32')
     """
-    return np.int32 if n_entries <= np.iinfo(np.int32).max else np.int64
+    return np.uint16 if longest_column <= np.iinfo(np.uint16).max + 1 else np.int32
 
 
 @dataclass(frozen=True)
@@ -215,8 +215,7 @@ class SparseRestSystem(PenalizedSystem):
                                                max_bytes=max_bytes)
         del indptr, indices
         self._a_positions = self._locate(self._a_rows, self._a_cols)
-        self._pair_positions = np.empty(count_level_pairs(ptr), dtype=position_dtype(self.chol.input_indices.size))
-        level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, self._pair_positions)
+        self._pair_offsets = self._level_pair_offsets(ptr, idx)
         if not self._scalar:
             self._scaling = self._scaling_plan()
         self._random_chol = None
@@ -311,6 +310,24 @@ class SparseRestSystem(PenalizedSystem):
         self.__dict__.update(state)
         self._numbers = threading.local()
 
+    def _level_pair_offsets(self, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Where the downdate of each pair of random indices a level meets lands: its
+        offset in its column of the input layout (:func:`level_pair_offsets`), after
+        checking that the layout ends every random column with the [X y] rows, whole
+        (the downdate finds their entries from the column's end)."""
+        indptr, indices = self.chol.input_indptr, self.chol.input_indices
+        q, size = self.n_rest_random, self.size
+        tail = np.arange(q, size, dtype=np.int64)
+        ends = indptr[1 : q + 1]
+        if q and (np.any(ends - indptr[:q] < tail.size)
+                  or np.any(indices[ends[:, None] - (size - tail)[None, :]] != tail)):
+            raise AssertionError("the sparse rest's pattern lacks part of an [X y] row")  # pragma: no cover
+        lengths = np.diff(indptr[: q + 1])
+        out = np.empty(count_level_pairs(ptr, idx, q), dtype=offset_dtype(int(lengths.max()) if q else 0))
+        if level_pair_offsets(ptr, idx, indptr, indices, q, out):
+            raise AssertionError("the sparse rest's pattern lacks a pair a level meets")  # pragma: no cover
+        return out
+
     def _locate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Positions of lower-triangle entries (rows >= cols) in the input layout."""
         return locate_entries(self.chol.input_indptr, self.chol.input_indices, rows, cols)
@@ -331,7 +348,8 @@ class SparseRestSystem(PenalizedSystem):
         np.add.at(values, self._a_positions, self._a_values)
         ptr, idx, val = self.coupling
         if not self._scalar:  # downdate unscaled, then Lambda_r' . Lambda_r by the plan
-            downdate_pattern(values, ptr, idx, val, lead_shrink, np.ones(self.size), self._pair_positions)
+            downdate_pattern(values, ptr, idx, val, lead_shrink, np.ones(self.size), self.chol.input_indptr,
+                             self._pair_offsets, self.n_rest_random)
             entry, position, left, right, diagonal = self._scaling
             coefficients = self._coefficients(theta)
             out = np.bincount(entry, weights=coefficients[left] * coefficients[right] * values[position],
@@ -341,7 +359,8 @@ class SparseRestSystem(PenalizedSystem):
         scale = self._scalar_scale(theta)
         out = np.empty_like(values)
         scale_pattern(values, self.chol.input_indptr, self.chol.input_indices, scale, self.n_rest_random, out)
-        downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self._pair_positions)
+        downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self.chol.input_indptr, self._pair_offsets,
+                         self.n_rest_random)
         return out
 
     def factorize(self, theta: np.ndarray) -> SparseFactor:
