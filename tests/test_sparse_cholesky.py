@@ -303,6 +303,14 @@ def test_auto_keeps_the_cheapest_order():
         auto = SparseCholesky.analyse(A, ordering="auto")
         candidates = [SparseCholesky.analyse(A, ordering=o) for o in ("amd", "rcm", "natural")]
         assert flops(auto) == min(flops(c) for c in candidates)
+        # the winner is the analysis of its own order, built again when not tried last
+        chosen = candidates[("amd", "rcm", "natural").index(auto.ordering)]
+        assert_array_equal(auto.permutation, chosen.permutation)
+        assert_array_equal(auto.L_indices, chosen.L_indices)
+        assert_array_equal(auto.L_indptr, chosen.L_indptr)
+    orderings = {SparseCholesky.analyse(A).ordering for A in (band_with_wraparound(200, 6), grid(15),
+                                                              random_sparse(150, 0.02), crossed_schur())}
+    assert orderings - {"amd"}, "no case here has a winner other than AMD (the rebuilt winner is untested)"
 
 
 def nnz_of_factor(A, order):

@@ -422,20 +422,28 @@ class SparseCholesky:
         graph = _leading_graph(lower, n_leading)
         trailing = np.arange(n_leading, n, dtype=np.int64)
         methods = ("amd", "rcm", "natural") if ordering == "auto" else (ordering,)
+        orders = [np.concatenate([_leading_order(graph, method), trailing]) for method in methods]
+        del graph
         max_entries = np.inf if max_bytes is None else max_bytes / BYTES_PER_ENTRY
-        best, fewest = None, None
-        for method in methods:
-            permutation = np.concatenate([_leading_order(graph, method), trailing])
-            symbolic = _symbolic(lower, permutation, n_leading, max_entries)
+        # one symbolic factor alive at a time: each order's is dropped once its cost is
+        # known, unless it is the cheapest and the last one tried (AMD, usually the
+        # cheapest, is tried last; another winner's factor is built again)
+        tried = sorted(range(len(methods)), key=lambda rank: methods[rank] == "amd")
+        best, kept, fewest = None, None, None
+        for rank in tried:
+            symbolic = _symbolic(lower, orders[rank], n_leading, max_entries)
             if isinstance(symbolic, int):
                 fewest = symbolic if fewest is None else min(fewest, symbolic)
-            elif best is None or symbolic.flops < best[0].flops:
-                best = (symbolic, method)
-            del symbolic  # a losing order's pattern goes before the next one is built
-        del graph
+            elif best is None or (symbolic.flops, rank) < best:  # ties: the earlier method
+                best = (symbolic.flops, rank)
+                kept = symbolic if rank == tried[-1] else None
+            del symbolic
         if best is None:
             raise SparseTooLargeError(fewest * BYTES_PER_ENTRY, max_bytes, n, fewest)
-        return cls(lower, int(n_trailing_dense), *best)
+        rank = best[1]
+        if kept is None:
+            kept = _symbolic(lower, orders[rank], n_leading)
+        return cls(lower, int(n_trailing_dense), kept, methods[rank])
 
     def workspace(self) -> SparseCholesky:
         """A factor on the same analysis with its own numbers: the ordering, the
