@@ -135,6 +135,8 @@ def test_sparse_rest_agrees_with_dense_rest(formula):
 
     design = build_design(*split_formula(formula), _sparse_meeting_frame())
     dense, sparse = PenalizedSystem(design, 1), SparseRestSystem(design)
+    assert sparse._pair_offsets.dtype == np.uint16  # a quarter of the bytes of int64 positions
+    assert sparse.coupling_by_row is None  # the dense rest's downdate only
     rng = np.random.default_rng(1)
     for _ in range(3):
         theta = np.where(np.isfinite(design.theta_lower), rng.uniform(0.1, 1.5, design.n_theta),
@@ -158,6 +160,51 @@ def test_sparse_rest_agrees_with_dense_rest(formula):
     a = profiled_deviance(dense.with_response(y).factorize(theta), design.n_obs, design.n_fixed, True)
     b = profiled_deviance(sparse.with_response(y).factorize(theta), design.n_obs, design.n_fixed, True)
     assert a == pytest.approx(b, rel=PATHS_REL)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g1) + (1 | g2)", "y ~ x + (1 + x | g1) + (1 | g2)",
+                                     "y ~ x + (1 | g1) + (1 + x | g2) + (1 | g3)"])
+def test_sparse_rest_builds_its_crossproducts_and_pattern_from_the_codes(formula):
+    """A_rr's entries and the rest's lower pattern against the scipy products they
+    replace: [Z_r X y]'[Z_r X y] from a sparse Z_r, and the coupling cliques C'C plus the
+    diagonal and the [X y] rows."""
+    import scipy.sparse as sp
+
+    from interlace.kernels.blockdiag import transpose_coupling
+    from interlace.kernels.sparse_rest import rest_lower_pattern
+    from interlace.linalg.sparse_rest import rest_crossprod_entries
+    from interlace.linalg.system import lead_blocks, stack_terms
+
+    frame = _sparse_meeting_frame()
+    frame["g3"] = frame["g2"].cat.codes % 37
+    design = build_design(*split_formula(formula), frame)
+    rest = design.terms[1:]
+    n, p = design.n_obs, design.n_fixed
+    q = sum(t.n_effects for t in rest)
+    size = q + p + 1
+    xy = np.column_stack([design.X, design.y])
+    codes, designs, _, offsets, ks, _ = stack_terms(rest, n)
+    columns = [offsets[t] + codes[t].astype(np.int64) * ks[t] + c for t in range(len(rest)) for c in range(ks[t])]
+    z = sp.csr_matrix((designs.T.ravel(), (np.tile(np.arange(n), len(columns)), np.concatenate(columns))),
+                      shape=(n, q))
+    full = sp.hstack([z, sp.csr_matrix(xy)]).tocsc()
+    expected = np.tril((full.T @ full).toarray())
+    rows, cols, values = rest_crossprod_entries(rest, offsets, xy, q)
+    assert np.all(rows >= cols)
+    assert np.unique(rows * size + cols).size == rows.size  # one entry per place
+    built = np.zeros((size, size))
+    built[rows, cols] = values
+    np.testing.assert_allclose(built, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    ptr, idx, _ = lead_blocks(design, np.ascontiguousarray(xy)).coupling
+    indptr, indices = rest_lower_pattern(ptr, idx, *transpose_coupling(ptr, idx, size), size, p + 1)
+    level_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    cliques = sp.csr_matrix((np.ones(idx.size), (level_of, idx)), shape=(len(ptr) - 1, size))
+    tail = np.zeros((size, size))
+    tail[q:, :] = 1.0
+    pattern = sp.tril(cliques.T @ cliques + sp.eye(size) + sp.csr_matrix(tail) + abs(sp.csr_matrix(expected))).tocsc()
+    pattern.sort_indices()
+    np.testing.assert_array_equal(indptr, pattern.indptr)
+    np.testing.assert_array_equal(indices, pattern.indices)
 
 
 def test_fit_on_the_sparse_rest_equals_the_dense_fit():

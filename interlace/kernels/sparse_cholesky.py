@@ -75,6 +75,60 @@ def permuted_upper_pattern(lower_indptr, lower_indices, inverse_permutation):
 
 
 @kernel
+def is_lower_pattern(indptr, indices):
+    """Whether ``indptr``/``indices`` are a lower-triangular CSC pattern of order
+    len(indptr) - 1: a non-decreasing pointer from 0 to len(indices), and each column's
+    rows sorted, distinct and between the column and n - 1."""
+    n = indptr.shape[0] - 1
+    if n < 0 or indptr[0] != 0 or indptr[n] != indices.shape[0]:
+        return False
+    for j in range(n):
+        if indptr[j + 1] < indptr[j]:
+            return False
+        previous = j - 1
+        for p in range(indptr[j], indptr[j + 1]):
+            r = indices[p]
+            if r <= previous or r >= n:
+                return False
+            previous = r
+    return True
+
+
+@kernel
+def leading_adjacency(lower_indptr, lower_indices, n_leading):
+    """The graph of the leading ``n_leading`` columns (both triangles, no diagonal) as
+    CSR with sorted columns, from the lower triangle of A (CSC, sorted rows).
+
+    Row a lists the columns c < a whose lower part holds a (met in increasing c), then
+    the rows r > a of column a (sorted already): sorted without a sort.
+    """
+    degree = np.zeros(n_leading + 1, dtype=np.int64)
+    for c in range(n_leading):
+        for p in range(lower_indptr[c], lower_indptr[c + 1]):
+            r = lower_indices[p]
+            if c < r < n_leading:
+                degree[r + 1] += 1
+                degree[c + 1] += 1
+    for a in range(n_leading):
+        degree[a + 1] += degree[a]
+    indices = np.empty(degree[n_leading], dtype=np.int64)
+    fill = degree[:n_leading].copy()
+    for c in range(n_leading):
+        for p in range(lower_indptr[c], lower_indptr[c + 1]):
+            r = lower_indices[p]
+            if c < r < n_leading:
+                indices[fill[r]] = c
+                fill[r] += 1
+    for a in range(n_leading):
+        for p in range(lower_indptr[a], lower_indptr[a + 1]):
+            r = lower_indices[p]
+            if a < r < n_leading:
+                indices[fill[a]] = r
+                fill[a] += 1
+    return degree, indices
+
+
+@kernel
 def elimination_tree(upper_indptr, upper_indices):
     """Parent of every column in the elimination tree of A (-1 for a root).
 
@@ -210,6 +264,23 @@ def locate_entries(L_indptr, L_indices, rows, columns):
         if i < j:
             i, j = j, i
         positions[t] = find_entry(L_indptr, L_indices, i, j)
+    return positions
+
+
+@kernel
+def permuted_positions(L_indptr, L_indices, lower_indptr, lower_indices, inverse_permutation):
+    """Position in the factor's CSC arrays of each entry of A's lower CSC pattern, once
+    permuted (entry (i, j) of A is entry (inverse_permutation[i], inverse_permutation[j])
+    of P A P'), or -1 if absent: :func:`locate_entries` without the index arrays."""
+    positions = np.empty(lower_indices.shape[0], dtype=np.int64)
+    for j in range(lower_indptr.shape[0] - 1):
+        pj = inverse_permutation[j]
+        for t in range(lower_indptr[j], lower_indptr[j + 1]):
+            pi = inverse_permutation[lower_indices[t]]
+            if pi < pj:
+                positions[t] = find_entry(L_indptr, L_indices, pj, pi)
+            else:
+                positions[t] = find_entry(L_indptr, L_indices, pi, pj)
     return positions
 
 

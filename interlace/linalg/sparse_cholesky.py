@@ -65,8 +65,11 @@ from ..kernels.sparse_cholesky import (
     factor_numeric,
     factor_pattern,
     gather_entries,
+    is_lower_pattern,
+    leading_adjacency,
     locate_entries,
     log_diagonal_sum,
+    permuted_positions,
     permuted_upper_pattern,
     postorder,
     relaxed_supernodes,
@@ -115,14 +118,45 @@ def _canonical(coo: sp.coo_matrix) -> sp.csc_matrix:
     return out
 
 
-def _lower_pattern(pattern) -> sp.csc_matrix:
+class _Pattern(NamedTuple):
+    """A lower-triangular pattern: CSC arrays (int64, sorted rows, no duplicates)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.indptr.shape[0] - 1
+
+
+def _lower_pattern(pattern) -> _Pattern:
     """The lower triangle of the symmetrised pattern: where A or A' has an entry."""
     coo = _as_square(pattern, "pattern")
     rows, columns = np.maximum(coo.row, coo.col), np.minimum(coo.row, coo.col)
     ones = np.ones(rows.shape[0])
     lower = _canonical(sp.coo_matrix((ones, (rows, columns)), shape=coo.shape))
-    lower.data[:] = 1.0
-    return lower
+    return _Pattern(lower.indptr.astype(np.int64), lower.indices.astype(np.int64))
+
+
+def _checked_lower(indptr, indices) -> _Pattern:
+    """``indptr``/``indices`` as a :class:`_Pattern` (int64, not copied when already),
+    after checking that they are a lower-triangular CSC pattern with sorted rows."""
+    indptr = np.asarray(indptr)
+    indices = np.asarray(indices)
+    for name, array in (("indptr", indptr), ("indices", indices)):
+        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+            raise InterlaceError(
+                f"{name}: expected a 1-d integer array, found {array.dtype} of shape {array.shape}"
+            )
+    indptr = indptr.astype(np.int64, copy=False)
+    indices = indices.astype(np.int64, copy=False)
+    if not is_lower_pattern(indptr, indices):
+        raise InterlaceError(
+            "indptr, indices: expected a lower-triangular CSC pattern (indptr from 0 to "
+            f"len(indices) = {indices.shape[0]}, non-decreasing; each column's rows sorted, "
+            "distinct, from the column to n - 1), found otherwise"
+        )
+    return _Pattern(indptr, indices)
 
 
 def _lower_values(matrix) -> sp.csc_matrix:
@@ -140,11 +174,9 @@ def _inverse(permutation: np.ndarray) -> np.ndarray:
     return out
 
 
-def _upper(lower: sp.csc_matrix, permutation: np.ndarray):
+def _upper(lower: _Pattern, permutation: np.ndarray):
     """Strictly upper pattern of P A P' as int64 CSC arrays."""
-    return permuted_upper_pattern(
-        lower.indptr.astype(np.int64), lower.indices.astype(np.int64), _inverse(permutation)
-    )
+    return permuted_upper_pattern(lower.indptr, lower.indices, _inverse(permutation))
 
 
 
@@ -163,17 +195,18 @@ class _Symbolic(NamedTuple):
         return float(np.sum(np.diff(self.L_indptr).astype(np.float64) ** 2))
 
 
-def _symbolic(lower: sp.csc_matrix, permutation: np.ndarray, n_leading: int,
+def _symbolic(lower: _Pattern, permutation: np.ndarray, n_leading: int,
               max_entries: float = np.inf) -> _Symbolic | int:
     """Postorder ``permutation`` (leading part), then the pattern of L and its supernodes;
     only nnz(L) when it exceeds ``max_entries`` (the pattern is then not built)."""
-    n = lower.shape[0]
+    n = lower.n
     upper_indptr, upper_indices = _upper(lower, permutation)
     # a postorder of the leading forest is an equivalent order with better locality
     lead_parent = elimination_tree(
         upper_indptr[: n_leading + 1], upper_indices[: upper_indptr[n_leading]]
     )
     permutation = permutation[np.concatenate([postorder(lead_parent), np.arange(n_leading, n)])]
+    del upper_indptr, upper_indices  # before the postordered pattern is built
     upper_indptr, upper_indices = _upper(lower, permutation)
     parent = elimination_tree(upper_indptr, upper_indices)
     counts = column_counts(upper_indptr, upper_indices, parent)
@@ -181,41 +214,43 @@ def _symbolic(lower: sp.csc_matrix, permutation: np.ndarray, n_leading: int,
         return int(np.sum(counts, dtype=np.int64))
     L_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     L_indices = factor_pattern(upper_indptr, upper_indices, parent, L_indptr)
+    del upper_indptr, upper_indices
     starts, padded_indptr, padded_indices = relaxed_supernodes(
         L_indptr, L_indices, SUPERNODE_MAX_WIDTH
     )
     return _Symbolic(permutation, padded_indptr, padded_indices, starts, int(L_indptr[n]))
 
 
-def _leading_graph(lower: sp.csc_matrix, n_leading: int) -> sp.csr_matrix:
-    """Adjacency (both triangles, no diagonal) of the leading block, as CSR."""
-    indptr, indices = _upper(lower, np.arange(lower.shape[0], dtype=np.int64))
-    m = indptr[n_leading]
-    upper = sp.csc_matrix(
-        (np.ones(m), indices[:m], indptr[: n_leading + 1]), shape=(n_leading, n_leading)
+def _leading_graph(lower: _Pattern, n_leading: int) -> _Pattern:
+    """Adjacency (both triangles, no diagonal) of the leading block: CSR arrays, sorted."""
+    return _Pattern(*leading_adjacency(lower.indptr, lower.indices, n_leading))
+
+
+def _as_csr(graph: _Pattern) -> sp.csr_matrix:
+    """The graph as a scipy CSR matrix (one byte per entry: only its pattern is read)."""
+    n = graph.n
+    return sp.csr_matrix(
+        (np.ones(graph.indices.shape[0], dtype=np.int8), graph.indices, graph.indptr), shape=(n, n)
     )
-    graph = (upper + upper.T).tocsr()
-    graph.sort_indices()
-    return graph
 
 
-def _leading_order(graph: sp.csr_matrix, method: str) -> np.ndarray:
+def _leading_order(graph: _Pattern, method: str) -> np.ndarray:
     """Fill-reducing order of the leading block by ``method``; dense rows go last."""
-    n = graph.shape[0]
+    n = graph.n
     if method == "natural" or n == 0:
         return np.arange(n, dtype=np.int64)
     dense = np.diff(graph.indptr) > max(16.0, DENSE_ROW_FACTOR * np.sqrt(n))
     sparse_rows = np.flatnonzero(~dense)
     if dense.any():
-        graph = graph[sparse_rows][:, sparse_rows]
+        kept = _as_csr(graph)[sparse_rows][:, sparse_rows]
+        kept.sort_indices()
+        graph = _Pattern(kept.indptr.astype(np.int64), kept.indices.astype(np.int64))
     if sparse_rows.size == 0:
         local = np.zeros(0, dtype=np.int64)
     elif method == "amd":
-        local = approximate_minimum_degree(
-            graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
-        )
+        local = approximate_minimum_degree(graph.indptr, graph.indices)
     else:
-        local = reverse_cuthill_mckee(graph, symmetric_mode=True).astype(np.int64)
+        local = reverse_cuthill_mckee(_as_csr(graph), symmetric_mode=True).astype(np.int64)
     return np.concatenate([sparse_rows[local], np.flatnonzero(dense)]).astype(np.int64)
 
 
@@ -263,14 +298,14 @@ class SparseCholesky:
     """
 
     def __init__(
-        self, lower: sp.csc_matrix, n_trailing_dense: int, symbolic: _Symbolic, ordering: str
+        self, lower: _Pattern, n_trailing_dense: int, symbolic: _Symbolic, ordering: str
     ) -> None:
-        n = lower.shape[0]
+        n = lower.n
         self.n = n
         self.n_trailing_dense = n_trailing_dense
         self.ordering = ordering
-        self.input_indptr = lower.indptr.astype(np.int64)
-        self.input_indices = lower.indices.astype(np.int64)
+        self.input_indptr = lower.indptr
+        self.input_indices = lower.indices
         self.permutation = symbolic.permutation
         self.inverse_permutation = _inverse(symbolic.permutation)
         self.L_indptr = symbolic.L_indptr
@@ -285,12 +320,9 @@ class SparseCholesky:
             self._update_rows,
             buffer_size,
         ) = supernode_updates(self.L_indptr, self.L_indices, self._starts)
-        columns = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.input_indptr))
-        self._value_positions = locate_entries(
-            self.L_indptr,
-            self.L_indices,
-            self.inverse_permutation[self.input_indices],
-            self.inverse_permutation[columns],
+        self._value_positions = permuted_positions(
+            self.L_indptr, self.L_indices, self.input_indptr, self.input_indices,
+            self.inverse_permutation,
         )
         self._relative = np.zeros(n, dtype=np.int64)
         self._buffer = np.zeros(buffer_size)
@@ -331,8 +363,47 @@ class SparseCholesky:
         >>> chol.permutation.tolist()[2:], chol.nnz_L
         ([2, 3], 4)
         """
-        lower = _lower_pattern(pattern)
-        n = lower.shape[0]
+        return cls._analyse(_lower_pattern(pattern), n_trailing_dense, ordering, max_bytes)
+
+    @classmethod
+    def analyse_lower(
+        cls, indptr, indices, n_trailing_dense: int = 0, *, ordering: Ordering = "auto",
+        max_bytes: float | None = None,
+    ) -> SparseCholesky:
+        """:meth:`analyse` for a pattern given as the arrays of its lower triangle.
+
+        The arrays become the input layout as they are (int64 arrays are not copied),
+        so a caller that builds a large pattern need not build a scipy matrix, its
+        values or a second copy.
+
+        Parameters
+        ----------
+        indptr, indices : numpy.ndarray
+            The lower triangle of the symmetric pattern, CSC: column j's rows are
+            ``indices[indptr[j]:indptr[j+1]]``, sorted, distinct, from j to n - 1
+            (with the diagonal: these entries are the input layout).
+        n_trailing_dense, ordering, max_bytes
+            As :meth:`analyse`.
+
+        Returns
+        -------
+        SparseCholesky
+            The analysed factor, not yet factored (``ok`` is False).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> chol = SparseCholesky.analyse_lower(np.array([0, 2, 3]), np.array([0, 1, 1]))
+        >>> chol.refactor(np.array([2.0, 1.0, 2.0])), round(chol.logdet(), 6)
+        (True, 1.098612)
+        """
+        return cls._analyse(_checked_lower(indptr, indices), n_trailing_dense, ordering, max_bytes)
+
+    @classmethod
+    def _analyse(
+        cls, lower: _Pattern, n_trailing_dense, ordering, max_bytes: float | None
+    ) -> SparseCholesky:
+        n = lower.n
         if isinstance(n_trailing_dense, bool) or not isinstance(
             n_trailing_dense, (int, np.integer)
         ):
@@ -351,18 +422,28 @@ class SparseCholesky:
         graph = _leading_graph(lower, n_leading)
         trailing = np.arange(n_leading, n, dtype=np.int64)
         methods = ("amd", "rcm", "natural") if ordering == "auto" else (ordering,)
+        orders = [np.concatenate([_leading_order(graph, method), trailing]) for method in methods]
+        del graph
         max_entries = np.inf if max_bytes is None else max_bytes / BYTES_PER_ENTRY
-        best, fewest = None, None
-        for method in methods:
-            permutation = np.concatenate([_leading_order(graph, method), trailing])
-            symbolic = _symbolic(lower, permutation, n_leading, max_entries)
+        # one symbolic factor alive at a time: each order's is dropped once its cost is
+        # known, unless it is the cheapest and the last one tried (AMD, usually the
+        # cheapest, is tried last; another winner's factor is built again)
+        tried = sorted(range(len(methods)), key=lambda rank: methods[rank] == "amd")
+        best, kept, fewest = None, None, None
+        for rank in tried:
+            symbolic = _symbolic(lower, orders[rank], n_leading, max_entries)
             if isinstance(symbolic, int):
                 fewest = symbolic if fewest is None else min(fewest, symbolic)
-            elif best is None or symbolic.flops < best[0].flops:
-                best = (symbolic, method)
+            elif best is None or (symbolic.flops, rank) < best:  # ties: the earlier method
+                best = (symbolic.flops, rank)
+                kept = symbolic if rank == tried[-1] else None
+            del symbolic
         if best is None:
             raise SparseTooLargeError(fewest * BYTES_PER_ENTRY, max_bytes, n, fewest)
-        return cls(lower, int(n_trailing_dense), *best)
+        rank = best[1]
+        if kept is None:
+            kept = _symbolic(lower, orders[rank], n_leading)
+        return cls(lower, int(n_trailing_dense), kept, methods[rank])
 
     def workspace(self) -> SparseCholesky:
         """A factor on the same analysis with its own numbers: the ordering, the

@@ -29,17 +29,93 @@ import scipy.sparse as sp
 from ..design import ModelDesign
 from ..errors import InterlaceError
 from ..kernels.blockdiag import factor_leading_block
+from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod
 from ..kernels.sparse_cholesky import locate_entries
 from ..kernels.sparse_rest import (
     count_level_pairs,
     downdate_pattern,
-    level_pair_positions,
+    level_pair_offsets,
+    rest_lower_pattern,
     scale_pattern,
 )
 from .sparse_cholesky import SparseCholesky
 from .system import LeadBlocks, PenalizedSystem, lead_blocks, stack_terms
 
 _CLAIM = threading.Lock()
+
+
+def rest_crossprod_entries(terms, index_offset: np.ndarray, xy: np.ndarray, n_random: int):
+    """The lower triangle of A_rr = [Z_r X y]'[Z_r X y] as COO (rows, columns, values,
+    one entry per place), from the terms' group codes: each term's own block-diagonal
+    block, its coupling to the later terms and to [X y], and [X y]'[X y].
+
+    Parameters
+    ----------
+    terms : sequence of RandomTerm
+        The rest's terms; term t's effects start at ``index_offset[t]``, level l's k
+        effects at ``index_offset[t] + l k``.
+    index_offset : numpy.ndarray
+        First index of each term.
+    xy : numpy.ndarray
+        The [X y] columns (n x (p + 1)), at indices ``n_random`` on.
+    n_random : int
+        Number of random effects (the terms' indices end there).
+
+    Returns
+    -------
+    rows, columns : numpy.ndarray
+        int64, rows >= columns.
+    values : numpy.ndarray
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("diameter ~ 1 + (1 | plate) + (1 | sample)", interlace.load_dataset("Penicillin"))
+    >>> d = m._system.design
+    >>> xy = np.column_stack([d.X, d.y])
+    >>> rows, cols, values = rest_crossprod_entries(d.terms[1:], np.array([0]), xy, 6)
+    >>> Z = np.eye(6)[d.terms[1].group_codes]
+    >>> full = np.column_stack([Z, xy])
+    >>> A = np.zeros((8, 8)); A[rows, cols] = values
+    >>> np.allclose(A, np.tril(full.T @ full))
+    True
+    """
+    n, n_tail = xy.shape
+    rows, cols, values = [], [], []
+    for t, term in enumerate(terms):
+        k, first = term.n_columns, int(index_offset[t])
+        own = block_diagonal_crossprod(term.group_codes, term.design, term.n_levels)
+        a, b = np.tril_indices(k)
+        base = first + k * np.arange(term.n_levels, dtype=np.int64)[:, None]
+        rows.append((base + a).ravel())
+        cols.append((base + b).ravel())
+        values.append(own[:, a, b].ravel())
+        later = first + term.n_effects  # the later terms' and [X y]'s indices start here
+        codes, designs, design_start, offsets, _, _ = stack_terms(terms[t + 1 :], n)
+        ptr, idx, val = coupling_crossprod(term.group_codes, term.design, term.n_levels, codes, designs,
+                                           design_start, offsets, xy, n_random + n_tail - later)
+        level_first = first + k * np.repeat(np.arange(term.n_levels, dtype=np.int64), np.diff(ptr))
+        for c in range(k):
+            rows.append(later + idx)
+            cols.append(level_first + c)
+            values.append(val[:, c])
+    xx_rows, xx_cols = np.tril_indices(n_tail)
+    rows.append(n_random + xx_rows.astype(np.int64))
+    cols.append(n_random + xx_cols.astype(np.int64))
+    values.append((xy.T @ xy)[xx_rows, xx_cols])
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(values)
+
+
+def offset_dtype(longest_column: int) -> type:
+    """uint16 for offsets within columns of at most ``longest_column`` entries when they
+    fit (a quarter of the bytes of a position as int64), else int32.
+
+    Examples
+    --------
+    >>> offset_dtype(30).__name__, offset_dtype(70_000).__name__
+    ('uint16', 'int32')
+    """
+    return np.uint16 if longest_column <= np.iinfo(np.uint16).max + 1 else np.int32
 
 
 @dataclass(frozen=True)
@@ -124,35 +200,22 @@ class SparseRestSystem(PenalizedSystem):
         self.downdate = "sparse"
         self._dense_coupling = None
         self._scalar = bool(np.all(ks == 1))
-        # A_rr = [Z_r X y]'[Z_r X y] as a lower triangle (COO), Z_r sparse: one entry per row
-        # and column of each term (level l of a k-column term has effects l k .. l k + k - 1)
-        cols = [index_offset[t] + codes[t].astype(np.int64) * ks[t] + c
-                for t in range(len(self.rest_terms)) for c in range(ks[t])]
-        z_rest = sp.csr_matrix((designs.T.ravel(), (np.tile(np.arange(n), len(cols)), np.concatenate(cols))),
-                               shape=(n, q))
-        ztz = sp.tril(z_rest.T @ z_rest).tocoo()
-        ztxy = np.asarray(z_rest.T @ xy)  # q x (p + 1)
-        xtx = np.tril(xy.T @ xy)
-        tail_rows, tail_cols = np.nonzero(np.ones((p + 1, q)))  # every [X y] x random entry
-        xx_rows, xx_cols = np.tril_indices(p + 1)
-        self._a_rows = np.concatenate([ztz.row, q + tail_rows, q + xx_rows]).astype(np.int64)
-        self._a_cols = np.concatenate([ztz.col, tail_cols, q + xx_cols]).astype(np.int64)
-        self._a_values = np.concatenate([ztz.data, ztxy.T.ravel(), xtx[xx_rows, xx_cols]])
-        # the pattern: A_rr, every level's coupling clique, the diagonal
+        self._a_rows, self._a_cols, self._a_values = rest_crossprod_entries(self.rest_terms, index_offset, xy, q)
+        # the pattern: every level's coupling clique (it holds A_rr's entries: two rest
+        # effects of one row meet in that row's leading level), the diagonal, the [X y] rows
         ptr, idx, _ = self.coupling
-        level_of = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-        cliques = sp.csr_matrix((np.ones(idx.size), (level_of, idx)), shape=(len(ptr) - 1, size))
-        pattern = (sp.coo_matrix((np.ones(self._a_rows.size), (self._a_rows, self._a_cols)), shape=(size, size))
-                   + cliques.T @ cliques + sp.eye(size))
-        if not self._scalar:
+        indptr, indices = rest_lower_pattern(ptr, idx, *self.coupling_by_row, size, p + 1)
+        self.coupling_by_row = None  # only the dense rest's downdate reads it
+        if self._scalar:
+            self.chol = SparseCholesky.analyse_lower(indptr, indices, p + 1, max_bytes=max_bytes)
+        else:
+            pattern = sp.csc_matrix((np.ones(indices.size), indices, indptr), shape=(size, size))
             pattern = self._closed_under_blocks(pattern)
-        self.chol = SparseCholesky.analyse(sp.tril(pattern).tocsc(), n_trailing_dense=p + 1, max_bytes=max_bytes)
+            self.chol = SparseCholesky.analyse(sp.tril(pattern).tocsc(), n_trailing_dense=p + 1,
+                                               max_bytes=max_bytes)
+        del indptr, indices
         self._a_positions = self._locate(self._a_rows, self._a_cols)
-        pairs = np.empty(count_level_pairs(ptr), dtype=np.int64)
-        level_pair_positions(ptr, idx, self.chol.input_indptr, self.chol.input_indices, pairs)
-        self._pair_positions = pairs
-        self._input_rows = self.chol.input_indices
-        self._input_cols = np.repeat(np.arange(size, dtype=np.int64), np.diff(self.chol.input_indptr))
+        self._pair_offsets = self._level_pair_offsets(ptr, idx)
         if not self._scalar:
             self._scaling = self._scaling_plan()
         self._random_chol = None
@@ -197,7 +260,8 @@ class SparseRestSystem(PenalizedSystem):
         T[a, r] D[a, b] T[b, c] over a, b in the blocks of r and c (T lower triangular:
         a, b at or after r, c in their block)."""
         start, k, local, coef = self._blocks()
-        rows, cols = self._input_rows, self._input_cols
+        rows = self.chol.input_indices
+        cols = np.repeat(np.arange(self.size, dtype=np.int64), np.diff(self.chol.input_indptr))
         entry = np.arange(rows.size, dtype=np.int64)
         out = ([], [], [], [])
         kmax = int(k.max())
@@ -246,6 +310,24 @@ class SparseRestSystem(PenalizedSystem):
         self.__dict__.update(state)
         self._numbers = threading.local()
 
+    def _level_pair_offsets(self, ptr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Where the downdate of each pair of random indices a level meets lands: its
+        offset in its column of the input layout (:func:`level_pair_offsets`), after
+        checking that the layout ends every random column with the [X y] rows, whole
+        (the downdate finds their entries from the column's end)."""
+        indptr, indices = self.chol.input_indptr, self.chol.input_indices
+        q, size = self.n_rest_random, self.size
+        tail = np.arange(q, size, dtype=np.int64)
+        ends = indptr[1 : q + 1]
+        if q and (np.any(ends - indptr[:q] < tail.size)
+                  or np.any(indices[ends[:, None] - (size - tail)[None, :]] != tail)):
+            raise AssertionError("the sparse rest's pattern lacks part of an [X y] row")  # pragma: no cover
+        lengths = np.diff(indptr[: q + 1])
+        out = np.empty(count_level_pairs(ptr, idx, q), dtype=offset_dtype(int(lengths.max()) if q else 0))
+        if level_pair_offsets(ptr, idx, indptr, indices, q, out):
+            raise AssertionError("the sparse rest's pattern lacks a pair a level meets")  # pragma: no cover
+        return out
+
     def _locate(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Positions of lower-triangle entries (rows >= cols) in the input layout."""
         return locate_entries(self.chol.input_indptr, self.chol.input_indices, rows, cols)
@@ -266,7 +348,8 @@ class SparseRestSystem(PenalizedSystem):
         np.add.at(values, self._a_positions, self._a_values)
         ptr, idx, val = self.coupling
         if not self._scalar:  # downdate unscaled, then Lambda_r' . Lambda_r by the plan
-            downdate_pattern(values, ptr, idx, val, lead_shrink, np.ones(self.size), self._pair_positions)
+            downdate_pattern(values, ptr, idx, val, lead_shrink, np.ones(self.size), self.chol.input_indptr,
+                             self._pair_offsets, self.n_rest_random)
             entry, position, left, right, diagonal = self._scaling
             coefficients = self._coefficients(theta)
             out = np.bincount(entry, weights=coefficients[left] * coefficients[right] * values[position],
@@ -275,8 +358,9 @@ class SparseRestSystem(PenalizedSystem):
             return out
         scale = self._scalar_scale(theta)
         out = np.empty_like(values)
-        scale_pattern(values, self._input_rows, self._input_cols, scale, self.n_rest_random, out)
-        downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self._pair_positions)
+        scale_pattern(values, self.chol.input_indptr, self.chol.input_indices, scale, self.n_rest_random, out)
+        downdate_pattern(out, ptr, idx, val, lead_shrink, scale, self.chol.input_indptr, self._pair_offsets,
+                         self.n_rest_random)
         return out
 
     def factorize(self, theta: np.ndarray) -> SparseFactor:
