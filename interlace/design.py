@@ -280,7 +280,8 @@ def _comparable_columns(X: np.ndarray) -> np.ndarray:
     centred = np.sqrt(np.einsum("ij,ij->j", out, out))
     flat = later & (centred <= CONSTANT_TOLERANCE * norms)
     norms = np.where(later, centred, norms)
-    return out / np.where(flat | (norms == 0), np.inf, norms)
+    out /= np.where(flat | (norms == 0), np.inf, norms)  # in place: one n x p copy alive
+    return out
 
 
 def _full_rank_columns(X: np.ndarray) -> np.ndarray:
@@ -461,9 +462,10 @@ def warn_if_exact(fixed: FixedDesign, stacklevel: int = 2) -> bool:
     if n * p * p > EXACT_FIT_FLOPS:  # an exact fit is exact on any rows: solve on a few
         rows = np.unique(np.linspace(0, n - 1, min(n, 50 * p + 100)).astype(np.int64))
     beta = np.linalg.lstsq(X[rows] / norms, y[rows], rcond=None)[0] / norms
-    resid = y - X @ beta
-    size = float(np.sqrt(np.mean(y * y)))
-    if not float(np.sqrt(np.mean(resid * resid))) <= EXACT_FIT_TOLERANCE * size:
+    resid = X @ beta
+    np.subtract(y, resid, out=resid)  # one n-vector alive, not four (a large fit's peak memory)
+    size = float(np.sqrt(np.dot(y, y) / n))
+    if not float(np.sqrt(np.dot(resid, resid) / n)) <= EXACT_FIT_TOLERANCE * size:
         return False
     warnings.warn(
         f"response {fixed.response_name!r} is fitted exactly by the fixed effects (residuals zero to "
