@@ -2,9 +2,10 @@
 
 Each case runs in a fresh process whose ``NUMBA_CACHE_DIR`` is a new empty directory,
 so every kernel the fit touches is compiled, as in a fresh install. The child times
-every ``Dispatcher.compile`` (nested ones too: a kernel that calls another compiles
-the callee inside its own compile, so "total" counts the callee twice and "own"
-only counts what is compiled at the top level), and the whole process from outside.
+every ``Dispatcher.compile`` in CPU seconds (steadier than wall time on a shared
+machine; nested ones too: a kernel that calls another compiles the callee inside its
+own compile, so "total" counts the callee twice and "own" only counts what is compiled
+at the top level), and the whole process from outside (wall).
 
 Cases: ``sleepstudy`` (``Reaction ~ Days + (Days | Subject)``), ``insteval``
 (``y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)``) and ``trivial`` (a loop
@@ -41,20 +42,21 @@ CASES = {
 _CHILD = r"""
 import json, sys, time
 t_start = time.perf_counter()
+c_start = time.process_time()
 from numba.core import dispatcher
 original = dispatcher.Dispatcher.compile
 records = []
 depth = [0]
 
 def timed(self, sig):
-    t = time.perf_counter()
+    t = time.process_time()
     depth[0] += 1
     try:
         return original(self, sig)
     finally:
         depth[0] -= 1
         name = f"{self.py_func.__module__}.{self.py_func.__qualname__}"
-        records.append((name, time.perf_counter() - t, depth[0], str(sig)))
+        records.append((name, time.process_time() - t, depth[0], str(sig)))
 
 dispatcher.Dispatcher.compile = timed
 dataset, formula = json.loads(sys.argv[1])
@@ -70,14 +72,18 @@ if dataset is None:
         return total
 
     t_import = time.perf_counter()
+    c_import = time.process_time()
     trivial(np.ones(3))
 else:
     import interlace
     data = interlace.load_dataset(dataset)
     t_import = time.perf_counter()
+    c_import = time.process_time()
     interlace.fit(formula, data)
 t_end = time.perf_counter()
-print(json.dumps({"import": t_import - t_start, "fit": t_end - t_import, "records": records}))
+c_end = time.process_time()
+print(json.dumps({"import": t_import - t_start, "fit": t_end - t_import, "fit_cpu": c_end - c_import,
+                  "cpu": c_end - c_start, "records": records}))
 """
 
 
@@ -110,9 +116,10 @@ def summarize(runs: list[dict]) -> None:
         for name, entry in totals.items():
             per_kernel.setdefault(name, []).append(tuple(entry))
     median = statistics.median
-    print(f"  process wall {median(r['wall'] for r in runs):6.2f} s   import+data "
-          f"{median(r['import'] for r in runs):5.2f} s   fit {median(r['fit'] for r in runs):5.2f} s   "
-          f"compile (top level) {median(sum(s for _, s, d, _ in r['records'] if d == 0) for r in runs):5.2f} s")
+    print(f"  process wall {median(r['wall'] for r in runs):6.2f} s (CPU {median(r['cpu'] for r in runs):5.2f} s)"
+          f"   import+data {median(r['import'] for r in runs):5.2f} s   fit {median(r['fit'] for r in runs):5.2f} s"
+          f" (CPU {median(r['fit_cpu'] for r in runs):5.2f} s)   compile, top level (CPU) "
+          f"{median(sum(s for _, s, d, _ in r['records'] if d == 0) for r in runs):5.2f} s")
     rows = sorted(per_kernel.items(), key=lambda kv: -median(e[0] for e in kv[1]))
     print(f"  {'total':>7} {'own':>7} {'calls':>5}  kernel")
     for name, entries in rows:
