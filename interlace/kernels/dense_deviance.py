@@ -236,45 +236,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
 
 
 @kernel
-def _scalar_terms_deviance(A, theta, scale, term_of, n_diagonal, n_theta, q, reml):
-    """:func:`dense_scalar_deviance` at theta (``scale[:q]`` set from it)."""
-    for i in range(q):
-        scale[i] = theta[term_of[i]]
-    return dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal)
-
-
-def terms_deviance(A, theta, scale, term_of, n_diagonal, layout, n_theta, q, reml):
-    """The deviance kernel of the model's terms at theta: ``layout`` None for scalar
-    terms (:func:`dense_scalar_deviance` with ``scale``, ``term_of``, ``n_diagonal``),
-    else the tuple of :func:`dense_block_deviance`'s layout arrays (``factor_theta`` to
-    ``pos_which``).
-
-    In compiled code the choice is made when compiling (the overload below, on
-    ``layout``'s type), so a model compiles the one kernel it uses.
-    """
-    if layout is None:
-        return _scalar_terms_deviance(A, theta, scale, term_of, n_diagonal, n_theta, q, reml)
-    return dense_block_deviance(A, theta, *layout, n_theta, q, reml)
-
-
-@overload(terms_deviance, jit_options={"nogil": True})
-def _terms_deviance_compiled(A, theta, scale, term_of, n_diagonal, layout, n_theta, q, reml):
-    if isinstance(layout, (types.NoneType, types.Omitted)):
-        def scalar(A, theta, scale, term_of, n_diagonal, layout, n_theta, q, reml):
-            return _scalar_terms_deviance(A, theta, scale, term_of, n_diagonal, n_theta, q, reml)
-        return scalar
-
-    def block(A, theta, scale, term_of, n_diagonal, layout, n_theta, q, reml):
-        return dense_block_deviance(A, theta, layout[0], layout[1], layout[2], layout[3], layout[4], layout[5],
-                                    layout[6], layout[7], n_theta, q, reml)
-    return block
-
-
-@kernel
-def _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
-    """(deviance, gradient, ok) at theta: :func:`terms_deviance` plus lme4's profiling."""
-    ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = terms_deviance(A, theta, scale, term_of, n_diagonal, layout,
-                                                                  n_theta, q, reml)
+def _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml):
+    """(deviance, gradient, ok) from a deviance kernel's results: lme4's profiling."""
     if not ok or not pwrss > 0.0:
         return np.inf, np.zeros(n_theta), False
     nu = n_obs - n_fixed if reml else n_obs
@@ -284,6 +247,45 @@ def _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diag
     for i in range(n_theta):
         dlogdet[i] = dlogdet[i] + nu * dr2[i] / pwrss
     return value, dlogdet, True
+
+
+def profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+    """(deviance, gradient, ok) at theta: the deviance kernel of the model's terms plus
+    lme4's profiling. ``layout`` is None for scalar terms (:func:`dense_scalar_deviance`,
+    with ``scale``, ``term_of`` and ``n_diagonal``), else the tuple of
+    :func:`dense_block_deviance`'s layout arrays (``factor_theta`` to ``pos_which``).
+
+    In compiled code the kernel is chosen when compiling (the overload below, on
+    ``layout``'s type), so a model compiles the one it uses, and the choice is no
+    function of its own (each compiled function in a chain is optimised again by LLVM
+    in every function that calls it).
+    """
+    if layout is None:
+        for i in range(q):
+            scale[i] = theta[term_of[i]]
+        out = dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal)
+    else:
+        out = dense_block_deviance(A, theta, *layout, n_theta, q, reml)
+    return _profile(*out, n_theta, n_obs, n_fixed, reml)
+
+
+@overload(profiled_deviance, jit_options={"nogil": True})
+def _profiled_deviance_compiled(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+    if isinstance(layout, (types.NoneType, types.Omitted)):
+        def scalar(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+            for i in range(q):
+                scale[i] = theta[term_of[i]]
+            ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_scalar_deviance(A, scale, term_of, n_theta, q,
+                                                                                 reml, n_diagonal)
+            return _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml)
+        return scalar
+
+    def block(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+        ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_block_deviance(
+            A, theta, layout[0], layout[1], layout[2], layout[3], layout[4], layout[5], layout[6], layout[7],
+            n_theta, q, reml)
+        return _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml)
+    return block
 
 
 # The optimiser below is written with loops over small vectors, not numpy array
@@ -353,7 +355,7 @@ def _bfgs_update(H, s_vec, y_vec, sy):
 def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, layout, start, lower,
                       inverse_hessian, max_evaluations, gtol, ftol, polish_steps):
     """Projected BFGS with an Armijo line search on theta >= lower, all compiled, on
-    the deviance of :func:`_profiled` (whose arguments pass through).
+    the deviance of :func:`profiled_deviance` (whose arguments pass through).
 
     ``inverse_hessian`` (n_theta x n_theta) starts the BFGS approximation, e.g. from
     the curvature at a previous fit of the same design; an empty (0 x 0) array
@@ -374,7 +376,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
     size = A.shape[0]
     scale = np.ones(size)
     x = _projected(start, lower)
-    f, g, ok = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+    f, g, ok = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     evaluations = 1
     if not ok:
         return x, f, evaluations, -1, g
@@ -411,7 +413,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
             for i in range(n_theta):
                 s_vec[i] = x[i] + d[i]
             trial = _projected(s_vec, lower)
-            f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                          layout)
             evaluations += 1
             if not ok or f_new > f + 1e-12 * (1.0 + abs(f)):
@@ -443,7 +445,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
             for i in range(n_theta):
                 s_vec[i] = x[i] + step * d[i]
             trial = _projected(s_vec, lower)
-            f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                          layout)
             evaluations += 1
             decrease = 0.0
@@ -481,7 +483,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
 @kernel
 def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal,
                         layout):
-    """(gradient, Hessian, ok) at theta: the analytic gradient of :func:`_profiled` and its
+    """(gradient, Hessian, ok) at theta: the analytic gradient of :func:`profiled_deviance` and its
     differences with ``steps`` (one per theta entry), symmetrised. Forward differences
     take n_theta evaluations, and one more unless ``base`` holds the gradient at theta
     (an empty array otherwise); ``central`` ones 2 n_theta + 1, accurate to the step
@@ -495,16 +497,16 @@ def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs,
     if base.shape[0] == n_theta and not central:
         g, ok = base.copy(), True
     else:
-        _, g, ok = _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+        _, g, ok = profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     H = np.zeros((n_theta, n_theta))
     x = theta.copy()
     for i in range(n_theta):
         x[i] = theta[i] + steps[i]
-        _, g_plus, ok_plus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+        _, g_plus, ok_plus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
         ok = ok and ok_plus
         if central:
             x[i] = theta[i] - steps[i]
-            _, g_minus, ok_minus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            _, g_minus, ok_minus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                              layout)
             ok = ok and ok_minus
             for j in range(n_theta):
