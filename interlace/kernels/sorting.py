@@ -37,29 +37,33 @@ def sort_integers(keys, start, stop):
                 j -= 1
             keys[j + 1] = key
         return
-    # heapsort: a max-heap on keys[start:stop] (children of i at 2i+1, 2i+2, offsets
-    # from start), then the largest moved to the end one at a time
-    for root in range(n // 2 - 1, -1, -1):
-        _sift_down(keys, start, root, n)
-    for end in range(n - 1, 0, -1):
-        top = keys[start]
-        keys[start] = keys[start + end]
-        keys[start + end] = top
-        _sift_down(keys, start, 0, end)
-
-
-@kernel
-def _sift_down(keys, start, root, size):
-    """Restore the max-heap below ``root`` in the heap keys[start:start+size]."""
-    key = keys[start + root]
+    # heapsort: first a max-heap on keys[start:stop] (the children of i at 2i+1 and
+    # 2i+2, counted from start), built by sifting down each parent from the last; then
+    # the largest key moved to the end of the heap, which shrinks by one, and the new
+    # root sifted down. One sift-down loop serves both phases.
+    parent = n // 2
+    size = n
     while True:
-        child = 2 * root + 1
-        if child >= size:
-            break
-        if child + 1 < size and keys[start + child + 1] > keys[start + child]:
-            child += 1
-        if keys[start + child] <= key:
-            break
-        keys[start + root] = keys[start + child]
-        root = child
-    keys[start + root] = key
+        if parent > 0:
+            parent -= 1
+            root = parent
+        else:
+            size -= 1
+            if size <= 0:
+                return
+            top = keys[start]
+            keys[start] = keys[start + size]
+            keys[start + size] = top
+            root = 0
+        key = keys[start + root]
+        while True:
+            child = 2 * root + 1
+            if child >= size:
+                break
+            if child + 1 < size and keys[start + child + 1] > keys[start + child]:
+                child += 1
+            if keys[start + child] <= key:
+                break
+            keys[start + root] = keys[start + child]
+            root = child
+        keys[start + root] = key
