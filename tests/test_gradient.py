@@ -17,6 +17,7 @@ import interlace
 from interlace.fitting.gradient import CompiledDeviance, DenseDeviance, deviance_functions
 from interlace.fitting.objective import Objective
 from interlace.fitting.optimize import optimize_theta
+from interlace.kernels.dense_deviance import differenced_hessian, profiled_deviance
 from interlace.linalg.system import PenalizedSystem
 
 
@@ -69,6 +70,28 @@ def test_compiled_value_and_gradient_equal_the_dense_path(system, reml):
         assert value == pytest.approx(objective(theta), rel=1e-12)
         assert value == pytest.approx(expected_value, rel=1e-12)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_the_optimiser_evaluates_the_models_own_kernel(system, reml):
+    # the compiled optimiser's deviance picks the scalar or the block kernel from the
+    # layout's type (None: scalar) when compiling; in Python profiled_deviance picks it
+    # at run time: both must be the kernel CompiledDeviance calls
+    compiled = CompiledDeviance(system, reml)
+    assert (compiled.layout is None) == (not compiled.general)
+    theta = np.linspace(0.3, 1.2, compiled.n_theta)
+    A = system.rest_crossprod
+    counts = (compiled.n_theta, compiled.q, reml, compiled.n_obs, compiled.n_fixed)
+    args = (compiled.term_of, compiled.n_diagonal, compiled.layout)
+    value, grad = compiled(theta)
+    f, g, ok = profiled_deviance(A, theta, *counts, np.ones(system.size), *args)
+    assert ok
+    assert f == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(g, grad, rtol=1e-12, atol=1e-12)
+    steps = np.full(compiled.n_theta, 1e-4)
+    g, _, ok = differenced_hessian(A, theta, steps, np.zeros(0), False, *counts, *args)  # compiled
+    assert ok
+    np.testing.assert_allclose(g, grad, rtol=1e-12, atol=1e-12)
 
 
 def test_compiled_gradient_equals_finite_differences(system):

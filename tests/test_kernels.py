@@ -48,6 +48,7 @@ from interlace.kernels.crossprod import (
     random_crossprod,
 )
 from interlace.kernels.products import z_times, z_transpose_times
+from interlace.kernels.sorting import INSERTION_MAX, sort_integers
 from interlace.linalg.system import PenalizedSystem, dense_crossprod
 
 RTOL = 1e-10
@@ -310,6 +311,19 @@ def test_coupling_crossprod(design):
         assert pattern[lead.codes == level][:, level_idx].any(axis=0).all()
     expected = term_z(lead).T @ rest_matrix(design)
     assert_close(expand_coupling(ptr, idx, val, size), expected)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(hnp.arrays(np.int64, st.integers(0, 4 * INSERTION_MAX), elements=st.integers(-50, 50)), st.data())
+def test_sort_integers(keys, data):
+    # runs on both sides of INSERTION_MAX (insertion sort, heapsort), repeated keys
+    # included; the keys outside [start, stop) stay where they are
+    start = data.draw(st.integers(0, len(keys)))
+    stop = data.draw(st.integers(start, len(keys)))
+    expected = keys.copy()
+    expected[start:stop] = np.sort(keys[start:stop])
+    sort_integers(keys, start, stop)
+    assert_array_equal(keys, expected)
 
 
 # ----- blockdiag.py ----------------------------------------------------------------------

@@ -140,8 +140,10 @@ call overhead on small systems only)."""
 
 
 def _compiled_layout(system: PenalizedSystem):
-    """(general, term_of, n_diagonal, layout) of the compiled kernels' arguments: they
-    depend on the terms only, so they are kept on the system, whose copies for new
+    """(general, term_of, n_diagonal, layout) of the compiled kernels' arguments
+    (``layout``: None for scalar terms, so that numba compiles the scalar kernel only;
+    else the tuple of :func:`~interlace.kernels.dense_deviance.dense_block_deviance`'s
+    layout arrays): they depend on the terms only, so they are kept on the system, whose copies for new
     responses (``with_response``: every refit) share them."""
     cached = system.__dict__.get("_compiled_layout")
     if cached is not None:
@@ -162,7 +164,7 @@ def _compiled_layout(system: PenalizedSystem):
         cached = (True, none, 0, layout)
     else:
         term_of = np.concatenate([np.full(t.n_levels, int(t.theta_index[0, 0])) for t in terms]).astype(np.int64)
-        cached = (False, term_of, terms[0].n_levels, (none,) * 8)  # a scalar term's Z'Z is diagonal
+        cached = (False, term_of, terms[0].n_levels, None)  # a scalar term's Z'Z is diagonal
     system.__dict__["_compiled_layout"] = cached
     return cached
 
@@ -225,7 +227,7 @@ class CompiledDeviance:
             inverse_hessian = np.zeros((0, 0))
         x, f, evaluations, status, grad = minimize_deviance(
             self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
-            self.general, self.term_of, self.n_diagonal, *self.layout, np.asarray(start, dtype=np.float64),
+            self.term_of, self.n_diagonal, self.layout, np.asarray(start, dtype=np.float64),
             np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
             int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
         self.n_evaluations += int(evaluations)
@@ -245,7 +247,7 @@ class CompiledDeviance:
         base = np.zeros(0) if gradient is None else np.ascontiguousarray(gradient, dtype=np.float64)
         g, H, ok = differenced_hessian(
             self.system.rest_crossprod, theta, difference_steps(theta), base, central, self.n_theta, self.q,
-            self.reml, self.n_obs, self.n_fixed, self.general, self.term_of, self.n_diagonal, *self.layout)
+            self.reml, self.n_obs, self.n_fixed, self.term_of, self.n_diagonal, self.layout)
         evaluations = 2 * self.n_theta + 1 if central else self.n_theta + (gradient is None)
         self.n_evaluations += evaluations
         if not ok:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .sorting import sort_integers
 
 
 @kernel
@@ -119,7 +120,9 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
     for l in range(n_lead_levels):
         counts[l + 1] += counts[l]
     # the rows' random-effect entries in level order (counting sort)
-    fill = counts[:-1].copy()
+    fill = np.empty(n_lead_levels, dtype=np.int64)
+    for l in range(n_lead_levels):
+        fill[l] = counts[l]
     sorted_idx = np.empty((n, width), dtype=np.int64)
     sorted_val = np.empty((n, width, k1))
     for i in range(n):
@@ -136,7 +139,9 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
                 for j in range(k1):
                     sorted_val[r, count, j] = lead_design[i, j] * v
                 count += 1
-    marker = np.full(size, -1, dtype=np.int64)
+    marker = np.empty(size, dtype=np.int64)
+    for j in range(size):
+        marker[j] = -1
     # pass 1: number of distinct indices per level
     ptr = np.zeros(n_lead_levels + 1, dtype=np.int64)
     for l in range(n_lead_levels):
@@ -148,11 +153,13 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
                     marker[j] = l
                     nnz += 1
         ptr[l + 1] = ptr[l] + nnz
-    # pass 2: accumulate, sort each level's random part, append the [X y] part
+    # pass 2: each level's distinct random indices, sorted, then their sums (in row
+    # order), then the [X y] part
     idx = np.empty(ptr[-1], dtype=np.int64)
     val = np.zeros((ptr[-1], k1))
     position = np.empty(size, dtype=np.int64)
-    marker[:] = -1
+    for j in range(size):
+        marker[j] = -1
     for l in range(n_lead_levels):
         start = ptr[l]
         nnz = 0
@@ -161,16 +168,16 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
                 j = sorted_idx[r, a]
                 if marker[j] != l:
                     marker[j] = l
-                    position[j] = start + nnz
                     idx[start + nnz] = j
                     nnz += 1
-                pos = position[j]
+        sort_integers(idx, start, start + nnz)
+        for p in range(start, start + nnz):
+            position[idx[p]] = p
+        for r in range(counts[l], counts[l + 1]):
+            for a in range(width):
+                pos = position[sorted_idx[r, a]]
                 for c in range(k1):
                     val[pos, c] += sorted_val[r, a, c]
-        if nnz > 1:
-            perm = np.argsort(idx[start : start + nnz])
-            idx[start : start + nnz] = idx[start : start + nnz][perm]
-            val[start : start + nnz] = val[start : start + nnz][perm]
         if counts[l + 1] == counts[l]:
             continue
         for c in range(n_tail):

@@ -16,6 +16,8 @@ positive definite.
 from __future__ import annotations
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ._jit import kernel
 from .blockdiag import lower_inverse, scale_symmetric_blocks, small_cholesky
@@ -234,34 +236,126 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
 
 
 @kernel
-def _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of, n_diagonal,
-              factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b, pos_which):
-    """(deviance, gradient, ok) at theta: one of the kernels above (``general``: the
-    block kernel, else the scalar one) plus lme4's profiling."""
-    if general:
-        ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_block_deviance(
-            A, theta, factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
-            pos_which, n_theta, q, reml)
-    else:
-        for i in range(q):
-            scale[i] = theta[term_of[i]]
-        ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_scalar_deviance(A, scale, term_of, n_theta, q,
-                                                                             reml, n_diagonal)
+def _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml):
+    """(deviance, gradient, ok) from a deviance kernel's results: lme4's profiling."""
     if not ok or not pwrss > 0.0:
         return np.inf, np.zeros(n_theta), False
     nu = n_obs - n_fixed if reml else n_obs
     value = ld_random + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
     if reml:
         value += ld_fixed
-    return value, dlogdet + nu * dr2 / pwrss, True
+    for i in range(n_theta):
+        dlogdet[i] = dlogdet[i] + nu * dr2[i] / pwrss
+    return value, dlogdet, True
+
+
+def profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+    """(deviance, gradient, ok) at theta: the deviance kernel of the model's terms plus
+    lme4's profiling. ``layout`` is None for scalar terms (:func:`dense_scalar_deviance`,
+    with ``scale``, ``term_of`` and ``n_diagonal``), else the tuple of
+    :func:`dense_block_deviance`'s layout arrays (``factor_theta`` to ``pos_which``).
+
+    In compiled code the kernel is chosen when compiling (the overload below, on
+    ``layout``'s type), so a model compiles the one it uses, and the choice is no
+    function of its own (each compiled function in a chain is optimised again by LLVM
+    in every function that calls it).
+    """
+    if layout is None:
+        for i in range(q):
+            scale[i] = theta[term_of[i]]
+        out = dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal)
+    else:
+        out = dense_block_deviance(A, theta, *layout, n_theta, q, reml)
+    return _profile(*out, n_theta, n_obs, n_fixed, reml)
+
+
+@overload(profiled_deviance, jit_options={"nogil": True})
+def _profiled_deviance_compiled(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+    if isinstance(layout, (types.NoneType, types.Omitted)):
+        def scalar(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+            for i in range(q):
+                scale[i] = theta[term_of[i]]
+            ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_scalar_deviance(A, scale, term_of, n_theta, q,
+                                                                                 reml, n_diagonal)
+            return _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml)
+        return scalar
+
+    def block(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
+        ok, ld_random, ld_fixed, pwrss, dlogdet, dr2 = dense_block_deviance(
+            A, theta, layout[0], layout[1], layout[2], layout[3], layout[4], layout[5], layout[6], layout[7],
+            n_theta, q, reml)
+        return _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml)
+    return block
+
+
+# The optimiser below is written with loops over small vectors, not numpy array
+# expressions, np.outer or matmul: each of those costs numba a compile of its own
+# implementation (seconds in all) in the first process, for no speed on n_theta <= 10.
 
 
 @kernel
-def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_diagonal, factor_theta,
-                      block_offset, block_k, block_levels, factor_start, pos_a, pos_b, pos_which, start,
-                      lower, inverse_hessian, max_evaluations, gtol, ftol, polish_steps):
+def _largest_magnitude(v):
+    """max |v_i| (0 for an empty v)."""
+    out = 0.0
+    for i in range(v.shape[0]):
+        a = abs(v[i])
+        if a > out:
+            out = a
+    return out
+
+
+@kernel
+def _dot(a, b):
+    """sum_i a_i b_i, in order."""
+    out = 0.0
+    for i in range(a.shape[0]):
+        out += a[i] * b[i]
+    return out
+
+
+@kernel
+def _projected(point, lower):
+    """max(point, lower) elementwise, as a new array (NaN kept)."""
+    out = np.empty(point.shape[0])
+    for i in range(point.shape[0]):
+        out[i] = lower[i] if point[i] < lower[i] else point[i]
+    return out
+
+
+@kernel
+def _set_identity(H):
+    """H = I (square, in place)."""
+    n = H.shape[0]
+    for i in range(n):
+        for j in range(n):
+            H[i, j] = 0.0
+        H[i, i] = 1.0
+
+
+@kernel
+def _bfgs_update(H, s_vec, y_vec, sy):
+    """The BFGS update of the inverse Hessian H (in place) by the step s and gradient
+    change y, sy = s'y > 0: H + (rho^2 y'Hy + rho) s s' - rho (Hy s' + s (Hy)')."""
+    n = H.shape[0]
+    Hy = np.empty(n)
+    for i in range(n):
+        t = 0.0
+        for j in range(n):
+            t += H[i, j] * y_vec[j]
+        Hy[i] = t
+    yHy = _dot(y_vec, Hy)
+    rho = 1.0 / sy
+    c = rho * rho * yHy + rho
+    for i in range(n):
+        for j in range(n):
+            H[i, j] = H[i, j] + c * (s_vec[i] * s_vec[j]) - rho * (Hy[i] * s_vec[j] + s_vec[i] * Hy[j])
+
+
+@kernel
+def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, layout, start, lower,
+                      inverse_hessian, max_evaluations, gtol, ftol, polish_steps):
     """Projected BFGS with an Armijo line search on theta >= lower, all compiled, on
-    the deviance of :func:`_profiled` (whose arguments pass through).
+    the deviance of :func:`profiled_deviance` (whose arguments pass through).
 
     ``inverse_hessian`` (n_theta x n_theta) starts the BFGS approximation, e.g. from
     the curvature at a previous fit of the same design; an empty (0 x 0) array
@@ -281,43 +375,46 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
     """
     size = A.shape[0]
     scale = np.ones(size)
-    x = np.maximum(start, lower)
-    f, g, ok = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of, n_diagonal,
-                         factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
-                         pos_which)
+    x = _projected(start, lower)
+    f, g, ok = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     evaluations = 1
     if not ok:
         return x, f, evaluations, -1, g
     first = inverse_hessian.shape[0] != n_theta
-    H = np.eye(n_theta) if first else inverse_hessian.copy()
+    H = np.empty((n_theta, n_theta))
+    if first:
+        _set_identity(H)
+    else:
+        for i in range(n_theta):
+            for j in range(n_theta):
+                H[i, j] = inverse_hessian[i, j]
+    pg = np.empty(n_theta)
+    d = np.empty(n_theta)
+    s_vec = np.empty(n_theta)
+    y_vec = np.empty(n_theta)
     for _ in range(10 * max_evaluations):
-        free = np.ones(n_theta, dtype=np.bool_)
-        pg = g.copy()
+        for i in range(n_theta):  # the projected gradient: 0 where theta is held at its bound
+            pg[i] = 0.0 if x[i] <= lower[i] and g[i] > 0.0 else g[i]
         for i in range(n_theta):
-            if x[i] <= lower[i] and g[i] > 0.0:
-                free[i] = False
-                pg[i] = 0.0
-        d = np.zeros(n_theta)
-        for i in range(n_theta):
-            if free[i]:
-                s = 0.0
+            s = 0.0
+            if not (x[i] <= lower[i] and g[i] > 0.0):
                 for j in range(n_theta):
-                    if free[j]:
+                    if not (x[j] <= lower[j] and g[j] > 0.0):
                         s -= H[i, j] * g[j]
-                d[i] = s
-        slope = 0.0
-        for i in range(n_theta):
-            slope += g[i] * d[i]
+            d[i] = s
+        slope = _dot(g, d)
         # converged: the projected gradient, or the quasi-Newton decrement (nothing left to gain)
-        converged = np.max(np.abs(pg)) < gtol or (slope < 0.0 and not first and -0.5 * slope <= ftol * (1.0 + abs(f)))
+        largest_pg = _largest_magnitude(pg)
+        converged = largest_pg < gtol or (slope < 0.0 and not first and -0.5 * slope <= ftol * (1.0 + abs(f)))
         if converged:
             if polish_steps <= 0 or first or slope >= 0.0:
                 return x, f, evaluations, 1, g
             polish_steps -= 1
-            trial = np.maximum(x + d, lower)
-            f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
-                                         n_diagonal, factor_theta, block_offset, block_k, block_levels,
-                                         factor_start, pos_a, pos_b, pos_which)
+            for i in range(n_theta):
+                s_vec[i] = x[i] + d[i]
+            trial = _projected(s_vec, lower)
+            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+                                         layout)
             evaluations += 1
             if not ok or f_new > f + 1e-12 * (1.0 + abs(f)):
                 return x, f, evaluations, 1, g
@@ -325,31 +422,31 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
             for i in range(n_theta):
                 if not (trial[i] <= lower[i] and g_new[i] > 0.0):
                     largest = max(largest, abs(g_new[i]))
-            if largest >= np.max(np.abs(pg)):
+            if largest >= largest_pg:
                 return x, f, evaluations, 1, g
-            s_vec = trial - x
-            y_vec = g_new - g
+            for i in range(n_theta):
+                s_vec[i] = trial[i] - x[i]
+                y_vec[i] = g_new[i] - g[i]
             x, f, g = trial, f_new, g_new
-            sy = np.sum(s_vec * y_vec)
-            if sy > 1e-14 * np.sqrt(np.sum(s_vec * s_vec) * np.sum(y_vec * y_vec)):
-                Hy = H @ y_vec
-                yHy = np.sum(y_vec * Hy)
-                rho = 1.0 / sy
-                H = H + (rho * rho * yHy + rho) * np.outer(s_vec, s_vec) - rho * (np.outer(Hy, s_vec) + np.outer(s_vec, Hy))
+            sy = _dot(s_vec, y_vec)
+            if sy > 1e-14 * np.sqrt(_dot(s_vec, s_vec) * _dot(y_vec, y_vec)):
+                _bfgs_update(H, s_vec, y_vec, sy)
             continue
         if slope >= 0.0:
-            H = np.eye(n_theta)
-            d = -pg
-            slope = -np.sum(pg * pg)
+            _set_identity(H)
+            for i in range(n_theta):
+                d[i] = -pg[i]
+            slope = -_dot(pg, pg)
         step = 1.0
         if first:  # no curvature yet: a first step of FIRST_STEP in theta (MixedModels.jl's initial step)
-            step = FIRST_STEP / max(FIRST_STEP, np.max(np.abs(d)))
+            step = FIRST_STEP / max(FIRST_STEP, _largest_magnitude(d))
         accepted = False
         for _ls in range(40):
-            trial = np.maximum(x + step * d, lower)
-            f_new, g_new, ok = _profiled(A, trial, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
-                                         n_diagonal, factor_theta, block_offset, block_k, block_levels,
-                                         factor_start, pos_a, pos_b, pos_which)
+            for i in range(n_theta):
+                s_vec[i] = x[i] + step * d[i]
+            trial = _projected(s_vec, lower)
+            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+                                         layout)
             evaluations += 1
             decrease = 0.0
             for i in range(n_theta):
@@ -362,31 +459,31 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, general, term_of, n_d
             step *= 0.5
         if not accepted:
             return x, f, evaluations, -1, g
-        s_vec = trial - x
-        y_vec = g_new - g
-        sy = np.sum(s_vec * y_vec)
+        for i in range(n_theta):
+            s_vec[i] = trial[i] - x[i]
+            y_vec[i] = g_new[i] - g[i]
+        sy = _dot(s_vec, y_vec)
         small_change = abs(f - f_new) <= ftol * (1.0 + abs(f))
         x, f, g = trial, f_new, g_new
-        if small_change and np.max(np.abs(s_vec)) < 1e-7 * (1.0 + np.max(np.abs(x))):
+        if small_change and _largest_magnitude(s_vec) < 1e-7 * (1.0 + _largest_magnitude(x)):
             return x, f, evaluations, 1, g
         if sy > 1e-14:
             if first:  # scale the initial inverse Hessian (Shanno and Phua)
-                H = H * (sy / np.sum(y_vec * y_vec))
+                factor = sy / _dot(y_vec, y_vec)
+                for i in range(n_theta):
+                    for j in range(n_theta):
+                        H[i, j] = H[i, j] * factor
                 first = False
-            Hy = H @ y_vec
-            yHy = np.sum(y_vec * Hy)
-            rho = 1.0 / sy
-            H = H + (rho * rho * yHy + rho) * np.outer(s_vec, s_vec) - rho * (np.outer(Hy, s_vec) + np.outer(s_vec, Hy))
+            _bfgs_update(H, s_vec, y_vec, sy)
         if evaluations >= max_evaluations:
             return x, f, evaluations, 0, g
     return x, f, evaluations, 0, g
 
 
 @kernel
-def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs, n_fixed, general, term_of,
-                        n_diagonal, factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
-                        pos_which):
-    """(gradient, Hessian, ok) at theta: the analytic gradient of :func:`_profiled` and its
+def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal,
+                        layout):
+    """(gradient, Hessian, ok) at theta: the analytic gradient of :func:`profiled_deviance` and its
     differences with ``steps`` (one per theta entry), symmetrised. Forward differences
     take n_theta evaluations, and one more unless ``base`` holds the gradient at theta
     (an empty array otherwise); ``central`` ones 2 n_theta + 1, accurate to the step
@@ -400,22 +497,17 @@ def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs,
     if base.shape[0] == n_theta and not central:
         g, ok = base.copy(), True
     else:
-        _, g, ok = _profiled(A, theta, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of, n_diagonal,
-                             factor_theta, block_offset, block_k, block_levels, factor_start, pos_a, pos_b,
-                             pos_which)
+        _, g, ok = profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     H = np.zeros((n_theta, n_theta))
     x = theta.copy()
     for i in range(n_theta):
         x[i] = theta[i] + steps[i]
-        _, g_plus, ok_plus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
-                                       n_diagonal, factor_theta, block_offset, block_k, block_levels,
-                                       factor_start, pos_a, pos_b, pos_which)
+        _, g_plus, ok_plus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
         ok = ok and ok_plus
         if central:
             x[i] = theta[i] - steps[i]
-            _, g_minus, ok_minus = _profiled(A, x, n_theta, q, reml, n_obs, n_fixed, general, scale, term_of,
-                                             n_diagonal, factor_theta, block_offset, block_k, block_levels,
-                                             factor_start, pos_a, pos_b, pos_which)
+            _, g_minus, ok_minus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+                                             layout)
             ok = ok and ok_minus
             for j in range(n_theta):
                 H[i, j] = (g_plus[j] - g_minus[j]) / (2.0 * steps[i])
