@@ -11,6 +11,9 @@ exceeds 60 s). "refit": one untimed fit, ``Y = m.simulate(n_refits, seed=1)`` wr
 to ``y_path`` for lme4, three untimed refits, then ``repeats`` timed loops of
 ``m.refit(Y[:, j])`` over every column.
 
+"fresh-loop": the stacked frames split into their frames, one untimed fit, then
+``repeats`` timed loops of ``interlace.fit`` over every frame.
+
 "attribute": one untimed fit and access warm the JIT, then ``repeats`` times a new fit
 (timed) and the access of ``spec["attribute"]`` on it (timed, e.g.
 ``random_effects_se``): the medians of both, and the access's share of the fit.
@@ -88,6 +91,28 @@ def time_refits(spec, frame):
     }
 
 
+def time_fresh_loop(spec, frame):
+    """One untimed fit (the JIT), then ``repeats`` timed loops of ``fit`` over every
+    frame (a new frame each time); the slope of each fit of the last loop."""
+    import workloads
+
+    import interlace
+
+    frames = workloads.split_frames(frame)
+    interlace.fit(spec["formula"], frames[0], method="REML")
+
+    def loop():
+        return [interlace.fit(spec["formula"], f, method="REML") for f in frames]
+
+    seconds, fits = _harness.timed(loop, spec["repeats"], _harness.ONE_RUN_THRESHOLD_S)
+    return {
+        **_harness.summarize(seconds),
+        "n_fits": len(frames),
+        "slopes": [float(fit.fe_params["x"]) for fit in fits],
+        "converged": all(fit.converged for fit in fits),
+    }
+
+
 def time_attribute(spec, frame):
     """Warm-up fit and access, then ``repeats`` pairs of a timed fit and a timed access
     of the attribute on it; the access's median ("median"), the fits' ("fit_median")."""
@@ -112,7 +137,7 @@ def time_attribute(spec, frame):
             "reml_crit": -2.0 * float(result.llf), "converged": bool(result.converged)}
 
 
-TIMERS = {"refit": time_refits, "attribute": time_attribute}
+TIMERS = {"refit": time_refits, "attribute": time_attribute, "fresh-loop": time_fresh_loop}
 
 
 def main():

@@ -101,6 +101,25 @@ def refit_script(formula, data_path, factors_r, y_path, repeats):
     )
 
 
+def fresh_loop_script(formula, data_path, repeats):
+    """R source timing loops of ``lmer`` over the frames of a stacked `FreshCrossed`
+    file (split by ``rep`` before the clock starts, factors per frame with
+    ``droplevels``); prints ``time`` and ``slope`` lines."""
+    loop = f"for (j in seq_along(frames)) fits[[j]] <- lmer({formula}, data = frames[[j]], REML = TRUE)"
+    return (
+        "suppressPackageStartupMessages(library(lme4))\n"
+        f"all <- read.csv({_harness.r_string(data_path)}, colClasses = c(subj = \"character\", "
+        "item = \"character\"))\n"
+        "frames <- split(all[, c(\"y\", \"x\", \"subj\", \"item\")], all$rep)\n"
+        "frames <- frames[order(as.integer(names(frames)))]\n"
+        "frames <- lapply(frames, function(f) { f$subj <- factor(f$subj); f$item <- factor(f$item); f })\n"
+        f"invisible(lmer({formula}, data = frames[[1]], REML = TRUE))  # warm-up, untimed\n"
+        'fits <- vector("list", length(frames))\n'
+        + _harness.r_timed_loop(loop, repeats, stop_after=LIMIT)
+        + '\ncat("slope", sprintf("%.17g", vapply(fits, function(f) fixef(f)[["x"]], 0)), "\\n")\n'
+    )
+
+
 def run(key, source, tmp_dir):
     """Run one script; the timings, the values it printed and the peak memory.
 

@@ -142,7 +142,7 @@ def agreement_table(rows):
         if not found:
             continue
         if "mean_abs_dslope" in found:
-            text = f"mean\\|dslope\\| over the refits {found['mean_abs_dslope']:.1e}"
+            text = f"mean\\|dslope\\| over the loop's fits {found['mean_abs_dslope']:.1e}"
         else:
             dtheta = found["max_abs_dtheta"]
             text = (

@@ -39,7 +39,6 @@ import _harness
 
 W1_FORMULA = "Reaction ~ Days + (Days | Subject)"
 W3_FORMULA = "y ~ x + (1 | subj) + (1 | item)"
-N_SUBJ, N_ITEM, N_ROWS = 30, 20, 600
 
 
 def parse_args():
@@ -61,21 +60,18 @@ if ARGS.checkout is None:
     _harness.use_checkout()  # benchmark the checkout this script lives in
 else:
     sys.path.insert(0, str(Path(ARGS.checkout).resolve()))
+import workloads  # noqa: E402
+
 import interlace  # noqa: E402
 
 
 def w3_design_frame(seed):
-    """One frame of the W3 design: random subject and item of each row, new effects."""
-    rng = np.random.default_rng(seed)
-    subj = rng.integers(0, N_SUBJ, N_ROWS)
-    item = rng.integers(0, N_ITEM, N_ROWS)
-    x = rng.standard_normal(N_ROWS)
-    u_subj = rng.standard_normal(N_SUBJ)
-    u_item = 0.5 * rng.standard_normal(N_ITEM)
-    y = 1 + 0.5 * x + u_subj[subj] + u_item[item] + rng.standard_normal(N_ROWS)
-    return pd.DataFrame({"y": y, "x": x,
-                         "subj": pd.Categorical([f"s{i}" for i in subj]),
-                         "item": pd.Categorical([f"i{i}" for i in item])})
+    """One frame of the W3 design (`workloads.FreshCrossed`, the suite's W3-LOOP data),
+    ``subj`` and ``item`` as Categoricals."""
+    frame = workloads.FreshCrossed().one(seed)
+    for column in ("subj", "item"):
+        frame[column] = pd.Categorical(frame[column])
+    return frame
 
 
 def time_interlace(sleep, frames, repeats):

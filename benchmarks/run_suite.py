@@ -165,7 +165,9 @@ def run_child(workload, data, tmp, env=None):
 
 def run_r(workload, data, tmp):
     """lme4's side; (result, None) or (None, error text)."""
-    if workload.kind == "refit":
+    if workload.kind == "fresh-loop":
+        source = _lme4.fresh_loop_script(workload.formula, data["data_path"], ARGS.repeats)
+    elif workload.kind == "refit":
         source = _lme4.refit_script(
             workload.formula,
             data["data_path"],

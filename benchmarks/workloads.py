@@ -126,6 +126,67 @@ class Crossed:
         return pd.DataFrame({"y": y, "x": x, "subj": subj, "item": item})
 
 
+@dataclass(frozen=True)
+class FreshCrossed:
+    """W3-LOOP's data: ``n_frames`` new frames of W3's column schema, as a simulation
+    study draws them: per frame (seed 1, 2, ...) new x ~ N(0, 1), new subject and
+    item effects, and each of the ``n_rows`` rows' subject (of ``n_subj``) and item
+    (of ``n_item``) drawn at random. ``frame()`` stacks them with a ``rep`` column;
+    ``split`` gives the frames back with ``subj`` and ``item`` as factors."""
+
+    n_frames: int = 1000
+    n_subj: int = 30
+    n_item: int = 20
+    n_rows: int = 600
+    factors: tuple[str, ...] = ()  # made factors frame by frame (`split`)
+
+    def scaled(self, quick):
+        """100 frames with ``--quick``."""
+        return replace(self, n_frames=100) if quick else self
+
+    @property
+    def size(self):
+        """E.g. ``"1,000 frames of 600 rows, 30 x 20 levels"``."""
+        return f"{self.n_frames:,} frames of {self.n_rows} rows, {self.n_subj} x {self.n_item} levels"
+
+    def one(self, seed):
+        """Frame ``seed`` (1, 2, ...): ``y``, ``x`` and the labels ``subj`` ("s0"...) and
+        ``item`` ("i0"...)."""
+        import numpy as np
+        import pandas as pd
+
+        rng = np.random.default_rng(seed)  # the draw order matters: keep it
+        subj = rng.integers(0, self.n_subj, self.n_rows)
+        item = rng.integers(0, self.n_item, self.n_rows)
+        x = rng.standard_normal(self.n_rows)
+        u_subj = rng.standard_normal(self.n_subj)
+        u_item = 0.5 * rng.standard_normal(self.n_item)
+        y = 1 + 0.5 * x + u_subj[subj] + u_item[item] + rng.standard_normal(self.n_rows)
+        return pd.DataFrame({"y": y, "x": x, "subj": [f"s{i}" for i in subj],
+                             "item": [f"i{i}" for i in item]})
+
+    def frame(self):
+        """Every frame, stacked, with its number in ``rep``."""
+        import pandas as pd
+
+        return pd.concat([self.one(seed).assign(rep=seed) for seed in range(1, self.n_frames + 1)],
+                         ignore_index=True)
+
+
+def split_frames(frame):
+    """The frames of a stacked `FreshCrossed` frame, in ``rep`` order, ``subj`` and
+    ``item`` as Categoricals of the labels each frame has (R's ``droplevels``)."""
+    import pandas as pd
+
+    out = []
+    for _, part in frame.groupby("rep", sort=True):
+        part = part.drop(columns="rep").reset_index(drop=True)
+        for column in ("subj", "item"):
+            part[column] = pd.Categorical(part[column])
+        out.append(part)
+    return out
+
+
 def data_suffix(for_r):
     """ ".csv" if R reads the file or pyarrow is missing, else ".parquet" (faster to read)."""
     import importlib.util
@@ -219,7 +280,9 @@ class Workload:
     the target compares the two times (W12, a singular fit against a regular one).
     ``family`` is None for a linear mixed model, else the GLMM family ("binomial",
     "poisson") that ``run_glmm.py`` fits (G1-G5); there ``lme4`` says when glmer runs.
-    "attribute" times the access of ``attribute`` (e.g. ``"random_effects_se"``) on new
+    "fresh-loop" times loops of ``interlace.fit`` over the frames of a `FreshCrossed`
+    (a new frame each time: formula parsed, frame read, result built), against
+    ``lmer`` over the same frames. "attribute" times the access of ``attribute`` (e.g. ``"random_effects_se"``) on new
     fits, beside the fits' own time, in one process; with ``busy`` it runs beside a
     process spinning a core. "cold-cache" times a fresh process whose ``NUMBA_CACHE_DIR``
     is a new empty directory, importing interlace and fitting the bundled dataset
@@ -229,7 +292,7 @@ class Workload:
     key: str
     description: str
     formula: str
-    data: str | Simulation | Crossed
+    data: str | Simulation | Crossed | FreshCrossed
     target: Target
     kind: str = "fit"
     lme4: str = "yes"
@@ -253,7 +316,7 @@ class Workload:
     @property
     def scales(self):
         """True if ``--quick`` changes this workload's size."""
-        return isinstance(self.data, Simulation)
+        return isinstance(self.data, (Simulation, FreshCrossed))
 
     @property
     def factors(self):
@@ -296,6 +359,15 @@ WORKLOADS = {
             Target(">= 50x refits/s", min_ratio=50.0),
             kind="refit",
             n_refits=200,
+        ),
+        Workload(
+            "W3-LOOP",
+            "fresh fits in a loop: fit(formula, frame) on new frames of W3's schema (new x, "
+            "new effects, random subject and item per row), a simulation study's loop",
+            "y ~ x + (1 | subj) + (1 | item)",
+            FreshCrossed(),
+            Target(">= 10x fits/s", min_ratio=10.0),
+            kind="fresh-loop",
         ),
         Workload(
             "W4",
