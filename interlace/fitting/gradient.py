@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy.linalg import lapack
 
+from ..kernels._jit import is_loaded
 from ..kernels.dense_deviance import (
     dense_block_deviance,
     dense_scalar_deviance,
@@ -26,13 +27,12 @@ from ..kernels.dense_deviance import (
     minimize_deviance,
 )
 from ..linalg.system import PenalizedSystem
-from .objective import LOG_2PI, profiled_deviance
+from .objective import LOG_2PI, Objective, profiled_deviance
 
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
     from ..linalg.dispatch import supports_blocked_derivatives
-    from .objective import Objective
 
     if supports_blocked_derivatives(system):
         from .blocked_gradient import BlockedDeviance
@@ -44,6 +44,40 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
     if system.size <= COMPILED_MAX_SIZE:
         compiled = CompiledDeviance(system, reml)
         return compiled.value, compiled
+    return Objective(system, reml), DenseDeviance(system, reml)
+
+
+COMPILE_AFTER_FITS = 100
+"""Fresh fits of small dense models that a process runs on LAPACK (:class:`DenseDeviance`
+with L-BFGS-B) while the compiled optimiser is in no cache, before it compiles it. The
+compile costs about 6 s of numba's time; a small fit on LAPACK a few milliseconds more
+than a compiled one. So a script or a test suite of up to this many fits never waits
+for the compile, and a longer loop pays at most about a second before it (the
+ski-rental rule, with the rent well below the price)."""
+
+_uncompiled_fits = [0]  # fresh fits this process ran on LAPACK for want of the compiled kernels
+
+
+def fit_deviance_functions(system: PenalizedSystem, reml: bool):
+    """:func:`deviance_functions` for a fresh fit: a small dense system whose compiled
+    optimiser (and Hessian) are neither in memory nor in numba's on-disk cache runs on
+    LAPACK instead, for the first :data:`COMPILE_AFTER_FITS` such fits of the process
+    (a process's very first fit compiles nothing it can do without). Refits, bootstraps,
+    profiles and deletions (loops) call :func:`deviance_functions` and compile at once.
+
+    Examples
+    --------
+    >>> import interlace
+    >>> m = interlace.fit("Reaction ~ Days + (Days | Subject)", interlace.load_dataset("sleepstudy"))
+    >>> type(fit_deviance_functions(m._system, True)[1]).__name__  # compiled by now: loaded
+    'CompiledDeviance'
+    """
+    fun, with_gradient = deviance_functions(system, reml)
+    if not isinstance(with_gradient, CompiledDeviance) or with_gradient.is_loaded():
+        return fun, with_gradient
+    if _uncompiled_fits[0] >= COMPILE_AFTER_FITS:
+        return fun, with_gradient
+    _uncompiled_fits[0] += 1
     return Objective(system, reml), DenseDeviance(system, reml)
 
 
@@ -197,6 +231,23 @@ class CompiledDeviance:
         self.scale = np.ones(system.size)
         self.n_evaluations = 0
 
+    def _minimize_arguments(self, start, lower, inverse_hessian, max_evaluations: int, polish: bool) -> tuple:
+        return (self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
+                self.term_of, self.n_diagonal, self.layout, np.asarray(start, dtype=np.float64),
+                np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
+                int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
+
+    def _hessian_arguments(self, theta: np.ndarray, base: np.ndarray, central: bool) -> tuple:
+        return (self.system.rest_crossprod, theta, difference_steps(theta), base, central, self.n_theta, self.q,
+                self.reml, self.n_obs, self.n_fixed, self.term_of, self.n_diagonal, self.layout)
+
+    def is_loaded(self) -> bool:
+        """Whether the compiled optimiser and Hessian of this system's kind run without
+        compiling (in memory, or loaded from numba's on-disk cache)."""
+        theta = np.ones(self.n_theta)
+        return (is_loaded(minimize_deviance, *self._minimize_arguments(theta, theta, np.zeros((0, 0)), 1, False))
+                and is_loaded(differenced_hessian, *self._hessian_arguments(theta, np.zeros(0), False)))
+
     def _evaluate(self, theta: np.ndarray):
         self.n_evaluations += 1
         theta = np.asarray(theta, dtype=np.float64)
@@ -226,10 +277,7 @@ class CompiledDeviance:
         if inverse_hessian is None:
             inverse_hessian = np.zeros((0, 0))
         x, f, evaluations, status, grad = minimize_deviance(
-            self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
-            self.term_of, self.n_diagonal, self.layout, np.asarray(start, dtype=np.float64),
-            np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
-            int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
+            *self._minimize_arguments(start, lower, inverse_hessian, max_evaluations, polish))
         self.n_evaluations += int(evaluations)
         messages = {1: "converged", 0: "evaluation budget used up", -1: "line search found no descent"}
         # a line search that stalls is judged by the convergence check (its gradient and Hessian)
@@ -245,9 +293,7 @@ class CompiledDeviance:
         definite."""
         theta = np.asarray(theta, dtype=np.float64)
         base = np.zeros(0) if gradient is None else np.ascontiguousarray(gradient, dtype=np.float64)
-        g, H, ok = differenced_hessian(
-            self.system.rest_crossprod, theta, difference_steps(theta), base, central, self.n_theta, self.q,
-            self.reml, self.n_obs, self.n_fixed, self.term_of, self.n_diagonal, self.layout)
+        g, H, ok = differenced_hessian(*self._hessian_arguments(theta, base, central))
         evaluations = 2 * self.n_theta + 1 if central else self.n_theta + (gradient is None)
         self.n_evaluations += evaluations
         if not ok:

@@ -25,7 +25,7 @@ from .estimates import (
     random_effects_frames,
     variance_components,
 )
-from .gradient import deviance_functions
+from .gradient import fit_deviance_functions
 from .optimize import OptimizationRecord, optimize_theta
 from .start import start_theta
 
@@ -38,7 +38,7 @@ def fit_linear(design, full_formula: str, data: Any, dropped_rows: np.ndarray, *
     conditioning, working = condition(design)  # the fit runs on the working scale
     system = build_system(working, solver, max_dense_gib)
     reml = method == "REML"
-    objective, with_gradient = deviance_functions(system, reml)
+    objective, with_gradient = fit_deviance_functions(system, reml)
     if start is None:
         theta0 = start_theta(system)
     else:

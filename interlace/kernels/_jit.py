@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numba
 from numba.core import config as _numba_config
+from numba.core.compiler_lock import global_compiler_lock
 
 
 def _home() -> Path | None:
@@ -160,6 +161,49 @@ def parallel_kernel(func):
     """Decorator for compiled kernels whose outer loop is a ``numba.prange``:
     ``numba.njit(cache=True, nogil=True, parallel=True)``."""
     return _compile(func, {"nogil": True, "parallel": True})
+
+
+class _WouldCompile(Exception):
+    """Raised in place of compiling, by :func:`is_loaded`'s probe."""
+
+
+def is_loaded(kernel, *args) -> bool:
+    """Whether ``kernel`` runs on ``args`` without compiling: its machine code for their
+    types is in memory, or in the on-disk cache (and is then loaded, as a call would).
+
+    The probe asks numba for the overload with its compiler replaced by one that
+    refuses (under numba's compiler lock, so no other thread compiles meanwhile); with
+    a numba whose internals differ it answers True, and the call compiles as before.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from interlace.kernels.products import z_times
+    >>> codes, design, b = np.zeros(3, np.int32), np.ones((3, 1)), np.ones((1, 1))
+    >>> _ = z_times(codes, design, b)
+    >>> is_loaded(z_times, codes, design, b)
+    True
+    """
+    try:
+        signature = tuple(kernel.typeof_pyval(a) for a in args)
+        if signature in kernel.overloads:
+            return True
+        compiler = kernel._compiler
+
+        def refuse(*_args, **_kwargs):
+            raise _WouldCompile
+
+        with global_compiler_lock:
+            compiler.compile = refuse  # an instance attribute: shadows the method
+            try:
+                kernel.compile(signature)
+            except _WouldCompile:
+                return False
+            finally:
+                del compiler.compile
+        return True
+    except Exception:  # noqa: BLE001 - a numba whose internals differ: compile on call, as before
+        return True
 
 
 def thread_count() -> int:
