@@ -48,7 +48,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..kernels._jit import thread_count
-from ..kernels.blockdiag import coupling_times, lead_quadratic_forms
+from ..kernels.blockdiag import coupling_times, lead_quadratic_forms, upper_inner_product
 from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import Factor, PenalizedSystem
 from ..linalg.threads import limited
@@ -135,8 +135,13 @@ class BlockedDeviance(LastFactor):
     # ----- value ---------------------------------------------------------------------------
 
     def _factorize(self, theta: np.ndarray) -> Factor:
-        """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it)."""
-        return self.system.factorize(theta, out=self._buffer("work", self.system.rest_crossprod.shape))
+        """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it),
+        with the leading term's weighted coupling (``lead_weighted``) in a second buffer
+        where the downdate forms it in its own pass: an exact gradient at this theta then
+        reads the leading term's trace off it instead of passing over the coupling again."""
+        shape = self.system.rest_crossprod.shape
+        weighted = self._buffer("weighted", shape) if self.system.downdate == "scatter" else None
+        return self.system.factorize(theta, out=self._buffer("work", shape), weighted_out=weighted)
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
@@ -218,6 +223,11 @@ class BlockedDeviance(LastFactor):
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))
         # the lower triangle (Fortran order) is the upper one of the C-ordered transpose
+        if factor.lead_weighted is not None:
+            # sum_l theta_1^2 v_l' S^{-1} v_l / d_l^2 = <S^{-1}, sum_l theta_1^2 v_l v_l' / d_l^2>
+            lead_share = upper_inner_product(inverse.T, factor.lead_weighted, m, 4 * thread_count())
+            traces[0] = float(np.sum(weights)) + lead_share
+            return traces
         ptr, idx, val = system.coupling
         quad = lead_quadratic_forms(ptr, idx, val, scale, *system.coupling_by_row, inverse.T, m,
                                     thread_count())
