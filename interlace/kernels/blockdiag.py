@@ -6,6 +6,11 @@ import numba
 import numpy as np
 
 from ._jit import kernel, parallel_kernel
+from .prefetch import prefetch
+
+PREFETCH_AHEAD = 4
+"""How many visits ahead the scatter kernels hint where a level's entries start
+(:mod:`interlace.kernels.prefetch`): 4 to 16 measured alike at 10^7 rows."""
 
 
 @kernel
@@ -178,7 +183,14 @@ def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels
     for chunk in numba.prange(n_chunks):
         for a in range(chunk, n_head, n_chunks):
             row = rest[a]
-            for t in range(row_ptr[a], row_ptr[a + 1]):
+            end = row_ptr[a + 1]
+            for t in range(row_ptr[a], end):
+                if t + PREFETCH_AHEAD < end:  # where a later visit starts: two lines of each array
+                    ahead = positions[t + PREFETCH_AHEAD]
+                    prefetch(idx, ahead)
+                    prefetch(idx, ahead + 8)
+                    prefetch(scaled, ahead)
+                    prefetch(scaled, ahead + 8)
                 pos = positions[t]
                 l = levels[t]
                 w = scaled[pos] * shrink[l, 0, 0]
@@ -213,7 +225,14 @@ def downdate_and_weigh_rest_scalar(rest, weighted, ptr, idx, val, shrink, second
             out = weighted[a]
             for b in range(a, size):
                 out[b] = 0.0
-            for t in range(row_ptr[a], row_ptr[a + 1]):
+            end = row_ptr[a + 1]
+            for t in range(row_ptr[a], end):
+                if t + PREFETCH_AHEAD < end:
+                    ahead = positions[t + PREFETCH_AHEAD]
+                    prefetch(idx, ahead)
+                    prefetch(idx, ahead + 8)
+                    prefetch(scaled, ahead)
+                    prefetch(scaled, ahead + 8)
                 pos = positions[t]
                 l = levels[t]
                 w = scaled[pos] * shrink[l, 0, 0]
@@ -332,7 +351,14 @@ def lead_quadratic_forms(ptr, idx, val, scale, row_ptr, positions, levels, inver
         out = partial[chunk]
         for a in range(chunk, n_head, n_chunks):
             row = inverse[a]
-            for t in range(row_ptr[a], row_ptr[a + 1]):
+            end = row_ptr[a + 1]
+            for t in range(row_ptr[a], end):
+                if t + PREFETCH_AHEAD < end:
+                    ahead = positions[t + PREFETCH_AHEAD]
+                    prefetch(idx, ahead)
+                    prefetch(idx, ahead + 8)
+                    prefetch(scaled, ahead)
+                    prefetch(scaled, ahead + 8)
                 pos = positions[t]
                 l = levels[t]
                 cross = 0.0
