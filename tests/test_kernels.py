@@ -35,6 +35,7 @@ from interlace.formula.random import split_formula
 from interlace.kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
+    coupling_transpose_times,
     downdate_and_weigh_rest_scalar,
     downdate_rest,
     downdate_rest_scalar,
@@ -457,6 +458,17 @@ def test_coupling_times(design, data):
     expected = term_z(lead).T @ (rest_matrix(design) @ vector)
     assert out.shape == (lead.n_levels, lead.k)
     assert_close(out.ravel(), expected)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(lead_k=1), st.data())
+def test_coupling_transpose_times(design, data):
+    ptr, idx, val = coupling_oracle(design)
+    weights = data.draw(float_arrays(design.lead.n_levels))
+    out = coupling_transpose_times(ptr, idx, val, weights, design.rest_size)
+    expected = rest_matrix(design).T @ (term_z(design.lead) @ weights)
+    magnitude = float(np.max(np.abs(val), initial=0.0) * np.max(np.abs(weights), initial=0.0) * len(idx))
+    assert_close(out, expected, magnitude)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

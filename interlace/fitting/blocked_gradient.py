@@ -48,7 +48,12 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..kernels._jit import thread_count
-from ..kernels.blockdiag import coupling_times, lead_quadratic_forms, upper_inner_product
+from ..kernels.blockdiag import (
+    coupling_times,
+    coupling_transpose_times,
+    lead_quadratic_forms,
+    upper_inner_product,
+)
 from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import Factor, PenalizedSystem
 from ..linalg.threads import limited
@@ -266,7 +271,6 @@ class BlockedDeviance(LastFactor):
         size = system.size
         head = size - 1  # random effects and X: the system without y
         ptr, idx, val = system.coupling
-        counts = np.diff(ptr)
         scale = scale[:head]
         theta_lead = thetas[0]
         n_terms = len(u_terms)
@@ -274,7 +278,7 @@ class BlockedDeviance(LastFactor):
         g_lead = np.empty((self.n_lead, n_terms))
         g_head = np.empty((head, n_terms))
         g_lead[:, 0] = self.lead_counts * u_terms[0]
-        g_head[:, 0] = np.bincount(idx, weights=val[:, 0] * np.repeat(u_terms[0], counts), minlength=size)[:head]
+        g_head[:, 0] = coupling_transpose_times(ptr, idx, val, u_terms[0], size)[:head]
         for t, s in enumerate(self.rest_slices, start=1):
             w = np.zeros(size)
             w[s] = u_terms[t]
@@ -286,9 +290,7 @@ class BlockedDeviance(LastFactor):
         d = theta_lead**2 * self.lead_counts + 1.0
         pushed = np.empty((size, n_terms))  # B' D^{-1} a_lead, B = Lambda_1 C Lambda_r
         for t in range(n_terms):
-            pushed[:, t] = np.bincount(
-                idx, weights=val[:, 0] * np.repeat(theta_lead * a_lead[:, t] / d, counts), minlength=size
-            )
+            pushed[:, t] = coupling_transpose_times(ptr, idx, val, theta_lead * a_lead[:, t] / d, size)
         rhs = np.zeros((size, n_terms))
         rhs[:head] = a_head - scale[:, None] * pushed[:head]
         L = factor.rest_chol  # solving with the whole factor, y's row last: its entry stays 0

@@ -284,6 +284,20 @@ def coupling_times(ptr, idx, val, vector):
 
 
 @kernel
+def coupling_transpose_times(ptr, idx, val, weights, size):
+    """(size,) array of [Z_rest X y]'Z_1 @ weights for a scalar leading term: the sum
+    over the levels l of weights[l] times the level's coupling (first column of ``val``),
+    placed at its rest indices; in the order of the entries (as ``numpy.bincount``)."""
+    n_levels = ptr.shape[0] - 1
+    out = np.zeros(size)
+    for l in range(n_levels):
+        w = weights[l]
+        for a in range(ptr[l], ptr[l + 1]):
+            out[idx[a]] += val[a, 0] * w
+    return out
+
+
+@kernel
 def scale_symmetric_blocks(matrix, block_offset, block_k, block_levels, factors, factor_start):
     """matrix <- Lambda' matrix Lambda in place, Lambda block-diagonal over the random terms.
 
