@@ -21,7 +21,11 @@ S^{-1}, S the rest's Schur complement, and the leading term's diagonal is
 
     (M_d^{-1})_ll = 1 / d_l + theta_1^2 v_l' S^{-1} v_l / d_l^2,
 
-with d_l = theta_1^2 n_l + 1 and v_l = Lambda_r C_l the level's scaled coupling.
+with d_l = theta_1^2 n_l + 1 and v_l = Lambda_r C_l the level's scaled coupling. The
+leading term's trace is then sum_l 1 / d_l + <S^{-1}, V>, V = sum_l theta_1^2 v_l v_l' / d_l^2,
+and V is formed by the downdate that builds S, in its own pass over the coupling
+(:func:`~interlace.kernels.blockdiag.downdate_and_weigh_rest_scalar`): a gradient
+costs one inverse and passes over dense matrices only.
 
 Average information (Gilmour, Thompson and Cullis 1995, for the criterion with sigma
 profiled out): with P the REML projection, y'Py = r^2 and w_t = dH/dtheta_t P y
