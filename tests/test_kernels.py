@@ -35,12 +35,15 @@ from interlace.formula.random import split_formula
 from interlace.kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
+    coupling_transpose_times,
+    downdate_and_weigh_rest_scalar,
     downdate_rest,
     downdate_rest_scalar,
     factor_leading_block,
     lead_quadratic_forms,
     scale_symmetric_blocks,
     transpose_coupling,
+    upper_inner_product,
 )
 from interlace.kernels.crossprod import (
     block_diagonal_crossprod,
@@ -401,6 +404,48 @@ def test_downdate_rest_scalar(design, data):
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(lead_k=1), st.data())
+def test_downdate_and_weigh_rest_scalar(design, data):
+    # the downdate as downdate_rest_scalar's, and the weighted sum on the head rows'
+    # upper triangle (overwriting what was there), the rest of ``weighted`` untouched
+    lead, size = design.lead, design.rest_size
+    ptr, idx, val = coupling_oracle(design)
+    shrink = data.draw(symmetric_blocks(lead.n_levels, 1))
+    second = data.draw(float_arrays(lead.n_levels))
+    scale = data.draw(float_arrays(size, NONNEGATIVE))
+    rest = data.draw(float_arrays((size, size)))
+    n_head = size - design.xy.shape[1]
+    v = expand_coupling(ptr, idx, val, size) * scale
+    downdate = v.T @ (shrink[:, 0, 0, None] * v)
+    downdate[n_head:] = 0.0
+    expected = v.T @ (second[:, None] * v)
+    out, weighted = rest.copy(), np.full((size, size), np.nan)
+    downdate_and_weigh_rest_scalar(out, weighted, ptr, idx, val, shrink, second, *transpose_oracle(ptr, idx, size),
+                                   scale, n_head, data.draw(st.integers(1, 4)))
+    upper = np.triu_indices(size)
+    magnitude = float(np.max(np.abs(rest), initial=0.0) + np.max(np.abs(downdate), initial=0.0))
+    assert_close(out[upper], (rest - downdate)[upper], magnitude)
+    assert_array_equal(out[np.tril_indices(size, -1)], rest[np.tril_indices(size, -1)])
+    head_upper = np.triu(np.ones((size, size), dtype=bool)) & (np.arange(size)[:, None] < n_head)
+    assert_close(weighted[head_upper], expected[head_upper], float(np.max(np.abs(expected), initial=0.0)))
+    assert np.all(np.isnan(weighted[~head_upper])), "only the head rows' upper triangle is written"
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.integers(0, 12), st.data())
+def test_upper_inner_product(size, data):
+    a = data.draw(float_arrays((size, size)))
+    b = data.draw(float_arrays((size, size)))
+    a, b = a + a.T, b + b.T
+    m = data.draw(st.integers(0, size))
+    nan_lower = np.tril(np.full((size, size), np.nan), -1)
+    out = upper_inner_product(np.triu(a) + nan_lower, np.triu(b) + nan_lower, m, data.draw(st.integers(1, 4)))
+    expected = float(np.sum(a[:m, :m] * b[:m, :m]))
+    magnitude = float(np.max(np.abs(a), initial=0.0) * np.max(np.abs(b), initial=0.0) * size**2)
+    assert_close(np.array([out]), np.array([expected]), magnitude)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(designs(), st.data())
 def test_assemble_scaled_upper(design, data):
     w = np.hstack([dense_z(design.terms, design.n), design.xy])
@@ -427,6 +472,17 @@ def test_coupling_times(design, data):
     expected = term_z(lead).T @ (rest_matrix(design) @ vector)
     assert out.shape == (lead.n_levels, lead.k)
     assert_close(out.ravel(), expected)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(lead_k=1), st.data())
+def test_coupling_transpose_times(design, data):
+    ptr, idx, val = coupling_oracle(design)
+    weights = data.draw(float_arrays(design.lead.n_levels))
+    out = coupling_transpose_times(ptr, idx, val, weights, design.rest_size)
+    expected = rest_matrix(design).T @ (term_z(design.lead) @ weights)
+    magnitude = float(np.max(np.abs(val), initial=0.0) * np.max(np.abs(weights), initial=0.0) * len(idx))
+    assert_close(out, expected, magnitude)
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

@@ -102,6 +102,24 @@ def test_gradient_and_information_equal_dense_computations(system, reml, theta):
 
 
 @pytest.mark.parametrize("reml", [True, False])
+def test_leading_trace_from_the_weighted_coupling_equals_the_quadratic_forms(system, reml):
+    # the factor BlockedDeviance makes carries the weighted coupling, and the traces read
+    # off it equal those from the per-level quadratic forms of a plain factor
+    blocked = BlockedDeviance(system, reml)
+    theta = np.array([0.9, 0.6, 0.3])
+    weighted_factor = blocked.factor(theta)
+    assert weighted_factor.lead_weighted is not None
+    plain_factor = system.factorize(theta)
+    assert plain_factor.lead_weighted is None
+    np.testing.assert_array_equal(np.tril(weighted_factor.rest_chol), np.tril(plain_factor.rest_chol))
+    thetas = theta[blocked.theta_of_term]
+    scale = system._scalar_scale(theta)
+    from_weighted = blocked._inverse_traces(weighted_factor, thetas, scale)
+    from_forms = blocked._inverse_traces(plain_factor, thetas, scale)
+    np.testing.assert_allclose(from_weighted, from_forms, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reml", [True, False])
 def test_gradient_is_the_derivative_of_the_value(system, reml):
     blocked = BlockedDeviance(system, reml)
     theta = np.array([0.8, 0.5, 0.3])

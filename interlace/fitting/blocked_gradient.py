@@ -21,7 +21,11 @@ S^{-1}, S the rest's Schur complement, and the leading term's diagonal is
 
     (M_d^{-1})_ll = 1 / d_l + theta_1^2 v_l' S^{-1} v_l / d_l^2,
 
-with d_l = theta_1^2 n_l + 1 and v_l = Lambda_r C_l the level's scaled coupling.
+with d_l = theta_1^2 n_l + 1 and v_l = Lambda_r C_l the level's scaled coupling. The
+leading term's trace is then sum_l 1 / d_l + <S^{-1}, V>, V = sum_l theta_1^2 v_l v_l' / d_l^2,
+and V is formed by the downdate that builds S, in its own pass over the coupling
+(:func:`~interlace.kernels.blockdiag.downdate_and_weigh_rest_scalar`): a gradient
+costs one inverse and passes over dense matrices only.
 
 Average information (Gilmour, Thompson and Cullis 1995, for the criterion with sigma
 profiled out): with P the REML projection, y'Py = r^2 and w_t = dH/dtheta_t P y
@@ -48,7 +52,12 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..kernels._jit import thread_count
-from ..kernels.blockdiag import coupling_times, lead_quadratic_forms
+from ..kernels.blockdiag import (
+    coupling_times,
+    coupling_transpose_times,
+    lead_quadratic_forms,
+    upper_inner_product,
+)
 from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import Factor, PenalizedSystem
 from ..linalg.threads import limited
@@ -135,8 +144,13 @@ class BlockedDeviance(LastFactor):
     # ----- value ---------------------------------------------------------------------------
 
     def _factorize(self, theta: np.ndarray) -> Factor:
-        """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it)."""
-        return self.system.factorize(theta, out=self._buffer("work", self.system.rest_crossprod.shape))
+        """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it),
+        with the leading term's weighted coupling (``lead_weighted``) in a second buffer
+        where the downdate forms it in its own pass: an exact gradient at this theta then
+        reads the leading term's trace off it instead of passing over the coupling again."""
+        shape = self.system.rest_crossprod.shape
+        weighted = self._buffer("weighted", shape) if self.system.downdate == "scatter" else None
+        return self.system.factorize(theta, out=self._buffer("work", shape), weighted_out=weighted)
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
@@ -218,6 +232,11 @@ class BlockedDeviance(LastFactor):
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))
         # the lower triangle (Fortran order) is the upper one of the C-ordered transpose
+        if factor.lead_weighted is not None:
+            # sum_l theta_1^2 v_l' S^{-1} v_l / d_l^2 = <S^{-1}, sum_l theta_1^2 v_l v_l' / d_l^2>
+            lead_share = upper_inner_product(inverse.T, factor.lead_weighted, m, 4 * thread_count())
+            traces[0] = float(np.sum(weights)) + lead_share
+            return traces
         ptr, idx, val = system.coupling
         quad = lead_quadratic_forms(ptr, idx, val, scale, *system.coupling_by_row, inverse.T, m,
                                     thread_count())
@@ -256,7 +275,6 @@ class BlockedDeviance(LastFactor):
         size = system.size
         head = size - 1  # random effects and X: the system without y
         ptr, idx, val = system.coupling
-        counts = np.diff(ptr)
         scale = scale[:head]
         theta_lead = thetas[0]
         n_terms = len(u_terms)
@@ -264,7 +282,7 @@ class BlockedDeviance(LastFactor):
         g_lead = np.empty((self.n_lead, n_terms))
         g_head = np.empty((head, n_terms))
         g_lead[:, 0] = self.lead_counts * u_terms[0]
-        g_head[:, 0] = np.bincount(idx, weights=val[:, 0] * np.repeat(u_terms[0], counts), minlength=size)[:head]
+        g_head[:, 0] = coupling_transpose_times(ptr, idx, val, u_terms[0], size)[:head]
         for t, s in enumerate(self.rest_slices, start=1):
             w = np.zeros(size)
             w[s] = u_terms[t]
@@ -276,9 +294,7 @@ class BlockedDeviance(LastFactor):
         d = theta_lead**2 * self.lead_counts + 1.0
         pushed = np.empty((size, n_terms))  # B' D^{-1} a_lead, B = Lambda_1 C Lambda_r
         for t in range(n_terms):
-            pushed[:, t] = np.bincount(
-                idx, weights=val[:, 0] * np.repeat(theta_lead * a_lead[:, t] / d, counts), minlength=size
-            )
+            pushed[:, t] = coupling_transpose_times(ptr, idx, val, theta_lead * a_lead[:, t] / d, size)
         rhs = np.zeros((size, n_terms))
         rhs[:head] = a_head - scale[:, None] * pushed[:head]
         L = factor.rest_chol  # solving with the whole factor, y's row last: its entry stays 0

@@ -87,7 +87,7 @@ def moment_start(system) -> np.ndarray:
         for s in range(t, K):
             block = A[tl, slices[s - 1]]
             cross = float(np.sum((zx[t].T @ block) * right[s].T))
-            F[t, s] = F[s, t] = _frobenius_projected(float(np.sum(block * block)), cross, zx[t], right[s])
+            F[t, s] = F[s, t] = _frobenius_projected(float(np.einsum("ij,ij->", block, block)), cross, zx[t], right[s])
     traces = np.array([float(np.sum(diag[t]) - np.sum(zx[t] * right[t])) for t in range(K)])
     equations = np.zeros((K + 1, K + 1))
     observed = np.zeros(K + 1)

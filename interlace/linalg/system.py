@@ -29,6 +29,7 @@ from ..kernels._jit import thread_count
 from ..kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
+    downdate_and_weigh_rest_scalar,
     downdate_rest,
     downdate_rest_scalar,
     factor_leading_block,
@@ -127,6 +128,12 @@ class Factor:
         Number of random effects in the rest.
     ok : bool
         False when the system was not positive definite.
+    lead_weighted : numpy.ndarray or None
+        When the factorisation was asked for it (``weighted_out`` of
+        :meth:`PenalizedSystem.factorize`): the (size, size) matrix sum_l theta_1^2 / d_l^2
+        v_l v_l' (v_l = Lambda_r C_l, d_l = theta_1^2 n_l + 1) over the leading term's
+        levels, upper triangle (C order) valid, whose inner product with the rest's
+        inverse is the leading term's share of the gradient's trace; else None.
     """
 
     lead_chol: np.ndarray | None
@@ -135,6 +142,7 @@ class Factor:
     rest_chol: np.ndarray
     n_rest_random: int
     ok: bool
+    lead_weighted: np.ndarray | None = None
 
     @property
     def logdet_random(self) -> float:
@@ -350,19 +358,25 @@ class PenalizedSystem:
             pos += lev
         return scale
 
-    def factorize(self, theta: np.ndarray, out: np.ndarray | None = None) -> Factor:
+    def factorize(self, theta: np.ndarray, out: np.ndarray | None = None,
+                  weighted_out: np.ndarray | None = None) -> Factor:
         """Factor the system at ``theta`` (lme4's order).
 
         ``out``, a C-ordered (size, size) float64 array, receives the rest's factor
         instead of a new array (a fresh gigabyte costs more to map than to fill); the
         returned factor then lives in ``out`` and the next call with it overwrites it.
+        ``weighted_out``, another such array, receives the factor's ``lead_weighted``
+        where the downdate can form it in its own pass (a scalar leading term, scalar
+        rest terms, the scatter downdate); elsewhere it is left alone and
+        ``lead_weighted`` is None.
         The BLAS and the parallel kernels run on the threads :mod:`interlace.linalg.threads`
         gives a rest of this size.
         """
         with limited(self.size, kernels=self.lead_term is not None):
-            return self._factorize(theta, out)
+            return self._factorize(theta, out, weighted_out)
 
-    def _factorize(self, theta: np.ndarray, out: np.ndarray | None) -> Factor:
+    def _factorize(self, theta: np.ndarray, out: np.ndarray | None,
+                   weighted_out: np.ndarray | None = None) -> Factor:
         q = self.n_rest_random
         lead_chol = lead_shrink = None
         lead_logdet = 0.0
@@ -372,13 +386,16 @@ class PenalizedSystem:
             if not ok:
                 return Factor(lead_chol, lead_shrink, np.inf, self.rest_crossprod.copy(), q, False)
         scale = self._scalar_scale(theta)
-        if out is not None and (out.shape != self.rest_crossprod.shape or not out.flags.c_contiguous):
-            raise ValueError(f"out: expected a C-ordered {self.rest_crossprod.shape} array, found {out.shape}")
+        for name, array in (("out", out), ("weighted_out", weighted_out)):
+            if array is not None and (array.shape != self.rest_crossprod.shape or not array.flags.c_contiguous):
+                raise ValueError(f"{name}: expected a C-ordered {self.rest_crossprod.shape} array, "
+                                 f"found {array.shape}")
+        weighted = None
         if self.downdate == "syrk":
             # A_rr - C' M C by one syrk on sqrt(M) C, then Lambda_r' . Lambda_r + diag(I, 0)
             work = _copy_into(self.rest_crossprod, out)
-            weighted = self.dense_coupling() * np.sqrt(lead_shrink[:, 0, 0])[:, None]
-            blas.dsyrk(-1.0, weighted.T, beta=1.0, c=work.T, trans=0, lower=1, overwrite_c=1)
+            shrunk = self.dense_coupling() * np.sqrt(lead_shrink[:, 0, 0])[:, None]
+            blas.dsyrk(-1.0, shrunk.T, beta=1.0, c=work.T, trans=0, lower=1, overwrite_c=1)
             assemble_scaled_upper(work, scale, q, work)
         elif scale is not None:
             # scalar rest terms: scale while copying, downdate the scaled matrix (upper triangle)
@@ -387,12 +404,21 @@ class PenalizedSystem:
             if self.lead_term is not None:
                 ptr, idx, val = self.coupling
                 if self.lead_term.n_columns == 1:
-                    downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q,
-                                         4 * thread_count())
-                    # the [X y] x [X y] block: one small product over the levels' tails
+                    # the [X y] x [X y] blocks: small products over the levels' tails
                     tail = val[(ptr[1:, None] - (self.size - q)) + np.arange(self.size - q), 0]
-                    weighted = tail * np.sqrt(lead_shrink[:, 0, 0])[:, None]
-                    work[q:, q:] -= np.triu(weighted.T @ weighted)
+                    shrink = lead_shrink[:, 0, 0]
+                    if weighted_out is None:
+                        downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q,
+                                             4 * thread_count())
+                    else:
+                        second = shrink / (T1[0, 0] ** 2 * self.lead_crossprod[:, 0, 0] + 1.0)  # theta^2 / d^2
+                        weighted = weighted_out
+                        downdate_and_weigh_rest_scalar(work, weighted, ptr, idx, val, lead_shrink, second,
+                                                       *self.coupling_by_row, scale, q, 4 * thread_count())
+                        tail_second = tail * np.sqrt(second)[:, None]
+                        weighted[q:, q:] = np.triu(tail_second.T @ tail_second)
+                    tail_shrunk = tail * np.sqrt(shrink)[:, None]
+                    work[q:, q:] -= np.triu(tail_shrunk.T @ tail_shrunk)
                 else:
                     downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
         else:
@@ -408,7 +434,7 @@ class PenalizedSystem:
             scale_symmetric_blocks(work, self._block_offset, self._block_k, self._block_levels, flat, start)
             work[np.arange(q), np.arange(q)] += 1.0
         chol, info = lapack.dpotrf(work.T, lower=1, clean=0, overwrite_a=1)
-        return Factor(lead_chol, lead_shrink, float(lead_logdet), chol, q, info == 0)
+        return Factor(lead_chol, lead_shrink, float(lead_logdet), chol, q, info == 0, weighted)
 
     # ----- solutions at a factor (post-fit) -------------------------------------------------
 
