@@ -405,6 +405,22 @@ def test_downdate_rest_scalar(design, data):
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(designs(lead_k=1), st.data())
+def test_downdate_rest_scalar_serial_twin(design, data):
+    # the serial twin (small work: see interlace.kernels._jit.for_work) is the same kernel
+    check_downdate(downdate_rest_scalar.serial, design, data, head_only=True)
+
+
+def test_for_work_picks_the_serial_twin_below_the_threshold():
+    from interlace.kernels._jit import PARALLEL_MIN_WORK, for_work
+
+    assert for_work(downdate_rest_scalar, PARALLEL_MIN_WORK / 2, 8) == (downdate_rest_scalar.serial, 1)
+    assert for_work(downdate_rest_scalar, PARALLEL_MIN_WORK, 8) == (downdate_rest_scalar, 8)
+    assert for_work(downdate_rest_scalar, PARALLEL_MIN_WORK, 1) == (downdate_rest_scalar.serial, 1)
+    assert downdate_rest_scalar.serial.py_func.__qualname__ == "downdate_rest_scalar_serial"
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(lead_k=1), st.data())
 def test_downdate_and_weigh_rest_scalar(design, data):
     # the downdate as downdate_rest_scalar's, and the weighted sum on the head rows'
     # upper triangle (overwriting what was there), the rest of ``weighted`` untouched

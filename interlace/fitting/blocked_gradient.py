@@ -51,7 +51,7 @@ from functools import cached_property
 import numpy as np
 from scipy.linalg import lapack
 
-from ..kernels._jit import thread_count
+from ..kernels._jit import for_work, thread_count
 from ..kernels.blockdiag import (
     coupling_times,
     coupling_transpose_times,
@@ -234,12 +234,13 @@ class BlockedDeviance(LastFactor):
         # the lower triangle (Fortran order) is the upper one of the C-ordered transpose
         if factor.lead_weighted is not None:
             # sum_l theta_1^2 v_l' S^{-1} v_l / d_l^2 = <S^{-1}, sum_l theta_1^2 v_l v_l' / d_l^2>
-            lead_share = upper_inner_product(inverse.T, factor.lead_weighted, m, 4 * thread_count())
+            inner, chunks = for_work(upper_inner_product, float(m) * m / 2, 4 * thread_count())
+            lead_share = inner(inverse.T, factor.lead_weighted, m, chunks)
             traces[0] = float(np.sum(weights)) + lead_share
             return traces
         ptr, idx, val = system.coupling
-        quad = lead_quadratic_forms(ptr, idx, val, scale, *system.coupling_by_row, inverse.T, m,
-                                    thread_count())
+        quadratic_forms, chunks = for_work(lead_quadratic_forms, system.downdate_work, thread_count())
+        quad = quadratic_forms(ptr, idx, val, scale, *system.coupling_by_row, inverse.T, m, chunks)
         traces[0] = float(np.sum(weights + theta_lead**2 * quad * weights**2))
         return traces
 

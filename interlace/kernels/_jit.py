@@ -26,6 +26,7 @@ import os
 import stat
 import sys
 import tempfile
+import types
 import warnings
 from functools import cache
 from pathlib import Path
@@ -157,10 +158,39 @@ def kernel(func):
     return _compile(func, {"nogil": True})
 
 
+def _renamed(func, name: str):
+    """A copy of the function ``func`` under another name (numba caches a kernel under
+    its qualified name and line: a twin with other options needs its own)."""
+    twin = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__, func.__closure__)
+    twin.__qualname__ = func.__qualname__.rsplit(".", 1)[0] + "." + name if "." in func.__qualname__ else name
+    twin.__module__, twin.__doc__ = func.__module__, func.__doc__
+    return twin
+
+
 def parallel_kernel(func):
     """Decorator for compiled kernels whose outer loop is a ``numba.prange``:
-    ``numba.njit(cache=True, nogil=True, parallel=True)``."""
-    return _compile(func, {"nogil": True, "parallel": True})
+    ``numba.njit(cache=True, nogil=True, parallel=True)``, with a serial twin of the
+    same source as its ``serial`` attribute (``prange`` run as ``range``), for work too
+    small to gain from threads: numba compiles a parallel kernel about twice as slowly,
+    and each compiles only when first called (see :func:`for_work`)."""
+    dispatcher = _compile(func, {"nogil": True, "parallel": True})
+    dispatcher.serial = _compile(_renamed(func, func.__name__ + "_serial"), {"nogil": True})
+    return dispatcher
+
+
+PARALLEL_MIN_WORK = 1e7
+"""Least work (inner-loop steps, e.g. the sum of a downdate's squared level sizes) for
+which a parallel kernel runs its parallel version: below it a call takes milliseconds,
+which threads barely shorten, and the first fit skips compiling the parallel version."""
+
+
+def for_work(kernel, work: float, n_chunks: int):
+    """(the kernel to call, its chunk count): a :func:`parallel_kernel` itself with
+    ``n_chunks`` when ``work`` is at least :data:`PARALLEL_MIN_WORK` and there are chunks
+    to share, else its serial twin with one chunk."""
+    if work >= PARALLEL_MIN_WORK and n_chunks > 1:
+        return kernel, n_chunks
+    return kernel.serial, 1
 
 
 class _WouldCompile(Exception):

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from scipy.linalg import blas, lapack
 
 from ..design import ModelDesign, RandomTerm
-from ..kernels._jit import thread_count
+from ..kernels._jit import for_work, thread_count
 from ..kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
@@ -408,13 +408,15 @@ class PenalizedSystem:
                     tail = val[(ptr[1:, None] - (self.size - q)) + np.arange(self.size - q), 0]
                     shrink = lead_shrink[:, 0, 0]
                     if weighted_out is None:
-                        downdate_rest_scalar(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q,
-                                             4 * thread_count())
+                        downdate, chunks = for_work(downdate_rest_scalar, self.downdate_work, 4 * thread_count())
+                        downdate(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q, chunks)
                     else:
                         second = shrink / (T1[0, 0] ** 2 * self.lead_crossprod[:, 0, 0] + 1.0)  # theta^2 / d^2
                         weighted = weighted_out
-                        downdate_and_weigh_rest_scalar(work, weighted, ptr, idx, val, lead_shrink, second,
-                                                       *self.coupling_by_row, scale, q, 4 * thread_count())
+                        downdate, chunks = for_work(downdate_and_weigh_rest_scalar, self.downdate_work,
+                                                    4 * thread_count())
+                        downdate(work, weighted, ptr, idx, val, lead_shrink, second, *self.coupling_by_row, scale, q,
+                                 chunks)
                         tail_second = tail * np.sqrt(second)[:, None]
                         weighted[q:, q:] = np.triu(tail_second.T @ tail_second)
                     tail_shrunk = tail * np.sqrt(shrink)[:, None]
@@ -522,6 +524,16 @@ class PenalizedSystem:
         """Lambda_r (q x q, block-diagonal) as a sparse matrix."""
         return sp.block_diag([sp.kron(sp.eye(t.n_levels), t.relative_cov_factor(theta)) for t in self.rest_terms],
                              format="csr")
+
+    @property
+    def downdate_work(self) -> float:
+        """The leading term's downdate's inner steps: the sum over its levels of their
+        squared coupling sizes (what decides whether it runs on threads)."""
+        work = self.__dict__.get("_downdate_work")
+        if work is None:
+            ptr = self.coupling[0]
+            work = self.__dict__["_downdate_work"] = float(np.sum(np.diff(ptr).astype(np.float64) ** 2))
+        return work
 
     def lead_coupling_entries(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The coupling C = Lambda_r' Z_r'Z_1 T_1 by leading level: (starts, idx, val), level
