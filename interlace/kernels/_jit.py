@@ -144,7 +144,7 @@ def _compile(func, options: dict):
         tried = ", ".join(str(p) for p in fallback_cache_dirs())
         warnings.warn(
             f"interlace: no writable directory to cache its compiled kernels (beside its source, "
-            f"numba's user cache, {tried}); they are compiled in every new process (about 25 s). "
+            f"numba's user cache, {tried}); they are compiled in every new process (several seconds). "
             "Set NUMBA_CACHE_DIR to a writable directory to keep them",
             RuntimeWarning,
             stacklevel=3,
