@@ -19,7 +19,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from ._jit import kernel
+from ._jit import kernel, reassociating_kernel
 from .blockdiag import lower_inverse, scale_symmetric_blocks, small_cholesky
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -29,7 +29,7 @@ FIRST_STEP = 0.1
 long first step can jump past the optimum to a zero variance."""
 
 
-@kernel
+@reassociating_kernel
 def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal):
     size = A.shape[0]
     nd = n_diagonal
