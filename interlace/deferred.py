@@ -61,6 +61,30 @@ class DeferredField:
         instance.__dict__[self.name] = value  # only the dataclass's __init__ gets here: it is frozen
 
 
+def accept_deferred(cls: type, name: str) -> None:
+    """Let the dataclass field ``name`` of ``cls`` (already decorated) take a
+    :class:`Deferred` as well as its value, keeping its default and its ``field()``
+    options (``repr``, ``compare``): what :class:`DeferredField` does for a field with a
+    default, which a descriptor declared in the class body cannot keep.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass, field
+    >>> @dataclass(frozen=True)
+    ... class Pair:
+    ...     first: int
+    ...     second: int = field(default=0, compare=False)
+    >>> accept_deferred(Pair, "second")
+    >>> Pair(1, Deferred(lambda: 2)).second, Pair(1).second
+    (2, 0)
+    """
+    if name not in getattr(cls, "__dataclass_fields__", {}):
+        raise ValueError(f"name: expected a field of the dataclass {cls.__name__}, found {name!r}")
+    descriptor = DeferredField()
+    descriptor.__set_name__(cls, name)
+    setattr(cls, name, descriptor)
+
+
 def resolved_state(instance: Any) -> dict:
     """``instance.__dict__`` with every deferred value computed (the state its pickle
     and its copies hold, so that they do not carry the functions)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .deferred import DeferredField, resolved_state
+from .deferred import DeferredField, accept_deferred, resolved_state
 from .errors import InterlaceError
 from .fitted import FittedModel
 from .fitting.conditioning import Conditioning
@@ -429,3 +429,6 @@ class CrossedLMEResult(FittedModel):
     def __repr__(self) -> str:
         return (f"<CrossedLMEResult {self.method}: {self.model.formula!r}, nobs={self.nobs}, "
                 f"llf={self.llf:.4f}>")
+
+
+accept_deferred(CrossedLMEResult, "_factor")  # a refit factors its system when first asked

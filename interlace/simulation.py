@@ -80,7 +80,7 @@ def refit_curvature(result) -> np.ndarray | None:
 
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
-    from .fitting.linear import assemble, optimum_factor
+    from .fitting.linear import assemble, optimum_factor, optimum_pwrss
 
     y = np.asarray(y, dtype=np.float64).ravel()
     n = result.nobs
@@ -100,4 +100,5 @@ def refit_response(result, y):
     model = Deferred(partial(replace, result.model, endog=y))
     return assemble(conditioning, system, record, reml, result.method, result.df_method,
                      result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
-                     model, factor=optimum_factor(fun, with_gradient, theta=record.theta))
+                     model, factor=optimum_factor(fun, with_gradient, theta=record.theta),
+                     pwrss=optimum_pwrss(with_gradient, record.theta))

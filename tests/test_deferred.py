@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import interlace
-from interlace.deferred import Deferred, DeferredField
+from interlace.deferred import Deferred, DeferredField, accept_deferred
 from interlace.fitting.estimates import EstimatesAtOptimum, compute_estimates
 
 DEFERRED = ("fe_params", "fe_bse", "fe_cov", "random_effects", "variance_components", "correlation_params",
@@ -78,6 +78,49 @@ def test_a_refit_builds_its_labelled_fields_when_read(sleep_fit):
     slope = again.fe_params["Days"]
     assert _pending(again) == set(DEFERRED) - {"fe_params"}
     assert slope == again.fe_params.iloc[1]
+
+
+def test_an_accepting_field_keeps_its_default_and_options():
+    @dataclasses.dataclass(frozen=True)
+    class Record:
+        first: int
+        second: list = dataclasses.field(default=None, compare=False, repr=False)
+
+    accept_deferred(Record, "second")
+    calls = []
+    record = Record(1, Deferred(lambda: calls.append(1) or [2]))
+    assert calls == [] and Record(1).second is None
+    assert record.second == [2] and record.second == [2] and calls == [1]
+    assert record == Record(1, [5]) and "second" not in repr(record)  # compare=False, repr=False kept
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.second = [3]
+    with pytest.raises(ValueError, match="name: expected a field"):
+        accept_deferred(Record, "third")
+
+
+def test_a_refit_factors_its_system_when_the_factor_is_read(monkeypatch):
+    # the compiled optimiser returns pwrss at its optimum: sigma^2 and the criterion need
+    # no factorisation; beta, vcov(beta) and the factor itself equal an eager one's
+    from interlace.linalg.system import PenalizedSystem
+
+    m = interlace.fit("Reaction ~ Days + (1 | Subject)", interlace.load_dataset("sleepstudy"))
+    y = m.simulate(1, seed=3)[:, 0]
+    factored = []
+    factorize = PenalizedSystem.factorize
+    monkeypatch.setattr(PenalizedSystem, "factorize", lambda self, *a, **k: factored.append(1) or factorize(self, *a, **k))
+    again = m.refit(y)
+    assert factored == [] and np.isfinite(again.llf) and np.isfinite(again.scale)
+    monkeypatch.undo()
+    eager = compute_estimates(again._system, again._system.factorize(again.theta), again.theta, True,
+                              again._conditioning.working_deviance(again.deviance, True), again._conditioning)
+    assert again.scale == pytest.approx(eager.scale, rel=1e-10)
+    assert type(again.__dict__["_factor"]) is Deferred  # the scalars read no factor
+    np.testing.assert_allclose(again.fe_params.to_numpy(), eager.beta, rtol=1e-12)
+    np.testing.assert_allclose(again.fe_cov, eager.fe_cov, rtol=1e-12)
+    factor = again._factor
+    assert type(again.__dict__["_factor"]) is not Deferred and factor.pwrss == pytest.approx(
+        again._system.factorize(again.theta).pwrss, rel=1e-12)
+    assert again._factor is factor  # computed once, shared with the estimates
 
 
 def test_deferred_fields_equal_the_estimates_computed_at_once(sleep_fit):

@@ -84,9 +84,10 @@ def test_the_optimiser_evaluates_the_models_own_kernel(system, reml):
     counts = (compiled.n_theta, compiled.q, reml, compiled.n_obs, compiled.n_fixed)
     args = (compiled.term_of, compiled.n_diagonal, compiled.layout)
     value, grad = compiled(theta)
-    f, g, ok = profiled_deviance(A, theta, *counts, np.ones(system.size), *args)
+    f, g, ok, pwrss = profiled_deviance(A, theta, *counts, np.ones(system.size), *args)
     assert ok
     assert f == pytest.approx(value, rel=1e-13)
+    assert pwrss == pytest.approx(system.factorize(theta).pwrss, rel=1e-10)  # sigma^2 at an optimum
     np.testing.assert_allclose(g, grad, rtol=1e-12, atol=1e-12)
     steps = np.full(compiled.n_theta, 1e-4)
     g, _, ok = differenced_hessian(A, theta, steps, np.zeros(0), False, *counts, *args)  # compiled

@@ -42,6 +42,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..design import ModelDesign
+from ..shallow import with_fields
 
 EXACT_FIT_TOLERANCE = 1e-12
 """The fixed effects fit y exactly when the residual's root mean square is below this
@@ -162,7 +163,9 @@ class Conditioning:
         y = np.ascontiguousarray(y, dtype=np.float64)
         working_X = working.X if working is not None else self.weighted(self.design.X.T).T @ self.basis
         shift, scale, working_y = _response_map(working_X, self.basis, self.weighted(y))
-        return replace(self, design=_with_fixed(self.design, response=y), shift=shift, scale=scale), working_y
+        # shallow copies: the design's caches (names, term order) do not depend on y
+        design = with_fields(self.design, fixed=with_fields(self.design.fixed, response=y))
+        return with_fields(self, design=design, shift=shift, scale=scale), working_y
 
     # ----- the back-transform -----------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
+from ..deferred import Deferred
 from ..design import ModelDesign, RandomTerm
 from ..kernels.products import z_times
 from ..linalg.system import Factor, PenalizedSystem
@@ -70,21 +71,38 @@ class EstimatesAtOptimum:
     """The estimates of :func:`compute_estimates`, each computed on first use: sigma^2
     and the criterion at once, beta on the first read of it, the BLUPs, fitted values
     and residuals, and vcov(beta) on theirs (a refit loop that reads one number of each
-    refit pays for that one). The arithmetic is :func:`compute_estimates`' own."""
+    refit pays for that one). The arithmetic is :func:`compute_estimates`' own.
 
-    def __init__(self, system: PenalizedSystem, factor: Factor, theta: np.ndarray, reml: bool,
-                 deviance: float, conditioning: Conditioning | None = None):
+    ``factor`` may be a :class:`~interlace.deferred.Deferred` when ``pwrss`` (the
+    penalised residual sum of squares at theta) is given: sigma^2 and the criterion
+    then need no factorisation, and the factor is computed when beta or vcov(beta) is
+    first read (a refit loop that reads the variance components never factors)."""
+
+    def __init__(self, system: PenalizedSystem, factor: Factor | Deferred, theta: np.ndarray, reml: bool,
+                 deviance: float, conditioning: Conditioning | None = None, pwrss: float | None = None):
         design = system.design
-        self._system, self._factor, self._theta, self._conditioning = system, factor, theta, conditioning
+        self._system, self._theta, self._conditioning = system, theta, conditioning
+        if type(factor) is Deferred:  # factored on first use: sigma^2 needs ``pwrss`` only
+            if pwrss is None:
+                raise ValueError("pwrss: expected the penalised residual sum of squares with a deferred factor")
+            self._deferred_factor = factor
+        else:
+            self.__dict__["factor"] = factor
+            pwrss = factor.pwrss
         nu = residual_dof(design.n_obs, design.n_fixed, reml)
-        self._working_scale = factor.pwrss / nu
+        self._working_scale = pwrss / nu
         c = conditioning
         self.scale = float(self._working_scale) if c is None else float(self._working_scale * c.scale**2)
         self.deviance = float(deviance) if c is None else c.deviance(deviance, reml)
 
     @cached_property
+    def factor(self) -> Factor:
+        """The system's factor at theta (computed now when it was deferred)."""
+        return self._deferred_factor.compute()
+
+    @cached_property
     def _solution(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._system.solve(self._factor, self._theta)  # u, working beta
+        return self._system.solve(self.factor, self._theta)  # u, working beta
 
     @cached_property
     def beta(self) -> np.ndarray:
@@ -132,7 +150,7 @@ class EstimatesAtOptimum:
     @cached_property
     def fe_cov(self) -> np.ndarray:
         """vcov(beta)."""
-        fe_cov = fixed_cov(self._factor, self._working_scale)
+        fe_cov = fixed_cov(self.factor, self._working_scale)
         return fe_cov if self._conditioning is None else self._conditioning.cov(fe_cov)
 
     def resolved(self) -> Estimates:

@@ -276,13 +276,23 @@ class CompiledDeviance:
         """
         if inverse_hessian is None:
             inverse_hessian = np.zeros((0, 0))
-        x, f, evaluations, status, grad = minimize_deviance(
+        x, f, evaluations, status, grad, pwrss = minimize_deviance(
             *self._minimize_arguments(start, lower, inverse_hessian, max_evaluations, polish))
         self.n_evaluations += int(evaluations)
+        self._minimum = (x, float(pwrss))
         messages = {1: "converged", 0: "evaluation budget used up", -1: "line search found no descent"}
         # a line search that stalls is judged by the convergence check (its gradient and Hessian)
         return SimpleNamespace(x=x, fun=float(f), success=status == 1, message=messages[int(status)],
                                nfev=int(evaluations), at=x, grad=grad)
+
+    def last_pwrss(self, theta: np.ndarray) -> float | None:
+        """The penalised residual sum of squares at ``theta`` when :meth:`minimize` last
+        returned that theta (the optimiser computed it there), else None: sigma^2 at
+        the optimum without a factorisation (see :func:`interlace.fitting.linear.assemble`)."""
+        minimum = self.__dict__.get("_minimum")
+        if minimum is None or not np.array_equal(minimum[0], theta):
+            return None
+        return minimum[1]
 
     def hessian(self, theta: np.ndarray, gradient: np.ndarray | None = None,
                 central: bool = False) -> tuple[np.ndarray, np.ndarray, int]:

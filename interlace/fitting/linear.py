@@ -52,7 +52,7 @@ def fit_linear(design, full_formula: str, data: Any, dropped_rows: np.ndarray, *
                             polish=True)
     factor = optimum_factor(objective, with_gradient, theta=record.theta)
     return assemble(conditioning, system, record, reml, method, df_method, full_formula, data, dropped_rows,
-                    options, factor=factor)
+                    options, factor=factor, pwrss=optimum_pwrss(with_gradient, record.theta))
 
 
 def optimum_factor(*criteria, theta: np.ndarray):
@@ -67,22 +67,35 @@ def optimum_factor(*criteria, theta: np.ndarray):
     return None
 
 
+def optimum_pwrss(criterion, theta: np.ndarray) -> float | None:
+    """The penalised residual sum of squares at the optimum ``theta`` when the
+    criterion's optimiser computed it there (:meth:`CompiledDeviance.last_pwrss
+    <interlace.fitting.gradient.CompiledDeviance.last_pwrss>`), else None."""
+    last = getattr(criterion, "last_pwrss", None)
+    return None if last is None else last(theta)
+
+
 def assemble(conditioning: Conditioning, system, record: OptimizationRecord, reml: bool, method: str,
              df_method: str, formula: str, data: Any, dropped_rows: np.ndarray,
              options: dict | None = None, model: ModelInfo | Deferred | None = None,
-             factor=None) -> CrossedLMEResult:
+             factor=None, pwrss: float | None = None) -> CrossedLMEResult:
     """The result of an optimum ``record`` of ``system`` (built on the working design of
     ``conditioning``), every value on the caller's scale.
 
     The scalars (theta, sigma^2, the criterion, the flags) are computed here; the
     labelled fields (``fe_params``, ``random_effects``, ``model``, ...) when first read
     (:mod:`interlace.deferred`), from the estimates at the optimum, which are
-    themselves computed on first use (:class:`EstimatesAtOptimum`)."""
+    themselves computed on first use (:class:`EstimatesAtOptimum`).
+
+    ``factor``: the system's factor at the optimum, when the optimiser kept it; else
+    with ``pwrss`` (the penalised residual sum of squares there, see
+    :func:`optimum_pwrss`) the factorisation waits until something reads the factor
+    (beta, the BLUPs, vcov(beta), ``_factor``), otherwise it is done now."""
     design = conditioning.design
     theta = record.theta.copy()  # the deferred fields' own: unchanged by the caller's edits of the result
     if factor is None:
-        factor = system.factorize(theta)
-    est = EstimatesAtOptimum(system, factor, theta, reml, record.objective, conditioning)
+        factor = system.factorize(theta) if pwrss is None else Deferred(partial(system.factorize, theta))
+    est = EstimatesAtOptimum(system, factor, theta, reml, record.objective, conditioning, pwrss)
     flags = boundary_flags(design, theta)
     singular = any(flags.values())
     if singular:
@@ -131,7 +144,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         solver_path=system.path,
         fit_options=dict(options or {}),
         _system=system,
-        _factor=factor,
+        _factor=Deferred(lambda: est.factor),
         _conditioning=conditioning,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result

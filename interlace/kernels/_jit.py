@@ -158,6 +158,19 @@ def kernel(func):
     return _compile(func, {"nogil": True})
 
 
+REASSOCIATING_FLAGS = frozenset({"reassoc", "contract"})
+"""The fast-math flags of :func:`reassociating_kernel`: sums may be reordered (so that
+LLVM vectorises the inner reductions) and a multiply-add fused; NaN and infinity keep
+their meaning (kernels test ``not v > 0.0``)."""
+
+
+def reassociating_kernel(func):
+    """Decorator for compiled kernels whose inner loops are long dot products:
+    :func:`kernel` with ``fastmath`` :data:`REASSOCIATING_FLAGS`, so that LLVM may
+    vectorise the reductions. Results differ from :func:`kernel`'s in rounding only."""
+    return _compile(func, {"nogil": True, "fastmath": set(REASSOCIATING_FLAGS)})
+
+
 def _renamed(func, name: str):
     """A copy of the function ``func`` under another name (numba caches a kernel under
     its qualified name and line: a twin with other options needs its own)."""

@@ -19,7 +19,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from ._jit import kernel
+from ._jit import kernel, reassociating_kernel
 from .blockdiag import lower_inverse, scale_symmetric_blocks, small_cholesky
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -29,7 +29,7 @@ FIRST_STEP = 0.1
 long first step can jump past the optimum to a zero variance."""
 
 
-@kernel
+@reassociating_kernel
 def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal):
     size = A.shape[0]
     nd = n_diagonal
@@ -237,20 +237,21 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
 
 @kernel
 def _profile(ok, ld_random, ld_fixed, pwrss, dlogdet, dr2, n_theta, n_obs, n_fixed, reml):
-    """(deviance, gradient, ok) from a deviance kernel's results: lme4's profiling."""
+    """(deviance, gradient, ok, pwrss) from a deviance kernel's results: lme4's profiling
+    (pwrss passed through: sigma^2 at an optimum follows from it)."""
     if not ok or not pwrss > 0.0:
-        return np.inf, np.zeros(n_theta), False
+        return np.inf, np.zeros(n_theta), False, np.inf
     nu = n_obs - n_fixed if reml else n_obs
     value = ld_random + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
     if reml:
         value += ld_fixed
     for i in range(n_theta):
         dlogdet[i] = dlogdet[i] + nu * dr2[i] / pwrss
-    return value, dlogdet, True
+    return value, dlogdet, True, pwrss
 
 
 def profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout):
-    """(deviance, gradient, ok) at theta: the deviance kernel of the model's terms plus
+    """(deviance, gradient, ok, pwrss) at theta: the deviance kernel of the model's terms plus
     lme4's profiling. ``layout`` is None for scalar terms (:func:`dense_scalar_deviance`,
     with ``scale``, ``term_of`` and ``n_diagonal``), else the tuple of
     :func:`dense_block_deviance`'s layout arrays (``factor_theta`` to ``pos_which``).
@@ -361,12 +362,13 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
     the curvature at a previous fit of the same design; an empty (0 x 0) array
     starts from the identity with a first step of ``FIRST_STEP``.
 
-    Returns (theta, deviance, evaluations, status, gradient): status 1 converged
+    Returns (theta, deviance, evaluations, status, gradient, pwrss): status 1 converged
     (projected gradient below ``gtol``, or relative decrease, or the decrease predicted
     by the quasi-Newton model -g'Hg/2 once it has curvature, below ``ftol``), 0 out of
     evaluations, -1 no descent possible (at a point where the line search fails); the
     gradient is the analytic one at the theta returned (what the convergence check of
-    :mod:`interlace.fitting.optimize` reads).
+    :mod:`interlace.fitting.optimize` reads), pwrss the penalised residual sum of squares
+    there (sigma^2 at the optimum follows from it without a factorisation).
 
     Once converged with curvature, up to ``polish_steps`` full quasi-Newton steps follow,
     each kept when it lowers the projected gradient without raising the deviance beyond
@@ -376,10 +378,10 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
     size = A.shape[0]
     scale = np.ones(size)
     x = _projected(start, lower)
-    f, g, ok = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+    f, g, ok, pwrss = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     evaluations = 1
     if not ok:
-        return x, f, evaluations, -1, g
+        return x, f, evaluations, -1, g, pwrss
     first = inverse_hessian.shape[0] != n_theta
     H = np.empty((n_theta, n_theta))
     if first:
@@ -408,26 +410,26 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
         converged = largest_pg < gtol or (slope < 0.0 and not first and -0.5 * slope <= ftol * (1.0 + abs(f)))
         if converged:
             if polish_steps <= 0 or first or slope >= 0.0:
-                return x, f, evaluations, 1, g
+                return x, f, evaluations, 1, g, pwrss
             polish_steps -= 1
             for i in range(n_theta):
                 s_vec[i] = x[i] + d[i]
             trial = _projected(s_vec, lower)
-            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            f_new, g_new, ok, pwrss_new = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                          layout)
             evaluations += 1
             if not ok or f_new > f + 1e-12 * (1.0 + abs(f)):
-                return x, f, evaluations, 1, g
+                return x, f, evaluations, 1, g, pwrss
             largest = 0.0
             for i in range(n_theta):
                 if not (trial[i] <= lower[i] and g_new[i] > 0.0):
                     largest = max(largest, abs(g_new[i]))
             if largest >= largest_pg:
-                return x, f, evaluations, 1, g
+                return x, f, evaluations, 1, g, pwrss
             for i in range(n_theta):
                 s_vec[i] = trial[i] - x[i]
                 y_vec[i] = g_new[i] - g[i]
-            x, f, g = trial, f_new, g_new
+            x, f, g, pwrss = trial, f_new, g_new, pwrss_new
             sy = _dot(s_vec, y_vec)
             if sy > 1e-14 * np.sqrt(_dot(s_vec, s_vec) * _dot(y_vec, y_vec)):
                 _bfgs_update(H, s_vec, y_vec, sy)
@@ -445,7 +447,7 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
             for i in range(n_theta):
                 s_vec[i] = x[i] + step * d[i]
             trial = _projected(s_vec, lower)
-            f_new, g_new, ok = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            f_new, g_new, ok, pwrss_new = profiled_deviance(A, trial, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                          layout)
             evaluations += 1
             decrease = 0.0
@@ -455,18 +457,18 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
                 accepted = True
                 break
             if evaluations >= max_evaluations:
-                return x, f, evaluations, 0, g
+                return x, f, evaluations, 0, g, pwrss
             step *= 0.5
         if not accepted:
-            return x, f, evaluations, -1, g
+            return x, f, evaluations, -1, g, pwrss
         for i in range(n_theta):
             s_vec[i] = trial[i] - x[i]
             y_vec[i] = g_new[i] - g[i]
         sy = _dot(s_vec, y_vec)
         small_change = abs(f - f_new) <= ftol * (1.0 + abs(f))
-        x, f, g = trial, f_new, g_new
+        x, f, g, pwrss = trial, f_new, g_new, pwrss_new
         if small_change and _largest_magnitude(s_vec) < 1e-7 * (1.0 + _largest_magnitude(x)):
-            return x, f, evaluations, 1, g
+            return x, f, evaluations, 1, g, pwrss
         if sy > 1e-14:
             if first:  # scale the initial inverse Hessian (Shanno and Phua)
                 factor = sy / _dot(y_vec, y_vec)
@@ -476,8 +478,8 @@ def minimize_deviance(A, n_theta, q, reml, n_obs, n_fixed, term_of, n_diagonal, 
                 first = False
             _bfgs_update(H, s_vec, y_vec, sy)
         if evaluations >= max_evaluations:
-            return x, f, evaluations, 0, g
-    return x, f, evaluations, 0, g
+            return x, f, evaluations, 0, g, pwrss
+    return x, f, evaluations, 0, g, pwrss
 
 
 @kernel
@@ -497,16 +499,16 @@ def differenced_hessian(A, theta, steps, base, central, n_theta, q, reml, n_obs,
     if base.shape[0] == n_theta and not central:
         g, ok = base.copy(), True
     else:
-        _, g, ok = profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+        _, g, ok, _ = profiled_deviance(A, theta, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
     H = np.zeros((n_theta, n_theta))
     x = theta.copy()
     for i in range(n_theta):
         x[i] = theta[i] + steps[i]
-        _, g_plus, ok_plus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
+        _, g_plus, ok_plus, _ = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal, layout)
         ok = ok and ok_plus
         if central:
             x[i] = theta[i] - steps[i]
-            _, g_minus, ok_minus = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
+            _, g_minus, ok_minus, _ = profiled_deviance(A, x, n_theta, q, reml, n_obs, n_fixed, scale, term_of, n_diagonal,
                                              layout)
             ok = ok and ok_minus
             for j in range(n_theta):

@@ -297,17 +297,13 @@ class PenalizedSystem:
     def _copy_with_response(self, y: np.ndarray):
         """A shallow copy with response y: the design (its y-free caches kept) and the
         coupling's y column replaced; the caller replaces the rest's y row."""
-        from dataclasses import replace
-
         from ..kernels.products import z_transpose_times
+        from ..shallow import with_fields
 
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        design = self.design
-        new.design = replace(design, fixed=replace(design.fixed, response=y))
-        for name in ("fixed_index", "lme4_terms"):  # cached, and independent of y
-            if name in design.__dict__:
-                new.design.__dict__[name] = design.__dict__[name]
+        design = self.design  # its caches (names, term order) do not depend on y
+        new.design = with_fields(design, fixed=with_fields(design.fixed, response=y))
         if self.coupling is not None:
             ptr, idx, val = self.coupling
             lead = self.lead_term

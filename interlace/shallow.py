@@ -1,0 +1,42 @@
+"""A frozen dataclass's copy with some fields changed, without ``dataclasses.replace``.
+
+``replace`` builds the copy through ``__init__`` (every field passed again, a few
+microseconds each): on a refit's path, which makes several such copies of a design
+with a new response, that is a sizeable share of the refit. :func:`with_fields`
+copies the instance's ``__dict__`` instead, so the values it caches
+(``functools.cached_property``) come along: use it only where none of them depends on
+the fields changed, and on classes without ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any, TypeVar
+
+Instance = TypeVar("Instance")
+
+
+def with_fields(instance: Instance, **changes: Any) -> Instance:
+    """``instance`` (a dataclass) with the fields ``changes`` names set to its values,
+    everything else in its ``__dict__`` (other fields, cached values) shared.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Point:
+    ...     x: float
+    ...     y: float
+    >>> with_fields(Point(1.0, 2.0), y=3.0)
+    Point(x=1.0, y=3.0)
+    """
+    cls = type(instance)
+    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"instance: expected a dataclass without __post_init__, found {cls.__name__}")
+    unknown = set(changes) - {f.name for f in fields(cls)}
+    if unknown:
+        raise TypeError(f"changes: expected fields of {cls.__name__}, found {', '.join(sorted(unknown))}")
+    new = object.__new__(cls)
+    new.__dict__.update(instance.__dict__)
+    new.__dict__.update(changes)
+    return new
