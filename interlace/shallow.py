@@ -11,9 +11,18 @@ the fields changed, and on classes without ``__post_init__``.
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 Instance = TypeVar("Instance")
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    """The field names of a dataclass without ``__post_init__`` (checked once per class)."""
+    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"instance: expected a dataclass without __post_init__, found {cls.__name__}")
+    return frozenset(f.name for f in fields(cls))
 
 
 def with_fields(instance: Instance, **changes: Any) -> Instance:
@@ -31,9 +40,7 @@ def with_fields(instance: Instance, **changes: Any) -> Instance:
     Point(x=1.0, y=3.0)
     """
     cls = type(instance)
-    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
-        raise TypeError(f"instance: expected a dataclass without __post_init__, found {cls.__name__}")
-    unknown = set(changes) - {f.name for f in fields(cls)}
+    unknown = set(changes) - _field_names(cls)
     if unknown:
         raise TypeError(f"changes: expected fields of {cls.__name__}, found {', '.join(sorted(unknown))}")
     new = object.__new__(cls)

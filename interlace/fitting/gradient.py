@@ -241,12 +241,20 @@ class CompiledDeviance:
         return (self.system.rest_crossprod, theta, difference_steps(theta), base, central, self.n_theta, self.q,
                 self.reml, self.n_obs, self.n_fixed, self.term_of, self.n_diagonal, self.layout)
 
+    _loaded: dict = {}  # noqa: RUF012 - per process: the kinds (scalar, block) found loaded
+
     def is_loaded(self) -> bool:
-        """Whether the compiled optimiser and Hessian of this system's kind run without
-        compiling (in memory, or loaded from numba's on-disk cache)."""
+        """Whether the compiled optimiser and Hessian of this system's kind (scalar terms
+        or not: their argument types) run without compiling (in memory, or loaded from
+        numba's on-disk cache); once True for a kind, known without asking numba."""
+        kind = self.layout is None
+        if CompiledDeviance._loaded.get(kind):
+            return True
         theta = np.ones(self.n_theta)
-        return (is_loaded(minimize_deviance, *self._minimize_arguments(theta, theta, np.zeros((0, 0)), 1, False))
-                and is_loaded(differenced_hessian, *self._hessian_arguments(theta, np.zeros(0), False)))
+        loaded = (is_loaded(minimize_deviance, *self._minimize_arguments(theta, theta, np.zeros((0, 0)), 1, False))
+                  and is_loaded(differenced_hessian, *self._hessian_arguments(theta, np.zeros(0), False)))
+        CompiledDeviance._loaded[kind] = loaded
+        return loaded
 
     def _evaluate(self, theta: np.ndarray):
         self.n_evaluations += 1
