@@ -63,7 +63,9 @@ def optimum_factor(*criteria, theta: np.ndarray):
         if hasattr(owner, "last_factor"):
             factor = owner.last_factor(theta)
             if factor is not None:
-                return factor
+                # the leading term's weighted coupling serves the gradient only: a result
+                # that kept it would hold a second rest-sized matrix (800 MB at W8)
+                return factor if factor.lead_weighted is None else replace(factor, lead_weighted=None)
     return None
 
 
