@@ -166,6 +166,16 @@ def assemble_scaled_upper(crossprod, scale, n_random, out):
             out[a, a] += 1.0
 
 
+@kernel
+def _prefetch_visit(idx, scaled, start):
+    """Hint where a later visit to a level's entries starts: two cache lines of each of
+    ``idx`` and ``scaled`` from ``start`` (see :mod:`interlace.kernels.prefetch`)."""
+    prefetch(idx, start)
+    prefetch(idx, start + 8)
+    prefetch(scaled, start)
+    prefetch(scaled, start + 8)
+
+
 @parallel_kernel
 def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels, scale, n_head, n_chunks):
     """:func:`downdate_rest` for a scalar leading term (k1 = 1), with the rest already
@@ -185,12 +195,8 @@ def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels
             row = rest[a]
             end = row_ptr[a + 1]
             for t in range(row_ptr[a], end):
-                if t + PREFETCH_AHEAD < end:  # where a later visit starts: two lines of each array
-                    ahead = positions[t + PREFETCH_AHEAD]
-                    prefetch(idx, ahead)
-                    prefetch(idx, ahead + 8)
-                    prefetch(scaled, ahead)
-                    prefetch(scaled, ahead + 8)
+                if t + PREFETCH_AHEAD < end:
+                    _prefetch_visit(idx, scaled, positions[t + PREFETCH_AHEAD])
                 pos = positions[t]
                 l = levels[t]
                 w = scaled[pos] * shrink[l, 0, 0]
@@ -228,11 +234,7 @@ def downdate_and_weigh_rest_scalar(rest, weighted, ptr, idx, val, shrink, second
             end = row_ptr[a + 1]
             for t in range(row_ptr[a], end):
                 if t + PREFETCH_AHEAD < end:
-                    ahead = positions[t + PREFETCH_AHEAD]
-                    prefetch(idx, ahead)
-                    prefetch(idx, ahead + 8)
-                    prefetch(scaled, ahead)
-                    prefetch(scaled, ahead + 8)
+                    _prefetch_visit(idx, scaled, positions[t + PREFETCH_AHEAD])
                 pos = positions[t]
                 l = levels[t]
                 w = scaled[pos] * shrink[l, 0, 0]
@@ -368,11 +370,7 @@ def lead_quadratic_forms(ptr, idx, val, scale, row_ptr, positions, levels, inver
             end = row_ptr[a + 1]
             for t in range(row_ptr[a], end):
                 if t + PREFETCH_AHEAD < end:
-                    ahead = positions[t + PREFETCH_AHEAD]
-                    prefetch(idx, ahead)
-                    prefetch(idx, ahead + 8)
-                    prefetch(scaled, ahead)
-                    prefetch(scaled, ahead + 8)
+                    _prefetch_visit(idx, scaled, positions[t + PREFETCH_AHEAD])
                 pos = positions[t]
                 l = levels[t]
                 cross = 0.0
