@@ -371,6 +371,29 @@ def run_cold_cache(workload):
     return _finish(row, workload.target)
 
 
+def run_dask(workload, tmp):
+    """A "dask" row: ``dask_fit.py`` in a child process, the Parquet written by its own
+    child first; with a target without limits (context), the rows fitted in memory too."""
+    data = workload.sized(ARGS.quick)
+    context = workload.target.max_memory_gb is None
+    row = {**_row(workload, ARGS.quick and workload.scales), "lme4": None, "lme4_status": "not run (not compared)",
+           "lme4_note": workload.lme4_note}
+    output = tmp / f"{workload.key}.json"
+    command = [sys.executable, str(Path(__file__).with_name("dask_fit.py")), "--n", str(data.n), "--n1", str(data.n1),
+               "--n2", str(data.n2), "--output", str(output)] + (["--in-memory"] if context else [])
+    _log(f"{workload.key}: {' '.join(command[1:])} ...")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        row["interlace"], row["interlace_error"] = None, (done.stdout + done.stderr)[-3000:]
+        return _finish(row, None if context else workload.target)
+    report = json.loads(output.read_text())
+    found = report["dask"]
+    row["interlace"] = {"median": found["seconds"], "seconds": [found["seconds"]],
+                        "peak_bytes": found["driver_peak_bytes"], **report}
+    row["interlace_error"] = None
+    return _finish(row, None if context else workload.target)
+
+
 # --- the run -----------------------------------------------------------------------
 def _ms(value):
     return "?" if value is None else f"{value * 1000:.1f} ms"
@@ -396,6 +419,20 @@ def notes(rows, info):
         for side in ("interlace", "lme4", "regular", "quiet"):
             if row.get(f"{side}_error"):
                 lines.append(f"{row['key']}: {side} failed: ...{row[f'{side}_error'][-300:]}")
+        if row.get("kind") == "dask" and row.get("interlace"):
+            found = row["interlace"]["dask"]
+            line = (f"{row['key']}: {found['partitions']} partitions ({row['interlace']['parquet_bytes'] / 1e9:.2f} GB "
+                    f"of Parquet), fit {found['seconds']:.1f} s; driver peak {found['driver_peak_bytes'] / 2**30:.2f} "
+                    f"GiB, worker peaks {', '.join(f'{w / 2**30:.2f}' for w in found['worker_peak_bytes'])} GiB; one "
+                    f"partition ({found['partition_rows']:,} rows) sends "
+                    f"{found['partition_statistics_bytes'] / 1e6:.1f} MB of cross-products")
+            memory = row["interlace"].get("memory")
+            if memory:
+                extra = (found["seconds"] - memory["seconds"]) / row["interlace"]["n"] * 1e9
+                line += (f"; in memory {memory['seconds']:.1f} s, peak {memory['peak_bytes'] / 2**30:.2f} GiB: Dask "
+                         f"{found['seconds'] / memory['seconds']:.2f}x, {extra:.0f} ns more a row; max|dtheta| "
+                         f"{row['interlace']['max_abs_theta_difference']:.1e}")
+            lines.append(line)
         if row["key"] == "W10 import" and row["interlace"]:
             imp = row["interlace"]
             lines.append(
@@ -428,6 +465,8 @@ def main():
                 rows.append(run_attribute(workload, Path(tmp)))
             elif workload.kind == "busy":
                 rows.append(run_busy(workload, Path(tmp)))
+            elif workload.kind == "dask":
+                rows.append(run_dask(workload, Path(tmp)))
             else:
                 rows.append(run_workload(workload, have_lme4, Path(tmp)))
 

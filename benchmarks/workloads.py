@@ -286,7 +286,10 @@ class Workload:
     fits, beside the fits' own time, in one process; with ``busy`` it runs beside a
     process spinning a core. "cold-cache" times a fresh process whose ``NUMBA_CACHE_DIR``
     is a new empty directory, importing interlace and fitting the bundled dataset
-    (the very first fit: every kernel it needs compiled).
+    (the very first fit: every kernel it needs compiled). "dask" writes the `Simulation`
+    as Parquet partitions and fits it from ``dask.dataframe.read_parquet`` on a
+    LocalCluster (``dask_fit.py``); rows whose target has no limit are context, and fit
+    the same rows in memory beside it.
     """
 
     key: str
@@ -512,6 +515,29 @@ WORKLOADS = {
             lme4="no",
             lme4_note="the target compares interlace with itself on the regular design",
             regular=Simulation(60_000, 3_000, 600, quick=10),
+        ),
+        Workload(
+            "W12-DASK",
+            "from Dask: the recipe written as Parquet partitions of 1e6 rows (~3 GB), "
+            "`interlace.fit(formula, dd.read_parquet(...))` on a LocalCluster of this machine's "
+            "cores (one worker process a core); the driver's peak memory (benchmarks/dask_fit.py)",
+            SIM_FORMULA,
+            Simulation(100_000_000, 100_000, 10_000, quick=100),
+            Target("driver < 2 GB", max_memory_gb=2.0),
+            kind="dask",
+            lme4="no",
+            lme4_note="lme4 needs the table in memory",
+        ),
+        Workload(
+            "W12-DASK-1E7",
+            "W8's design (1e7 rows) written as Parquet and fitted from Dask as W12-DASK, beside "
+            "the same rows fitted in memory (pandas): the overhead a row",
+            SIM_FORMULA,
+            Simulation(10_000_000, 100_000, 10_000, quick=100),
+            Target("context: Dask against in memory"),
+            kind="dask",
+            lme4="no",
+            lme4_note="the row compares interlace from Dask with interlace in memory",
         ),
     )
 }

@@ -138,6 +138,12 @@ def fit(
     True
     """
     method = _method_of(method, reml, REML)
+    from .partitioned import is_dask_frame
+
+    dask_frame = is_dask_frame(data)
+    if dask_frame and family is not None:
+        raise InterlaceError("family: a generalized fit reads its rows at every iteration; from a Dask frame "
+                             "interlace fits linear models only: fit ddf.compute() in memory")
     if family is None and not (isinstance(nAGQ, (int, np.integer)) and not isinstance(nAGQ, bool) and nAGQ == 1):
         raise InterlaceError(f"nAGQ: the approximation of a generalized fit (family=); a linear fit takes none, "
                              f"found nAGQ={nAGQ!r}")
@@ -157,11 +163,18 @@ def fit(
         raise InterlaceError(f"solver: expected 'auto', 'dense' or 'sparse', found {solver!r}")
     if not isinstance(optimizer, str):
         raise InterlaceError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, found {optimizer!r}")
-    data, groups = attach_groups(data, groups)
-    design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action, weights, offset)
     options = {"method": method, "solver": solver, "optimizer": optimizer,
                "max_evaluations": int(max_evaluations), "na_action": na_action, "df_method": df_method,
                "max_dense_gib": max_dense_gib, "weights": weights, "offset": offset}
+    if dask_frame:
+        from .partitioned.fit import fit_partitioned
+
+        return fit_partitioned(formula, data, groups, random, method=method, start=start, optimizer=optimizer,
+                               max_evaluations=int(max_evaluations), solver=solver,
+                               na_action=choice("na_action", na_action, ("drop", "raise")), df_method=df_method,
+                               max_dense_gib=max_dense_gib, weights=weights, offset=offset, options=options)
+    data, groups = attach_groups(data, groups)
+    design, full_formula, table, dropped_rows = prepare(formula, data, groups, random, na_action, weights, offset)
     return fit_linear(design, full_formula, data, dropped_rows, method=method, start=start, optimizer=optimizer,
                       max_evaluations=int(max_evaluations), solver=solver, df_method=df_method,
                       max_dense_gib=max_dense_gib, options=options)

@@ -288,7 +288,46 @@ def _full_rank_columns(X: np.ndarray) -> np.ndarray:
     """Indices of the columns of X kept by sequential (R-style) rank detection, on
     the columns centred after an intercept and scaled (:func:`_comparable_columns`)."""
     Xc = _comparable_columns(X)
-    gram = Xc.T @ Xc
+    return sequential_rank(Xc.T @ Xc)
+
+
+def comparable_gram(n: int, mean: np.ndarray, centred: np.ndarray, low: np.ndarray,
+                    high: np.ndarray) -> np.ndarray:
+    """The Gram matrix of :func:`_comparable_columns` from X's column means, centred
+    cross-products (X - mean)'(X - mean) and columns' smallest and largest values:
+    the same rule, for X summed over partitions (:mod:`interlace.partitioned`).
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(4), [1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 10.0]])
+    >>> m = X.mean(axis=0)
+    >>> G = comparable_gram(4, m, (X - m).T @ (X - m), X.min(axis=0), X.max(axis=0))
+    >>> Xc = _comparable_columns(X)
+    >>> bool(np.allclose(G, Xc.T @ Xc))
+    True
+    """
+    p = len(mean)
+    gram = centred + n * np.outer(mean, mean)
+    norms = np.sqrt(np.maximum(np.diagonal(gram), 0.0))
+    constant = np.flatnonzero((low == high) & (high != 0))
+    if n < 2 or p == 0 or not len(constant):
+        scale = np.where(norms > 0, norms, 1.0)
+        return gram / np.outer(scale, scale)
+    first = int(constant[0])  # the intercept, where formulas put it, else the first constant column
+    later = np.arange(p) > first
+    uncentred = np.where(later, 0.0, mean)
+    gram = centred + n * np.outer(uncentred, uncentred)  # x_i'(x_j - m_j) is centred's entry for j later
+    centred_norms = np.sqrt(np.maximum(np.diagonal(centred), 0.0))
+    flat = later & (centred_norms <= CONSTANT_TOLERANCE * norms)
+    scale = np.where(later, centred_norms, norms)
+    scale = np.where(flat | (scale == 0), np.inf, scale)
+    return gram / np.outer(scale, scale)
+
+
+def sequential_rank(gram: np.ndarray) -> np.ndarray:
+    """Indices of the columns kept by sequential (R-style) rank detection on their
+    Gram matrix: a column is kept when its norm after projection on the kept columns
+    before it exceeds :data:`RANK_TOLERANCE` of its norm."""
     p = gram.shape[0]
     kept: list[int] = []
     for j in range(p):
@@ -312,18 +351,24 @@ def _drop_redundant(fixed: FixedDesign) -> tuple[FixedDesign, np.ndarray]:
     keep = _full_rank_columns(fixed.matrix)
     if len(keep) == fixed.matrix.shape[1]:
         return fixed, keep
-    dropped = [c for i, c in enumerate(fixed.column_names) if i not in set(keep.tolist())]
-    warnings.warn(
-        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-        f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
-        RankDeficiencyWarning,
-        stacklevel=4,
-    )
+    warn_rank_deficient(fixed.column_names, keep, stacklevel=4)
     return replace(
         fixed,
         matrix=np.ascontiguousarray(fixed.matrix[:, keep]),
         column_names=tuple(fixed.column_names[i] for i in keep),
     ), keep
+
+
+def warn_rank_deficient(column_names: tuple[str, ...], keep: np.ndarray, stacklevel: int = 2) -> None:
+    """lme4's message for the columns of X not in ``keep`` (dropped as redundant)."""
+    kept = set(keep.tolist())
+    dropped = [c for i, c in enumerate(column_names) if i not in kept]
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+        f"column{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _rows(k: int) -> str:
@@ -467,15 +512,20 @@ def warn_if_exact(fixed: FixedDesign, stacklevel: int = 2) -> bool:
     size = float(np.sqrt(np.dot(y, y) / n))
     if not float(np.sqrt(np.dot(resid, resid) / n)) <= EXACT_FIT_TOLERANCE * size:
         return False
+    warn_exact_fit(fixed.response_name, stacklevel + 1)
+    return True
+
+
+def warn_exact_fit(response_name: str, stacklevel: int = 2) -> None:
+    """The warning of a response the fixed effects fit exactly (:func:`warn_if_exact`)."""
     warnings.warn(
-        f"response {fixed.response_name!r} is fitted exactly by the fixed effects (residuals zero to "
+        f"response {response_name!r} is fitted exactly by the fixed effects (residuals zero to "
         "rounding): the residual variance is 0 and the likelihood unbounded, so llf, AIC, BIC, "
         "standard errors, df and p-values are not meaningful (lme4 returns sigma 0 and an infinite "
         "log-likelihood with convergence warnings); the fixed effects are the exact coefficients",
         DegenerateFitWarning,
         stacklevel=stacklevel + 1,
     )
-    return True
 
 
 def _lme4_order(n_levels: list[int]) -> list[int]:
@@ -487,64 +537,33 @@ def _lme4_order(n_levels: list[int]) -> list[int]:
     return ascending[::-1]
 
 
-def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame,
-                 weights: np.ndarray | None = None, offset: np.ndarray | None = None,
-                 offset_name: str | None = None, generalized: bool = False) -> ModelDesign:
-    """Build the model's design from a frame that has no missing values in used columns
-    (``weights``, ``offset``: the rows' prior weights and offset from :func:`interlace.fit`'s
-    arguments, ``offset_name`` the offset's column when it is one). A ``generalized``
-    model's response is checked by its family instead, and may have a level per row
-    (an observation-level random effect, as glmer allows).
-
-    Examples
-    --------
-    >>> import interlace
-    >>> from interlace.formula.random import split_formula
-    >>> fixed, terms = split_formula("Reaction ~ Days + (Days | Subject)")
-    >>> d = build_design(fixed, terms, interlace.load_dataset("sleepstudy"))
-    >>> d.theta_names
-    ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days')
-    """
-    fixed = with_prior(fixed_design(fixed_formula, table), weights, offset, offset_name)
-    _check_finite(fixed)
-    if not generalized:
-        _check_varies(fixed)
-    fixed, kept = _drop_redundant(fixed)
-    n = len(fixed.response)
-    _check_fixed_size(fixed, n)
-    if not random_terms:
-        raise FormulaError(
-            f"formula {fixed_formula!r}: no random-effects terms; add one like '(1 | g)' "
-            "or pass groups=/random="
+def check_term_size(spec: RandomTermSpec, n_levels: int, n_columns: int, n: int, generalized: bool) -> None:
+    """A random term's grouping factor has at least 2 levels and (a linear model) fewer
+    levels, and random effects, than observations; else an error naming the term."""
+    if n_levels < 2:
+        raise DataError(
+            f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
+            f"{n_levels} level; a random effect needs at least 2"
         )
-    # one entry per lme4 term, formula order
-    raw: list[dict[str, Any]] = []
-    factor_cache: dict[tuple[str, ...], tuple[np.ndarray, pd.Index]] = {}
-    for spec in random_terms:
-        if spec.factors not in factor_cache:
-            factor_cache[spec.factors] = grouping_factor(table, spec.factors, spec.source)
-        codes, labels = factor_cache[spec.factors]
-        design, names, part_spec = term_design(spec.expr, table, spec.source)
-        _check_finite_columns(design, names, f"random term {spec.source!r}: column")
-        if len(labels) < 2:
-            raise DataError(
-                f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
-                f"{len(labels)} level; a random effect needs at least 2"
-            )
-        if len(labels) >= n and not generalized:
-            raise DataError(
-                f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
-                f"{len(labels)} levels for {n} observations; the number of levels must be "
-                "less than the number of observations"
-            )
-        if len(labels) * len(names) >= n and not generalized:
-            raise DataError(
-                f"random term {spec.source!r}: {len(labels) * len(names)} random effects for "
-                f"{n} observations; the number of random effects must be less than the number "
-                "of observations"
-            )
-        raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names,
-                    "part_spec": part_spec})
+    if n_levels >= n and not generalized:
+        raise DataError(
+            f"random term {spec.source!r}: grouping factor {spec.group_name!r} has "
+            f"{n_levels} levels for {n} observations; the number of levels must be "
+            "less than the number of observations"
+        )
+    if n_levels * n_columns >= n and not generalized:
+        raise DataError(
+            f"random term {spec.source!r}: {n_levels * n_columns} random effects for "
+            f"{n} observations; the number of random effects must be less than the number "
+            "of observations"
+        )
+
+
+def assemble_terms(raw: list[dict[str, Any]]) -> tuple[tuple[RandomTerm, ...], tuple[str, ...], np.ndarray]:
+    """The random terms in factorisation order, theta's names and lower bounds in lme4's
+    order, from one entry per lme4 term in formula order (``spec``, ``codes``,
+    ``labels``, ``design``, ``names``, ``part_spec``): terms of one grouping factor
+    become one :class:`RandomTerm`."""
     order = _lme4_order([len(r["labels"]) for r in raw])
     # theta layout in lme4 order
     theta_names: list[str] = []
@@ -600,15 +619,61 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
             )
         )
     terms.sort(key=lambda t: -t.n_effects)  # stable: factorisation order
+    return tuple(terms), tuple(theta_names), np.array(theta_lower)
+
+
+def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: pd.DataFrame,
+                 weights: np.ndarray | None = None, offset: np.ndarray | None = None,
+                 offset_name: str | None = None, generalized: bool = False) -> ModelDesign:
+    """Build the model's design from a frame that has no missing values in used columns
+    (``weights``, ``offset``: the rows' prior weights and offset from :func:`interlace.fit`'s
+    arguments, ``offset_name`` the offset's column when it is one). A ``generalized``
+    model's response is checked by its family instead, and may have a level per row
+    (an observation-level random effect, as glmer allows).
+
+    Examples
+    --------
+    >>> import interlace
+    >>> from interlace.formula.random import split_formula
+    >>> fixed, terms = split_formula("Reaction ~ Days + (Days | Subject)")
+    >>> d = build_design(fixed, terms, interlace.load_dataset("sleepstudy"))
+    >>> d.theta_names
+    ('Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days')
+    """
+    fixed = with_prior(fixed_design(fixed_formula, table), weights, offset, offset_name)
+    _check_finite(fixed)
+    if not generalized:
+        _check_varies(fixed)
+    fixed, kept = _drop_redundant(fixed)
+    n = len(fixed.response)
+    _check_fixed_size(fixed, n)
+    if not random_terms:
+        raise FormulaError(
+            f"formula {fixed_formula!r}: no random-effects terms; add one like '(1 | g)' "
+            "or pass groups=/random="
+        )
+    # one entry per lme4 term, formula order
+    raw: list[dict[str, Any]] = []
+    factor_cache: dict[tuple[str, ...], tuple[np.ndarray, pd.Index]] = {}
+    for spec in random_terms:
+        if spec.factors not in factor_cache:
+            factor_cache[spec.factors] = grouping_factor(table, spec.factors, spec.source)
+        codes, labels = factor_cache[spec.factors]
+        design, names, part_spec = term_design(spec.expr, table, spec.source)
+        _check_finite_columns(design, names, f"random term {spec.source!r}: column")
+        check_term_size(spec, len(labels), len(names), n, generalized)
+        raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names,
+                    "part_spec": part_spec})
+    terms, theta_names, theta_lower = assemble_terms(raw)
     if not generalized:
         warn_if_exact(fixed, stacklevel=4)  # build_design <- prepare <- fit <- the caller
     labels = tuple(re.sub(r"\s+", " ", r["spec"].source) for r in raw)
     return ModelDesign(
         fixed=fixed,
         kept_columns=kept,
-        terms=tuple(terms),
-        theta_names=tuple(theta_names),
-        theta_lower=np.array(theta_lower),
+        terms=terms,
+        theta_names=theta_names,
+        theta_lower=theta_lower,
         term_labels=labels,
         table=table,
         primary_factors=random_terms[0].factors,

@@ -310,8 +310,13 @@ class CrossedLMEResult(FittedModel):
         >>> m.predict(new).round(2).tolist()
         [253.66, 303.74]
         """
+        from .partitioned import is_dask_frame
         from .prediction import predict
 
+        if is_dask_frame(newdata):
+            from .partitioned.outputs import predict_partitions
+
+            return predict_partitions(self, newdata, include_re)
         return predict(self, newdata, include_re)
 
     def simulate(self, nsim: int = 1, seed=None, use_re: bool = False) -> np.ndarray:

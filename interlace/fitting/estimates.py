@@ -111,25 +111,32 @@ class EstimatesAtOptimum:
         return beta if self._conditioning is None else self._conditioning.beta(beta)
 
     @cached_property
+    def _working_blups(self) -> dict[str, np.ndarray]:
+        """The BLUPs per term on the system's scale (name -> (n_levels, k))."""
+        design = self._system.design
+        u = self._solution[0]
+        b = PenalizedSystem.spherical_to_effects(u, self._theta, design.terms)
+        effects: dict[str, np.ndarray] = {}
+        pos = 0
+        for term in design.terms:
+            effects[term.name] = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
+            pos += term.n_effects
+        return effects
+
+    @cached_property
     def _working_effects(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The BLUPs per term and the fitted values, on the system's scale."""
         design = self._system.design
-        u, beta = self._solution
-        b = PenalizedSystem.spherical_to_effects(u, self._theta, design.terms)
-        effects: dict[str, np.ndarray] = {}
-        fitted = design.X @ beta
-        pos = 0
+        effects = self._working_blups
+        fitted = design.X @ self._solution[1]
         for term in design.terms:
-            block = b[pos : pos + term.n_effects].reshape(term.n_levels, term.n_columns)
-            effects[term.name] = block
-            fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(block))
-            pos += term.n_effects
+            fitted = fitted + z_times(term.group_codes, term.design, np.ascontiguousarray(effects[term.name]))
         return effects, fitted
 
     @cached_property
     def effects(self) -> dict[str, np.ndarray]:
         """Per term (name -> (n_levels, k)): the BLUPs b."""
-        effects = self._working_effects[0]
+        effects = self._working_blups
         if self._conditioning is None:
             return effects
         return {name: self._conditioning.scale * block for name, block in effects.items()}

@@ -70,10 +70,11 @@ def varpar_derivatives(system: PenalizedSystem, theta: np.ndarray, sigma: float,
     """
     theta = np.asarray(theta, dtype=np.float64)
     m, p = len(theta), system.design.n_fixed
-    y = system.design.y
-    size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     if response_size is not None:
         size = float(response_size)
+    else:
+        y = system.design.y
+        size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     if not (np.isfinite(sigma) and sigma > DEGENERATE_SIGMA * size):
         if np.isfinite(sigma) and sigma > 0:  # in units of the response: free of the working scale
             reason = f"the residual standard deviation is {sigma / size:.3g} of the response's, zero to rounding"

@@ -237,3 +237,56 @@ def refill_coupling(lead_codes, lead_design, designs, xy, slots, ptr, nnz):
             for c in range(n_tail):
                 val[tail + c, j] += lj * xy[i, c]
     return val
+
+
+@kernel
+def _merged_level(indptr, indices, data, k, level, out_idx, out_val, start):
+    """Merge the k sorted CSR rows of one level (rows level*k ... level*k + k - 1):
+    their distinct column indices into ``out_idx[start:]`` with each row's values in
+    ``out_val[:, c]`` (when ``out_idx`` has room; else only counted); the count."""
+    count = 0
+    position = np.empty(k, dtype=np.int64)
+    for c in range(k):
+        position[c] = indptr[level * k + c]
+    fill = out_idx.shape[0] > 0
+    while True:
+        smallest = -1
+        for c in range(k):
+            if position[c] < indptr[level * k + c + 1]:
+                column = indices[position[c]]
+                if smallest < 0 or column < smallest:
+                    smallest = column
+        if smallest < 0:
+            return count
+        for c in range(k):
+            if position[c] < indptr[level * k + c + 1] and indices[position[c]] == smallest:
+                if fill:
+                    out_val[start + count, c] = data[position[c]]
+                position[c] += 1
+        if fill:
+            out_idx[start + count] = smallest
+        count += 1
+
+
+@kernel
+def coupling_from_rows(indptr, indices, data, k, n_levels, tail, n_rest_random):
+    """The leading term's coupling in :func:`coupling_crossprod`'s form (``ptr``, ``idx``,
+    ``val``) from its cross-products with the rest already summed: the CSR rows of
+    Z_1'Z_rest (``indptr``, ``indices`` sorted within rows, ``data``; k rows a level,
+    level by level) and Z_1'[X y] (``tail``, (n_levels k) x (p + 1), dense). Every level
+    lists its [X y] entries (indices ``n_rest_random`` on) after its random ones."""
+    n_tail = tail.shape[1]
+    ptr = np.zeros(n_levels + 1, dtype=np.int64)
+    none_idx = np.empty(0, dtype=np.int64)
+    none_val = np.empty((0, k))
+    for level in range(n_levels):
+        ptr[level + 1] = ptr[level] + _merged_level(indptr, indices, data, k, level, none_idx, none_val, 0) + n_tail
+    idx = np.empty(ptr[n_levels], dtype=np.int64)
+    val = np.zeros((ptr[n_levels], k))
+    for level in range(n_levels):
+        count = _merged_level(indptr, indices, data, k, level, idx, val, ptr[level])
+        for j in range(n_tail):
+            idx[ptr[level] + count + j] = n_rest_random + j
+            for c in range(k):
+                val[ptr[level] + count + j, c] = tail[level * k + c, j]
+    return ptr, idx, val

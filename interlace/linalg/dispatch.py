@@ -219,23 +219,32 @@ def supports_blocked_derivatives(system) -> bool:
     )
 
 
-def build_system(design: ModelDesign, solver: str = "auto", max_dense_gib: float | None = None) -> PenalizedSystem:
+def build_system(design: ModelDesign, solver: str = "auto", max_dense_gib: float | None = None,
+                 crossproducts=None) -> PenalizedSystem:
     """The penalised system on the path :func:`choose_path` picks, its rest held as
     :func:`choose_rest` and downdated as :func:`choose_downdate` say (the cross-products
     built on one BLAS thread: :mod:`interlace.linalg.threads`); refused before
-    allocating when its dense part exceeds ``max_dense_gib`` (see Memory above)."""
+    allocating when its dense part exceeds ``max_dense_gib`` (see Memory above).
+
+    ``crossproducts``: the cross-products summed over data partitions
+    (:mod:`interlace.partitioned`) for a design whose rows are not in memory; the same
+    rules pick the path."""
     limit = dense_limit_bytes(max_dense_gib)  # checks the argument first
     with limited(0):
-        return _build_system(design, solver, max_dense_gib, limit)
+        return _build_system(design, solver, max_dense_gib, limit, crossproducts)
 
 
-def _build_system(design: ModelDesign, solver: str, max_dense_gib: float | None, limit: float) -> PenalizedSystem:
+def _build_system(design: ModelDesign, solver: str, max_dense_gib: float | None, limit: float,
+                  crossproducts=None) -> PenalizedSystem:
     n_leading = choose_path(design, solver)
     if not n_leading:
         check_dense_size(design.n_random + design.n_fixed + 1, "the dense path's system (solver='dense')"
                          if solver == "dense" else "the system", max_dense_gib, arrays=DENSE_PEAK_ARRAYS,
                          why="The blocked path (solver='sparse' or 'auto') holds far less. ")
-    lead = lead_blocks(design) if n_leading else None
+    if not n_leading:
+        lead = None
+    else:
+        lead = lead_blocks(design) if crossproducts is None else crossproducts.lead_blocks()
     if n_leading and len(design.terms) > 1:
         size = _rest_size(design)
         fits = DENSE_PEAK_ARRAYS * size * size * 8 <= limit
@@ -248,14 +257,14 @@ def _build_system(design: ModelDesign, solver: str, max_dense_gib: float | None,
             if not fits and least > limit:
                 _refuse_rest(design, size, least, max_dense_gib, limit)
             try:
-                return SparseRestSystem(design, lead, max_bytes=limit)
+                return SparseRestSystem(design, lead, max_bytes=limit, crossproducts=crossproducts)
             except SparseTooLargeError as error:
                 if fits:
                     raise  # pragma: no cover - a factor larger than the dense rest is refused by the share rule
                 _refuse_rest(design, size, error.bytes_needed, max_dense_gib, limit)
     elif n_leading:
         check_dense_size(_rest_size(design), "the rest of the blocked path", max_dense_gib, arrays=DENSE_PEAK_ARRAYS)
-    system = PenalizedSystem(design, n_leading, lead)
+    system = PenalizedSystem(design, n_leading, lead, crossproducts)
     if system.n_leading and choose_downdate(system) == "syrk":
         system = system.with_syrk_downdate()
     return system

@@ -166,6 +166,9 @@ class SparseRestSystem(PenalizedSystem):
     max_bytes : float, optional
         Refuse a sparse factor costing more (see
         :meth:`~interlace.linalg.sparse_cholesky.SparseCholesky.analyse`).
+    crossproducts : optional
+        Cross-products summed elsewhere (see :class:`~interlace.linalg.system.PenalizedSystem`):
+        their ``lead_blocks()`` and ``rest_lower_entries()`` replace the design's rows.
 
     Examples
     --------
@@ -179,7 +182,8 @@ class SparseRestSystem(PenalizedSystem):
     True
     """
 
-    def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None, max_bytes: float | None = None):
+    def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None, max_bytes: float | None = None,
+                 crossproducts=None):
         terms = design.terms
         if len(terms) < 2:
             raise InterlaceError(
@@ -191,16 +195,20 @@ class SparseRestSystem(PenalizedSystem):
         self.lead_term = terms[0]
         self.rest_terms = terms[1:]
         n, p = design.n_obs, design.n_fixed
-        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
         codes, designs, design_start, index_offset, ks, levels = stack_terms(self.rest_terms, n)
         self.n_rest_random = q = int(sum(t.n_effects for t in self.rest_terms))
         self.size = size = q + p + 1
         self._block_offset, self._block_k, self._block_levels = index_offset, ks, levels
-        self.lead_crossprod, self.coupling, self.coupling_by_row = lead or lead_blocks(design, xy)
+        if crossproducts is None:
+            xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+            self.lead_crossprod, self.coupling, self.coupling_by_row = lead or lead_blocks(design, xy)
+            self._a_rows, self._a_cols, self._a_values = rest_crossprod_entries(self.rest_terms, index_offset, xy, q)
+        else:
+            self.lead_crossprod, self.coupling, self.coupling_by_row = lead or crossproducts.lead_blocks()
+            self._a_rows, self._a_cols, self._a_values = crossproducts.rest_lower_entries()
         self.downdate = "sparse"
         self._dense_coupling = None
         self._scalar = bool(np.all(ks == 1))
-        self._a_rows, self._a_cols, self._a_values = rest_crossprod_entries(self.rest_terms, index_offset, xy, q)
         # the pattern: every level's coupling clique (it holds A_rr's entries: two rest
         # effects of one row meet in that row's leading level), the diagonal, the [X y] rows
         ptr, idx, _ = self.coupling

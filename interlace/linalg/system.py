@@ -179,9 +179,14 @@ class PenalizedSystem:
         0 (dense path) or 1 (blocked path: the first term is eliminated by level).
     lead : LeadBlocks, optional
         The leading term's blocks when already built (:func:`lead_blocks`).
+    crossproducts : optional
+        The cross-products summed elsewhere (from data partitions:
+        :class:`interlace.partitioned.crossproducts.SummedCrossProducts`), whose
+        ``lead_blocks()`` and ``rest_dense(n_leading)`` replace the design's rows (a
+        design without rows in memory); None builds them from the design.
     """
 
-    def __init__(self, design: ModelDesign, n_leading: int, lead: LeadBlocks | None = None):
+    def __init__(self, design: ModelDesign, n_leading: int, lead: LeadBlocks | None = None, crossproducts=None):
         if n_leading not in (0, 1):
             raise ValueError(f"n_leading: expected 0 or 1, found {n_leading}")
         self.design = design
@@ -190,16 +195,20 @@ class PenalizedSystem:
         self.lead_term = terms[0] if n_leading else None
         self.rest_terms = terms[n_leading:]
         n, p = design.n_obs, design.n_fixed
-        xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
         codes, designs, design_start, index_offset, ks, levels = stack_terms(self.rest_terms, n)
         self.n_rest_random = int(sum(t.n_effects for t in self.rest_terms))
         self.size = self.n_rest_random + p + 1
         self._block_offset = index_offset
         self._block_k = ks
         self._block_levels = levels
-        self.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, self.size)
+        if crossproducts is None:
+            xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+            self.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, self.size)
+        else:
+            xy = None
+            self.rest_crossprod = crossproducts.rest_dense(n_leading)
         if self.lead_term is not None:
-            lead = lead or lead_blocks(design, xy)
+            lead = lead or (lead_blocks(design, xy) if crossproducts is None else crossproducts.lead_blocks())
             self.lead_crossprod, self.coupling, self.coupling_by_row = lead
         else:
             self.lead_crossprod = None

@@ -1,0 +1,208 @@
+"""Fits from Dask frames (interlace.partitioned) against the same fits in memory, on a
+real dask.distributed LocalCluster (two worker processes): every estimate, SE, df,
+BLUP, conditional SD, the criterion and the per-row outputs equal to 1e-8."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import interlace
+
+dask = pytest.importorskip("dask")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("dask.distributed")
+
+TOL = 1e-8
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _relative(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(a)))) if a.size else 0.0
+
+
+def assert_same_fit(memory, partitioned, tol: float = TOL, references=()) -> None:
+    """Every estimate of the two fits agrees to ``tol`` (relative where larger than 1),
+    or, given ``references`` (the same rows fitted in memory in other orders), within
+    twice the largest difference between ``memory`` and one of them."""
+
+    def check(a, b, name, refs=()):
+        bound = max([tol] + [2 * _relative(a, ref) for ref in refs])
+        assert _relative(a, b) <= bound, name
+
+    def of(results, name):
+        return [getattr(result, name) for result in results]
+
+    assert list(partitioned.fe_params.index) == list(memory.fe_params.index)
+    assert partitioned.nobs == memory.nobs
+    assert partitioned.ngroups == memory.ngroups
+    for name in ("fe_params", "fe_bse", "theta", "scale", "llf", "fe_df", "fe_tvalues", "fe_cov", "aic"):
+        check(getattr(memory, name), getattr(partitioned, name), name, of(references, name))
+    for key, frame in memory.random_effects.items():
+        other = partitioned.random_effects[key]
+        assert list(other.index) == list(frame.index)
+        check(frame, other, key, [r.random_effects[key] for r in references])
+        check(memory.random_effects_se[key], partitioned.random_effects_se[key], key,
+              [r.random_effects_se[key] for r in references])
+    fitted = partitioned.fittedvalues.compute()
+    resid = partitioned.resid.compute()
+    assert len(fitted) == memory.nobs
+    order = [np.argsort(r.model.data.index.to_numpy()) for r in references]  # back to the rows' order
+    check(memory.fittedvalues, fitted.to_numpy(), "fitted",
+          [np.asarray(r.fittedvalues)[o] for r, o in zip(references, order, strict=True)])
+    check(memory.resid, resid.to_numpy(), "resid",
+          [np.asarray(r.resid)[o] for r, o in zip(references, order, strict=True)])
+
+
+def _crossed(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    subj = rng.integers(0, 40, n)
+    item = rng.integers(0, 25, n)
+    cond = rng.choice(["a", "b", "c"], n)
+    x = rng.normal(size=n)
+    y = (1.0 + 0.5 * x + (cond == "b") * 0.3 + rng.normal(0, 0.8, 40)[subj] + rng.normal(0, 0.5, 25)[item]
+         + rng.normal(0, 0.4, 40)[subj] * x + rng.normal(size=n))
+    return pd.DataFrame({"y": y, "x": x, "cond": cond, "subj": [f"s{s:02d}" for s in subj], "item": item,
+                         "w": rng.uniform(0.5, 2.0, n), "off": rng.normal(0, 0.1, n)})
+
+
+CASES = [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", {}),
+    ("Reaction ~ Days + (1 | Subject)", "sleepstudy", {"method": "ML"}),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {}),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {"solver": "sparse"}),
+    ("strength ~ 1 + (1 | batch) + (1 | batch:cask)", "Pastes", {}),
+    ("y ~ service + (1 | s) + (1 | d)", "InstEval", {}),
+]
+
+
+@pytest.mark.parametrize(("formula", "dataset", "options"), CASES)
+def test_public_datasets_match_memory(client, formula, dataset, options):
+    data = interlace.load_dataset(dataset)
+    memory = interlace.fit(formula, data, **options)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=6), **options)
+    assert partitioned.solver_path == memory.solver_path
+    assert_same_fit(memory, partitioned)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"weights": "w"},
+    {"offset": "off", "method": "ML"},
+    {"solver": "sparse"},
+])
+def test_crossed_slopes_factors_weights_offsets(client, options):
+    data = _crossed()
+    formula = "y ~ x + cond + (1 + x | subj) + (1 | item)"
+    memory = interlace.fit(formula, data, **options)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=9), **options)
+    assert_same_fit(memory, partitioned)
+
+
+def test_levels_in_some_partitions_missing_values_and_an_empty_partition(client):
+    data = _crossed(1200, seed=3).sort_values("subj", kind="stable").reset_index(drop=True)
+    data.loc[data.index % 7 == 0, "x"] = np.nan  # missing values in every partition
+    data.loc[data.index % 11 == 0, "y"] = np.nan
+    data.loc[data.subj == "s05", "cond"] = "d"  # a level of a predictor in one partition only
+    bounds = np.linspace(0, len(data), 9).astype(int)
+    parts = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts.insert(3, data.iloc[:0])  # a partition without rows
+    ddf = dd.from_delayed([dask.delayed(p) for p in parts], meta=data.iloc[:0])
+    formula = "y ~ x + cond + (1 | subj) + (1 | item)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        memory = interlace.fit(formula, data)
+        partitioned = interlace.fit(formula, ddf)
+    dropped = [str(w.message) for w in caught if issubclass(w.category, interlace.errors.MissingValuesWarning)]
+    assert len(dropped) == 2 and dropped[0] == dropped[1]
+    assert partitioned.n_dropped == memory.n_dropped > 0
+    assert "cond[T.d]" in partitioned.fe_params.index
+    assert_same_fit(memory, partitioned)
+    fitted = partitioned.fittedvalues.compute()
+    assert not data.loc[fitted.index, ["x", "y"]].isna().any().any()  # the kept rows, by label
+
+
+def test_predict_takes_a_dask_frame(client):
+    data = _crossed()
+    memory = interlace.fit("y ~ x + cond + (1 + x | subj) + (1 | item)", data)
+    partitioned = interlace.fit("y ~ x + cond + (1 + x | subj) + (1 | item)", dd.from_pandas(data, npartitions=4))
+    new = data.head(200).assign(subj=lambda f: np.where(f.index % 3 == 0, "unseen", f.subj))
+    expected = memory.predict(new)
+    lazy = partitioned.predict(dd.from_pandas(new, npartitions=3))
+    assert _relative(expected, lazy.compute().to_numpy()) < TOL
+    assert _relative(memory.predict(new, include_re=False),
+                     partitioned.predict(dd.from_pandas(new, npartitions=2), include_re=False).compute()) < TOL
+    assert _relative(expected, partitioned.predict(new)) < TOL  # a pandas frame as in memory
+
+
+def test_rank_deficiency_and_errors_as_in_memory(client):
+    data = _crossed(600)
+    data["x2"] = 2.0 * data["x"]
+    with pytest.warns(interlace.errors.RankDeficiencyWarning, match="dropping 1 column: x2"):
+        partitioned = interlace.fit("y ~ x + x2 + (1 | subj)", dd.from_pandas(data, npartitions=3))
+    assert "x2" not in partitioned.fe_params.index
+    with pytest.raises(interlace.errors.DataError, match="all 600 values are equal"):
+        interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(data.assign(y=1.0), npartitions=3))
+    with pytest.raises(interlace.errors.DataError, match="na_action='raise'"):
+        interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(data.assign(x=np.where(data.index == 5, np.nan, data.x)),
+                                                           npartitions=3), na_action="raise")
+    with pytest.raises(interlace.InterlaceError, match="scale"):
+        interlace.fit("y ~ scale(x) + (1 | subj)", dd.from_pandas(data, npartitions=3))
+
+
+def test_rows_that_are_not_in_memory_are_named(client):
+    data = _crossed(600)
+    partitioned = interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(data, npartitions=3))
+    from interlace.partitioned.design import RowsNotInMemoryError
+
+    with pytest.raises(RowsNotInMemoryError, match="Dask frame"):
+        partitioned.simulate(2, seed=1)
+    with pytest.raises(RowsNotInMemoryError, match="ddf.compute"):
+        partitioned.refit(np.zeros(600))
+    print(partitioned.summary())
+
+
+def test_boot_mer_on_the_cluster_through_joblib(client):
+    joblib = pytest.importorskip("joblib")
+    data = interlace.load_dataset("sleepstudy")
+    m = interlace.fit("Reaction ~ Days + (Days | Subject)", data)
+    here = m.bootMer(B=12, seed=5)
+    with distributed.get_task_stream(client) as stream, joblib.parallel_config(backend="dask"):
+        there = m.bootMer(B=12, seed=5, n_jobs=2)
+    np.testing.assert_allclose(there.replicates, here.replicates, rtol=1e-10)
+    assert len(stream.data) > 0  # the refits ran as tasks of the cluster's worker processes
+    assert {task["worker"] for task in stream.data} <= set(client.scheduler_info()["workers"])
+
+
+def test_the_sparse_rest_matches_memory(client, monkeypatch):
+    import interlace.linalg.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "SPARSE_REST_MIN_SIZE", 100)  # the driver decides: a small sparse rest
+    rng = np.random.default_rng(7)
+    n, n1, n2 = 6000, 2000, 1800
+    g1 = rng.integers(0, n1, n)
+    g2 = (g1 * n2 // n1 + rng.integers(-2, 3, n)) % n2  # each g1 level meets a few g2 levels
+    y = rng.normal(size=n1)[g1] + 0.5 * rng.normal(size=n2)[g2] + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": rng.normal(size=n), "g1": g1, "g2": g2})
+    formula = "y ~ x + (1 | g1) + (1 | g2)"
+    memory = interlace.fit(formula, data)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=5))
+    assert memory._system.rest_layout == partitioned._system.rest_layout == "sparse"
+    # The sparse rest is optimised by COBYQA from the criterion's values alone. At this flat
+    # optimum (the REML criterion changes by ~1e-11 between the fits) theta is fixed only to
+    # ~2e-9 to 1e-8: the in-memory fit of the same rows in another order moves it that much
+    # (its finite-difference df by ~4e-6, its BLUPs by up to ~1.5e-8; a tighter final trust
+    # radius moves theta more, 1.4e-7, not less). The fit from partitions sums in another
+    # order too: it must agree with the in-memory fit within twice what reordering does.
+    shuffled = [interlace.fit(formula, data.sample(frac=1, random_state=seed)) for seed in (1, 2, 3)]
+    assert_same_fit(memory, partitioned, references=shuffled)
