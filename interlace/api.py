@@ -59,6 +59,10 @@ def fit(
         only (``"y ~ x"``) with ``groups=``/``random=`` naming the random part.
     data : DataFrame
         Any eager frame narwhals reads: pandas, polars, a pyarrow Table. Not modified.
+        Or a Dask DataFrame (``pip install "interlace[dask]"``): a linear model is then
+        fitted from cross-products summed over its partitions on the Dask cluster, no
+        row collected to this process; per-row outputs (``fittedvalues``, ``resid``,
+        ``predict``) are lazy Dask series (see :mod:`interlace.partitioned`).
     groups : str, list of str, or Series / array, optional
         Columns that each get a random intercept, ``(1 | g)``. Or, as statsmodels'
         ``MixedLM``, the rows' groups themselves (a pandas or polars Series, a pyarrow or

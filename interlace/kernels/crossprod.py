@@ -240,14 +240,17 @@ def refill_coupling(lead_codes, lead_design, designs, xy, slots, ptr, nnz):
 
 
 @kernel
-def _merged_level(indptr, indices, data, k, level, out_idx, out_val, start):
-    """Merge the k sorted CSR rows of one level (rows level*k ... level*k + k - 1):
-    their distinct column indices into ``out_idx[start:]`` with each row's values in
-    ``out_val[:, c]`` (when ``out_idx`` has room; else only counted); the count."""
+def _merged_level(indptr, indices, data, k, level, first_column, out_idx, out_val, start):
+    """Merge the k sorted CSR rows of one level (rows level*k ... level*k + k - 1),
+    their columns from ``first_column`` on: their distinct column indices less
+    ``first_column`` into ``out_idx[start:]`` with each row's values in ``out_val[:, c]``
+    (when ``out_idx`` has room; else only counted); the count."""
     count = 0
     position = np.empty(k, dtype=np.int64)
     for c in range(k):
         position[c] = indptr[level * k + c]
+        while position[c] < indptr[level * k + c + 1] and indices[position[c]] < first_column:
+            position[c] += 1
     fill = out_idx.shape[0] > 0
     while True:
         smallest = -1
@@ -264,29 +267,42 @@ def _merged_level(indptr, indices, data, k, level, out_idx, out_val, start):
                     out_val[start + count, c] = data[position[c]]
                 position[c] += 1
         if fill:
-            out_idx[start + count] = smallest
+            out_idx[start + count] = smallest - first_column
         count += 1
 
 
 @kernel
 def coupling_from_rows(indptr, indices, data, k, n_levels, tail, n_rest_random):
-    """The leading term's coupling in :func:`coupling_crossprod`'s form (``ptr``, ``idx``,
-    ``val``) from its cross-products with the rest already summed: the CSR rows of
-    Z_1'Z_rest (``indptr``, ``indices`` sorted within rows, ``data``; k rows a level,
-    level by level) and Z_1'[X y] (``tail``, (n_levels k) x (p + 1), dense). Every level
-    lists its [X y] entries (indices ``n_rest_random`` on) after its random ones."""
+    """The leading term's blocks from its cross-products already summed: the CSR rows
+    of Z_1'Z (``indptr``, ``indices`` sorted within rows, ``data``: the upper triangle's
+    first n_levels k rows, k rows a level, level by level) and Z_1'[X y] (``tail``,
+    (n_levels k) x (p + 1), dense). Returns Z_1'Z_1 by level ((n_levels, k, k), from the
+    columns before n_levels k) and the coupling in :func:`coupling_crossprod`'s form
+    (``ptr``, ``idx``, ``val``: the later columns, less n_levels k), every level listing
+    its [X y] entries (indices ``n_rest_random`` on) after its random ones."""
     n_tail = tail.shape[1]
+    first = n_levels * k
+    own = np.zeros((n_levels, k, k))
+    for row in range(first):
+        level = row // k
+        for pos in range(indptr[row], indptr[row + 1]):
+            column = indices[pos]
+            if column >= first:
+                break
+            own[level, row % k, column % k] = data[pos]
+            own[level, column % k, row % k] = data[pos]
     ptr = np.zeros(n_levels + 1, dtype=np.int64)
     none_idx = np.empty(0, dtype=np.int64)
     none_val = np.empty((0, k))
     for level in range(n_levels):
-        ptr[level + 1] = ptr[level] + _merged_level(indptr, indices, data, k, level, none_idx, none_val, 0) + n_tail
+        ptr[level + 1] = (ptr[level] + _merged_level(indptr, indices, data, k, level, first, none_idx, none_val, 0)
+                          + n_tail)
     idx = np.empty(ptr[n_levels], dtype=np.int64)
     val = np.zeros((ptr[n_levels], k))
     for level in range(n_levels):
-        count = _merged_level(indptr, indices, data, k, level, idx, val, ptr[level])
+        count = _merged_level(indptr, indices, data, k, level, first, idx, val, ptr[level])
         for j in range(n_tail):
             idx[ptr[level] + count + j] = n_rest_random + j
             for c in range(k):
                 val[ptr[level] + count + j, c] = tail[level * k + c, j]
-    return ptr, idx, val
+    return own, ptr, idx, val

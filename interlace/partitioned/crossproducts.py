@@ -207,14 +207,6 @@ class SummedCrossProducts:
         q_rest = self.q - q1
         n_tail = self.tail.shape[0]
         size = q_rest + n_tail
-        own = self.random[:q1, :q1].tocoo()
-        crossprod = np.zeros((n_levels, k, k))
-        level = own.row // k
-        crossprod[level, own.row % k, own.col % k] = own.data
-        crossprod[level, own.col % k, own.row % k] = own.data
-        coupling = self.random[:q1, q1:]
-        coupling.sort_indices()
-        ptr, idx, val = coupling_from_rows(coupling.indptr, coupling.indices, coupling.data, k, n_levels,
-                                           np.ascontiguousarray(self.random_tail[:q1]), q_rest)
-        del coupling
+        crossprod, ptr, idx, val = coupling_from_rows(self.random.indptr, self.random.indices, self.random.data, k,
+                                                      n_levels, np.ascontiguousarray(self.random_tail[:q1]), q_rest)
         return LeadBlocks(crossprod, (ptr, idx, val), transpose_coupling(ptr, idx, size))
