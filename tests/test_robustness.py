@@ -492,3 +492,19 @@ def test_every_keyword_is_covered():
     """A new keyword of fit is tried with wrong values too (FIT_ARGUMENTS reads the signature)."""
     assert {"groups", "random", "method", "start", "optimizer", "max_evaluations", "solver", "na_action",
             "df_method"} <= set(FIT_ARGUMENTS)
+
+
+def test_a_term_confounded_with_the_fixed_effects_has_a_finite_fit():
+    """``(1 | dept:service)`` beside the fixed ``service * dept`` (a fixed effect per cell):
+    the moment start is absurd (theta ~ 1e13, not a positive-definite point), so Newton
+    starts again from lme4's; the fit was reported converged with llf = -inf before.
+    lme4 1.1-31 (tests/data/confounded_term_reference.R): REML criterion
+    237688.733511; its dept:service theta (0.334) is not identified (the criterion is
+    flat in it), interlace's optimum is at 0."""
+    data = interlace.load_dataset("InstEval")
+    with pytest.warns(interlace.errors.SingularFitWarning):
+        m = interlace.fit("y ~ service * dept + (1 | s) + (1 | d) + (1 | dept:service)", data)
+    assert m.converged and np.isfinite(m.llf)
+    assert abs(-2 * m.llf - 237688.733511) < 1e-5
+    # lme4 stops elsewhere on the ridge (its third theta 0.334): its first two agree to 1e-5
+    np.testing.assert_allclose(m.theta[:2], [0.2761589, 0.4352227], atol=1e-5)

@@ -599,6 +599,13 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
 
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     best = run(name, start, inverse_hessian if name == "auto-compiled" else None)
+    lme4_start = np.where(finite_lower, 1.0, 0.0)  # 1 on the factors' diagonals, 0 elsewhere
+    if not np.isfinite(best.value) and not np.array_equal(start, lme4_start):
+        # a start where the criterion is not finite (moment estimates of a term confounded
+        # with the fixed effects can be absurd): lme4's start instead
+        again = run(name, lme4_start)
+        if np.isfinite(again.value):
+            best, start = again, lme4_start
     dense = name in GRADIENT_METHODS and name != "newton"
     if proven_boundary and best.check.passed:
         dense = False  # a proven boundary optimum of scalar terms: one face, nothing to compare
@@ -655,7 +662,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         again = run("cobyqa", start)
         if again.value < best.value:
             best = again
-    converged = best.check.passed and not best.exhausted
+    converged = best.check.passed and not best.exhausted and bool(np.isfinite(best.value))
     message = best.message
     if not best.check.passed:
         message = "; ".join(([] if best.success else [best.message]) + list(best.check.messages))
