@@ -51,7 +51,7 @@ from scipy import stats
 
 from ..errors import ConvergenceWarning
 from ..fitting.conditioning import Conditioning
-from ..fitting.estimates import compute_estimates
+from ..fitting.estimates import EstimatesAtOptimum
 from ..fitting.gradient import deviance_functions
 from ..fitting.optimize import optimize_theta
 from ..linalg.dispatch import build_system
@@ -131,7 +131,7 @@ class Profiler:
         self._forward = None
         factor = system.factorize(self.theta_hat)
         self.sigma_hat = float(np.sqrt(factor.pwrss / design.n_obs))
-        est = compute_estimates(system, factor, self.theta_hat, False, self.base_deviance)
+        est = EstimatesAtOptimum(system, factor, self.theta_hat, False, self.base_deviance)  # beta and vcov only
         self.working_beta_hat = est.beta
         self.beta_hat = self.conditioning.beta(est.beta)
         self.se_hat = np.sqrt(np.diag(self.conditioning.cov(est.fe_cov)))
