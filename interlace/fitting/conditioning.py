@@ -45,6 +45,7 @@ from scipy.linalg import lapack
 
 from ..design import ModelDesign, warn_if_exact
 from ..linalg.thin_qr import thin_qr
+from ..linalg.threads import limited
 from ..shallow import with_fields
 
 EXACT_FIT_TOLERANCE = 1e-12
@@ -264,13 +265,18 @@ def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     >>> bool(np.allclose(wa.y, wb.y, atol=1e-7)), round(b.scale / a.scale, 6)
     (True, 1000.0)
     """
+    with limited(0):  # products of n-vectors and n x p matrices: one BLAS thread, as build_system's
+        return _condition(design)
+
+
+def _condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     weights = design.fixed.weights
     root_weights = None if weights is None else np.sqrt(weights)
     X = design.X if root_weights is None else np.ascontiguousarray(design.X * root_weights[:, None])
     y = design.y if root_weights is None else design.y * root_weights
     working_X, basis, log_det = _working_columns(X)
     shift, resid, resid_ms, y_ms = _least_squares(working_X, basis, y)
-    if warn_if_exact(design.fixed, resid_ms, y_ms, stacklevel=4):  # condition <- fit_linear <- fit <- the caller
+    if warn_if_exact(design.fixed, resid_ms, y_ms, stacklevel=5):  # _condition <- condition <- fit_linear <- fit
         # y' is then the factorisation's rounding, and what the fit finds in it (theta)
         # is that rounding's: Householder's, whatever the condition of X
         working_X, basis, log_det = _working_columns(X, householder=True)

@@ -5,7 +5,8 @@ below), it is Cholesky QR applied twice: the Cholesky factor R1 of the scaled
 columns' cross-product gives Q1 = X D^-1 R1^-1, and the Cholesky factor R2 of Q1'Q1
 gives Q = Q1 R2^-1, R = R2 R1 D (D the columns' norms). Three products of the n x p
 matrix with p x p ones (level-3 BLAS), against Householder QR's column-by-column
-reflections and its forming of Q. Under the bound, Q is orthogonal and QR equals X
+reflections and its forming of Q (R1^-1 and R2^-1, p x p, are formed and
+multiplied in place). Under the bound, Q is orthogonal and QR equals X
 to rounding, as with Householder QR (Yamamoto, Nakatsukasa, Yanagisawa and Fukaya,
 "Roundoff error analysis of the CholeskyQR2 algorithm", ETNA 44, 2015). Elsewhere
 (an ill-conditioned X, where the cross-product's Cholesky would lose the digits),
@@ -86,14 +87,21 @@ def _cholesky_qr2(X: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] 
     singular_values = np.linalg.svd(first, compute_uv=False)
     if not singular_values[0] <= cholesky_qr_condition_limit(n, p) * singular_values[-1]:
         return None
-    first_inverse = lapack.dtrtri(first, lower=0)[0]
-    Q = X @ (first_inverse / norms[:, None])  # X D^-1 R1^-1, C order
+    Q = X.copy()
+    _times_upper_in_place(Q, lapack.dtrtri(first, lower=0)[0] / norms[:, None], 1.0)  # X D^-1 R1^-1
     second = cholesky_r(Q.T @ Q)
     if second is None:
         return None
-    # Q R2^-1 in place: Q' (F order) solved on the left with R2', scaled by ``scale``
-    blas.dtrsm(scale, second, Q.T, side=0, lower=0, trans_a=1, overwrite_b=1)
+    _times_upper_in_place(Q, lapack.dtrtri(second, lower=0)[0], scale)  # R2 is I to O(u cond^2)
     return Q, (second @ first) * norms
+
+
+def _times_upper_in_place(Q: np.ndarray, upper: np.ndarray, alpha: float) -> None:
+    """Q := alpha Q U for C-order Q (n x p) and upper-triangular U (p x p): BLAS ``trmm``
+    on Q' (F order, so no copy), faster here than a product into a new array."""
+    out = blas.dtrmm(alpha, upper, Q.T, side=0, lower=0, trans_a=1, overwrite_b=1)
+    if not np.shares_memory(out, Q):  # the wrapper copied after all: the result back into Q
+        Q[...] = out.T
 
 
 def thin_qr(X: np.ndarray, scale: float = 1.0, householder: bool = False) -> tuple[np.ndarray, np.ndarray]:
