@@ -75,10 +75,10 @@ def _cholesky_qr2(X: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray] 
     """``scale`` Q and R of X by Cholesky QR twice on the unit-norm columns, or None
     where their condition exceeds :func:`cholesky_qr_condition_limit`."""
     n, p = X.shape
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    gram = X.T @ X
+    norms = np.sqrt(np.diagonal(gram))  # the columns' norms
     if not np.all(norms > 0) or not np.all(np.isfinite(norms)):
         return None
-    gram = X.T @ X
     gram /= norms
     gram /= norms[:, None]
     first = cholesky_r(gram)
