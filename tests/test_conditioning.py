@@ -59,3 +59,28 @@ def test_an_ordinary_fit_is_conditioned_by_cholesky_qr():
     assert module._cholesky_qr2(design.X, 1.0) is not None
     np.testing.assert_allclose(working.X.T @ working.X / design.n_obs, np.eye(design.n_fixed), atol=1e-12)
     np.testing.assert_allclose(design.X @ conditioning.basis, working.X, atol=1e-10)
+
+
+def test_an_exact_fit_is_found_on_every_row_of_a_large_design():
+    """A level seen on one row only: the exact fit holds there too, and is found (the
+    check once solved on a subset of rows above 1e8 n p^2, where that level was absent)."""
+    import pandas as pd
+
+    n, levels = 80_000, 40
+    rng = np.random.default_rng(6)
+    g = rng.integers(1, levels, n)
+    g[1] = 0  # level 0 on row 1 only
+    frame = pd.DataFrame({"g": pd.Categorical(g), "h": pd.Categorical(rng.integers(0, 10, n))})
+    frame["y"] = rng.standard_normal(levels)[g] + 3.0
+    design = build_design(*split_formula("y ~ g + (1 | h)"), frame)
+    assert design.n_obs * design.n_fixed**2 > 1e8
+    with pytest.warns(interlace.DegenerateFitWarning, match="fitted exactly"):
+        condition(design)
+
+
+def test_an_ordinary_response_is_not_an_exact_fit(sleep):
+    design = build_design(*split_formula("Reaction ~ Days + (1 | Subject)"), sleep.assign(Reaction=sleep.Reaction + 1e6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conditioning, working = condition(design)
+    assert abs(conditioning.scale) > 1.0
