@@ -3,14 +3,14 @@
 Where the columns of X, each scaled to unit norm, are well conditioned (the bound
 below), it is Cholesky QR applied twice: the Cholesky factor R1 of the scaled
 columns' cross-product gives Q1 = X D^-1 R1^-1, and the Cholesky factor R2 of Q1'Q1
-gives Q = Q1 R2^-1, R = R2 R1 D (D the columns' norms). Three products of the n x p
-matrix with p x p ones (level-3 BLAS), against Householder QR's column-by-column
-reflections and its forming of Q (R1^-1 and R2^-1, p x p, are formed and
-multiplied in place). Under the bound, Q is orthogonal and QR equals X
-to rounding, as with Householder QR (Yamamoto, Nakatsukasa, Yanagisawa and Fukaya,
-"Roundoff error analysis of the CholeskyQR2 algorithm", ETNA 44, 2015). Elsewhere
-(an ill-conditioned X, where the cross-product's Cholesky would lose the digits),
-it is Householder QR (LAPACK's ``geqrf`` and ``orgqr``).
+gives Q = Q1 R2^-1, R = R2 R1 D (D the columns' norms). That is two cross-products of
+the n x p matrix and two products with p x p triangular matrices (level-3 BLAS,
+R1^-1 and R2^-1 formed and multiplied in place), against Householder QR's
+column-by-column reflections and its forming of Q. Under the bound, Q is orthogonal
+and QR equals X to rounding, as with Householder QR (Yamamoto, Nakatsukasa,
+Yanagisawa and Fukaya, "Roundoff error analysis of the CholeskyQR2 algorithm",
+ETNA 44, 2015). Elsewhere (an ill-conditioned X, where the cross-product's Cholesky
+would lose the digits), it is Householder QR (LAPACK's ``geqrf`` and ``orgqr``).
 
 The first step needs only the cross-product X'X: a factorisation from
 per-partition sums of X'X (without X) can take :func:`cholesky_r` of it.
@@ -30,7 +30,7 @@ UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
 def cholesky_qr_condition_limit(n_rows: int, n_columns: int) -> float:
     """The largest 2-norm condition number of the unit-norm columns of an n x p matrix
     for which Cholesky QR twice is proven to give Q orthogonal, and QR equal to X, to
-    rounding: 1 / (8 sqrt(u (n p + p (p + 1)))) (Yamamoto et al. 2015, eq. 3.4).
+    rounding: 1 / (8 sqrt(u (n p + p (p + 1)))) (Yamamoto et al. 2015's condition).
 
     Examples
     --------
