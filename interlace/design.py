@@ -32,11 +32,6 @@ EXACT_FIT_TOLERANCE = 1e-12
 mean square is below this share of the response's (rounding; as the Satterthwaite
 code's zero residual SD)."""
 
-EXACT_FIT_FLOPS = 1e8
-"""Above this n p^2 the exact-fit check solves least squares on a subset of rows
-(an exact fit there, then checked on every row)."""
-
-
 @dataclass(frozen=True)
 class RandomTerm:
     """The random effects of one grouping factor.
@@ -479,8 +474,12 @@ def _check_fixed_size(fixed: FixedDesign, n: int) -> None:
     )
 
 
-def warn_if_exact(fixed: FixedDesign, stacklevel: int = 2) -> bool:
-    """Warn (and return True) when the fixed effects fit the response exactly.
+def warn_if_exact(fixed: FixedDesign, residual_ms: float, response_ms: float, stacklevel: int = 2) -> bool:
+    """Warn (and return True) when the fixed effects fit the response exactly: the root
+    mean square of the least-squares residual of y on X (its mean square ``residual_ms``)
+    is at most :data:`EXACT_FIT_TOLERANCE` of the response's (``response_ms``). A linear
+    fit computes both in its one factorisation of X
+    (:func:`interlace.fitting.conditioning.condition`, prior weights on the rows).
 
     The residual variance is then zero and the (restricted) likelihood unbounded: lme4
     returns sigma 0 and an infinite log-likelihood with convergence warnings.
@@ -492,25 +491,14 @@ def warn_if_exact(fixed: FixedDesign, stacklevel: int = 2) -> bool:
     >>> d = fixed_design("y ~ x", pd.DataFrame({"y": [1.0, 3.0, 5.0, 7.0], "x": [0.0, 1.0, 2.0, 3.0]}))
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     warn_if_exact(d)
+    ...     warn_if_exact(d, 1e-30, 21.0)
     True
     >>> str(caught[0].message)[:60]
     "response 'y' is fitted exactly by the fixed effects (residua"
+    >>> warn_if_exact(d, 1e-3, 21.0)
+    False
     """
-    X, y = fixed.matrix, fixed.response
-    n, p = X.shape
-    if p == 0 or n == 0 or not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
-        return False
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
-    norms[norms == 0] = 1.0
-    rows = np.arange(n)
-    if n * p * p > EXACT_FIT_FLOPS:  # an exact fit is exact on any rows: solve on a few
-        rows = np.unique(np.linspace(0, n - 1, min(n, 50 * p + 100)).astype(np.int64))
-    beta = np.linalg.lstsq(X[rows] / norms, y[rows], rcond=None)[0] / norms
-    resid = X @ beta
-    np.subtract(y, resid, out=resid)  # one n-vector alive, not four (a large fit's peak memory)
-    size = float(np.sqrt(np.dot(y, y) / n))
-    if not float(np.sqrt(np.dot(resid, resid) / n)) <= EXACT_FIT_TOLERANCE * size:
+    if not np.sqrt(residual_ms) <= EXACT_FIT_TOLERANCE * np.sqrt(response_ms):
         return False
     warn_exact_fit(fixed.response_name, stacklevel + 1)
     return True
@@ -629,7 +617,9 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
     (``weights``, ``offset``: the rows' prior weights and offset from :func:`interlace.fit`'s
     arguments, ``offset_name`` the offset's column when it is one). A ``generalized``
     model's response is checked by its family instead, and may have a level per row
-    (an observation-level random effect, as glmer allows).
+    (an observation-level random effect, as glmer allows). Whether the fixed effects fit
+    the response exactly is found by the linear fit, from its one factorisation of X
+    (:func:`interlace.fitting.conditioning.condition`, :func:`warn_if_exact`).
 
     Examples
     --------
@@ -665,8 +655,6 @@ def build_design(fixed_formula: str, random_terms: list[RandomTermSpec], table: 
         raw.append({"spec": spec, "codes": codes, "labels": labels, "design": design, "names": names,
                     "part_spec": part_spec})
     terms, theta_names, theta_lower = assemble_terms(raw)
-    if not generalized:
-        warn_if_exact(fixed, stacklevel=4)  # build_design <- prepare <- fit <- the caller
     labels = tuple(re.sub(r"\s+", " ", r["spec"].source) for r in raw)
     return ModelDesign(
         fixed=fixed,

@@ -31,7 +31,9 @@ Where the fixed effects fit y exactly (a residual of rounding, below
 :data:`EXACT_FIT_TOLERANCE` of y), s is that share of y's root mean square: beta is
 then gamma, the exact coefficients, and sigma' is far below
 :attr:`Conditioning.response_size`, y's size on the working scale, against which the
-fit's checks find a zero residual variance.
+fit's checks find a zero residual variance; :func:`condition` warns then
+(:func:`interlace.design.warn_if_exact`). X's factorisation is
+:func:`interlace.linalg.thin_qr.thin_qr`, the least squares of y the one on its Q.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.linalg import lapack
 
-from ..design import ModelDesign
+from ..design import ModelDesign, warn_if_exact
+from ..linalg.thin_qr import thin_qr
+from ..linalg.threads import limited
 from ..shallow import with_fields
 
 EXACT_FIT_TOLERANCE = 1e-12
@@ -69,24 +73,27 @@ def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(values @ values / values.size)) if values.size else 0.0
 
 
-def _response_map(working_X: np.ndarray, basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """(gamma, s, y') for the response y: the least-squares fit on the orthogonal
-    working columns (one pass for X'y, one for the residual), s the residual's root
-    mean square, at least :data:`EXACT_FIT_TOLERANCE` of y's (1 when both are 0), with
-    the sign of the residual's third moment (of its largest entry when that is 0)."""
+def _least_squares(working_X: np.ndarray, basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(gamma, r, mean square of r, mean square of y) of the least squares of y on the
+    orthogonal working columns (one pass for X'y, one for the residual r)."""
     n = y.size
-    if working_X.shape[1]:
-        coef = working_X.T @ y / n
-        resid = y - working_X @ coef
-        shift = basis @ coef
-        resid_ms = float(resid @ resid) / n
-        y_ms = resid_ms + float(coef @ coef)  # X'X = n I: y'y = r'r + n coef'coef
-    else:
-        resid, shift = y, np.zeros(0)
-        resid_ms = y_ms = float(y @ y) / n if n else 0.0
+    if not working_X.shape[1]:
+        y_ms = float(y @ y) / n if n else 0.0
+        return np.zeros(0), y, y_ms, y_ms
+    coef = working_X.T @ y / n
+    resid = y - working_X @ coef
+    resid_ms = float(resid @ resid) / n
+    return basis @ coef, resid, resid_ms, resid_ms + float(coef @ coef)  # X'X = n I: y'y = r'r + n coef'coef
+
+
+def _working_response(resid: np.ndarray, resid_ms: float, y_ms: float) -> tuple[float, np.ndarray]:
+    """(s, y'): s the residual's root mean square, at least :data:`EXACT_FIT_TOLERANCE`
+    of y's (1 when both are 0), with the sign of the residual's third moment (of its
+    largest entry when that is 0)."""
+    n = resid.size
     scale = max(float(np.sqrt(resid_ms)), EXACT_FIT_TOLERANCE * float(np.sqrt(y_ms)))
     if not scale > 0:
-        return shift, 1.0, np.ascontiguousarray(resid, dtype=np.float64)
+        return 1.0, np.ascontiguousarray(resid, dtype=np.float64)
     working_y = resid / scale
     skew = float((working_y * working_y) @ working_y)
     if skew == 0.0 and n:
@@ -94,7 +101,7 @@ def _response_map(working_X: np.ndarray, basis: np.ndarray, y: np.ndarray) -> tu
     if skew < 0:
         np.negative(working_y, out=working_y)
         scale = -scale
-    return shift, scale, working_y
+    return scale, working_y
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,8 @@ class Conditioning:
         of this map (its X' is used; else X T is formed)."""
         y = np.ascontiguousarray(y, dtype=np.float64)
         working_X = working.X if working is not None else self.weighted(self.design.X.T).T @ self.basis
-        shift, scale, working_y = _response_map(working_X, self.basis, self.weighted(y))
+        shift, resid, resid_ms, y_ms = _least_squares(working_X, self.basis, self.weighted(y))
+        scale, working_y = _working_response(resid, resid_ms, y_ms)
         # shallow copies: the design's caches (names, term order) do not depend on y
         design = with_fields(self.design, fixed=with_fields(self.design.fixed, response=y))
         return with_fields(self, design=design, shift=shift, scale=scale), working_y
@@ -226,6 +234,18 @@ class Conditioning:
         return rows / largest, value
 
 
+def _working_columns(X: np.ndarray, householder: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """(X', T, log|det T|) of the (weighted) X: X' = sqrt(n) Q and T = sqrt(n) R^{-1}
+    from X = QR (:func:`interlace.linalg.thin_qr.thin_qr`, ``householder`` passed on)."""
+    n, p = X.shape
+    if not p:
+        return X, np.eye(0), 0.0
+    root_n = float(np.sqrt(n))
+    working_X, R = thin_qr(X, root_n, householder)  # R with a positive diagonal
+    basis = lapack.dtrtri(R, lower=0)[0] * root_n  # upper triangular
+    return working_X, basis, float(0.5 * p * np.log(n) - np.log(R.diagonal()).sum())
+
+
 def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     """The working scale of a design: its :class:`Conditioning` and the working design
     (X' and y' in place of X and y, no offset; names, terms and ``model_spec`` the
@@ -245,24 +265,23 @@ def condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     >>> bool(np.allclose(wa.y, wb.y, atol=1e-7)), round(b.scale / a.scale, 6)
     (True, 1000.0)
     """
+    with limited(0):  # products of n-vectors and n x p matrices: one BLAS thread, as build_system's
+        return _condition(design)
+
+
+def _condition(design: ModelDesign) -> tuple[Conditioning, ModelDesign]:
     weights = design.fixed.weights
     root_weights = None if weights is None else np.sqrt(weights)
     X = design.X if root_weights is None else np.ascontiguousarray(design.X * root_weights[:, None])
-    n, p = X.shape
-    if p:
-        packed, tau, _, _ = lapack.dgeqrf(X)  # Householder QR (LAPACK, as numpy's qr)
-        R = np.triu(packed[:p])
-        Q = lapack.dorgqr(packed, tau)[0]
-        signs = np.sign(R.diagonal())  # R with a positive diagonal (non-zero: X has full rank)
-        root_n = float(np.sqrt(n))
-        working_X = np.ascontiguousarray(Q[:, :p] * (signs * root_n))
-        R *= signs[:, None]
-        basis = lapack.dtrtri(R, lower=0)[0] * root_n  # sqrt(n) R^{-1}, upper triangular
-        log_det = float(0.5 * p * np.log(n) - np.log(R.diagonal()).sum())
-    else:
-        working_X, basis, log_det = X, np.eye(0), 0.0
     y = design.y if root_weights is None else design.y * root_weights
-    shift, scale, working_y = _response_map(working_X, basis, y)
+    working_X, basis, log_det = _working_columns(X)
+    shift, resid, resid_ms, y_ms = _least_squares(working_X, basis, y)
+    if warn_if_exact(design.fixed, resid_ms, y_ms, stacklevel=5):  # _condition <- condition <- fit_linear <- fit
+        # y' is then the factorisation's rounding, and what the fit finds in it (theta)
+        # is that rounding's: Householder's, whatever the condition of X
+        working_X, basis, log_det = _working_columns(X, householder=True)
+        shift, resid, resid_ms, y_ms = _least_squares(working_X, basis, y)
+    scale, working_y = _working_response(resid, resid_ms, y_ms)
     if root_weights is None:
         return Conditioning(design, basis, log_det, shift, scale), _with_fixed(
             design, matrix=working_X, response=working_y, offset=None)

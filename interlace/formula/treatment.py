@@ -195,30 +195,41 @@ class TreatmentColumns:
     def matrix(self, table: pd.DataFrame) -> np.ndarray:
         """The n x p columns for the rows of ``table``: per term, each row's column
         from its factors' codes (the first factor fastest), its value the product of
-        the term's numeric columns; rows at a contrast's reference level fill no column."""
+        the term's numeric columns; rows at a contrast's reference level fill no column.
+        Each factor's codes are read once, and every term's entries are written into
+        the flat (C-order) matrix at once."""
         n = len(table)
-        out = np.zeros((n, len(self.column_names)))
+        p = len(self.column_names)
+        out = np.zeros((n, p))
+        flat = out.reshape(-1)  # a view: row i's column j is entry i p + j
         start = 0
         if self.intercept:
             out[:, 0] = 1.0
             start = 1
-        rows = np.arange(n)
+        codes_of: dict[str, np.ndarray] = {}
         for term, contrasts in zip(self.terms, self.contrasts, strict=True):
-            position = np.zeros(n, dtype=np.int64)
-            inside = np.ones(n, dtype=bool)
-            value = np.ones(n)
+            position = np.arange(start, n * p + start, p, dtype=np.int64)  # each row's entry in column `start`
+            inside = None
+            value = None
             stride = 1
             for name, contrast in zip(term, contrasts, strict=True):
                 if name in self.levels:
                     levels = self.levels[name]
-                    codes = level_codes(table[name], levels)
+                    if name not in codes_of:
+                        codes_of[name] = level_codes(table[name], levels)
+                    codes = codes_of[name]
                     shift = 1 if contrast else 0
-                    inside &= codes >= shift
+                    at_level = codes >= shift
+                    inside = at_level if inside is None else inside & at_level
                     position += (codes - shift) * stride
                     stride *= len(levels) - shift
                 else:
-                    value = value * table[name].to_numpy(dtype=np.float64)
-            out[rows[inside], start + position[inside]] = value[inside]
+                    column = table[name].to_numpy(dtype=np.float64)
+                    value = column if value is None else value * column
+            if inside is None:
+                flat[position] = 1.0 if value is None else value
+            else:
+                flat[position[inside]] = 1.0 if value is None else value[inside]
             start += stride
         return out
 

@@ -71,13 +71,26 @@ class RowlessConditioning(Conditioning):
         raise RowsNotInMemoryError(ROWS_MESSAGE.format(what="a new response (refit, simulate, bootMer)"))
 
 
-def working_scale(r_xy: np.ndarray, kept: np.ndarray, n: int) -> tuple[np.ndarray, float, np.ndarray, float, float]:
-    """T, log|det T|, gamma, |s| and rms(y) / |s| from R of sqrt(w) [X y] (every column
-    of X; ``kept`` those kept), as :func:`~interlace.fitting.conditioning.condition`
-    finds them from the rows: X = QR, T = sqrt(n) R^{-1}, gamma the least-squares
-    coefficients, s the residual's root mean square (at least
-    :data:`~interlace.fitting.conditioning.EXACT_FIT_TOLERANCE` of y's; 1 when both
-    are 0)."""
+@dataclass(frozen=True)
+class WorkingScaleFound:
+    """The working scale read from R of sqrt(w) [X y]: T, log|det T|, gamma, |s|,
+    rms(y) / |s|, and the mean squares of the least-squares residual and of y."""
+
+    basis: np.ndarray
+    log_det: float
+    shift: np.ndarray
+    unit: float
+    size: float
+    residual_ms: float
+    response_ms: float
+
+
+def working_scale(r_xy: np.ndarray, kept: np.ndarray, n: int) -> WorkingScaleFound:
+    """The working scale from R of sqrt(w) [X y] (every column of X; ``kept`` those
+    kept), as :func:`~interlace.fitting.conditioning.condition` finds it from the rows:
+    X = QR, T = sqrt(n) R^{-1}, gamma the least-squares coefficients, s the residual's
+    root mean square (at least :data:`~interlace.fitting.conditioning.EXACT_FIT_TOLERANCE`
+    of y's; 1 when both are 0)."""
     p_all = r_xy.shape[0] - 1
     r = np.linalg.qr(r_xy[:, np.append(kept, p_all)], mode="r")
     r = r * np.where(np.diagonal(r) < 0, -1.0, 1.0)[:, None]
@@ -96,5 +109,5 @@ def working_scale(r_xy: np.ndarray, kept: np.ndarray, n: int) -> tuple[np.ndarra
     y_ms = resid_ms + float(coef @ coef)
     unit = max(float(np.sqrt(resid_ms)), EXACT_FIT_TOLERANCE * float(np.sqrt(y_ms)))
     if not unit > 0:
-        return basis, log_det, shift, 1.0, 0.0
-    return basis, log_det, shift, unit, float(np.sqrt(y_ms)) / unit
+        return WorkingScaleFound(basis, log_det, shift, 1.0, 0.0, resid_ms, y_ms)
+    return WorkingScaleFound(basis, log_det, shift, unit, float(np.sqrt(y_ms)) / unit, resid_ms, y_ms)

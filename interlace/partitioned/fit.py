@@ -13,15 +13,12 @@ from typing import Any
 import numpy as np
 
 from ..design import (
-    EXACT_FIT_TOLERANCE as EXACT_FIT_SHARE,
-)
-from ..design import (
     _check_fixed_size,
     assemble_terms,
     check_term_size,
     comparable_gram,
     sequential_rank,
-    warn_exact_fit,
+    warn_if_exact,
     warn_rank_deficient,
 )
 from ..errors import DataError, InterlaceError, MissingValuesWarning
@@ -137,19 +134,16 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     p_all = len(fixed.column_names)
     kept = sequential_rank(comparable_gram(n, moments.mean, moments.centred, moments.low, moments.high))
     if len(kept) < p_all:
-        warn_rank_deficient(fixed.column_names, kept, stacklevel=4)
+        warn_rank_deficient(fixed.column_names, kept, stacklevel=3)  # <- fit <- the caller
     names = tuple(fixed.column_names[i] for i in kept)
     offset_terms = fixed.offset_terms + ((quote_name(plan.offset),) if plan.offset else ())
     caller_fixed = replace(fixed, response=np.zeros(0), matrix=np.zeros((0, len(kept))), column_names=names,
                            offset=None, offset_terms=offset_terms, weights=None)
     _check_fixed_size(replace(caller_fixed, matrix=np.zeros((0, len(kept)))), n)
-    if len(kept):
-        r_exact = np.linalg.qr(moments.r_xy[:, np.append(kept, p_all)], mode="r")
-        y_norm = float(np.linalg.norm(moments.r_xy[:, p_all]))
-        if abs(float(r_exact[-1, -1])) <= EXACT_FIT_SHARE * y_norm:
-            warn_exact_fit(fixed.response_name, stacklevel=3)
     r_weighted = moments.r_weighted if moments.r_weighted is not None else moments.r_xy
-    basis, log_det, shift, unit, size = working_scale(r_weighted, kept, n)
+    found = working_scale(r_weighted, kept, n)
+    warn_if_exact(caller_fixed, found.residual_ms, found.response_ms, stacklevel=3)  # <- fit <- the caller
+    basis, log_det, shift, unit, size = found.basis, found.log_det, found.shift, found.unit, found.size
     # pass 3: the working cross-products
     n_effects = [t.n_effects for t in terms]
     total = tree_sum(ddf, partition_crossproducts, plan, WorkingScale(kept, basis, shift, unit), n_effects)
