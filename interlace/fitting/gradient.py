@@ -176,7 +176,7 @@ call overhead on small systems only)."""
 def _compiled_layout(system: PenalizedSystem):
     """(general, term_of, n_diagonal, layout) of the compiled kernels' arguments
     (``layout``: None for scalar terms, so that numba compiles the scalar kernel only;
-    else the tuple of :func:`~interlace.kernels.dense_deviance.dense_block_deviance`'s
+    else the tuple of :func:`~interlace.kernels.dense_block.dense_block_deviance`'s
     layout arrays): they depend on the terms only, so they are kept on the system, whose copies for new
     responses (``with_response``: every refit) share them."""
     cached = system.__dict__.get("_compiled_layout")
@@ -208,7 +208,7 @@ class CompiledDeviance:
 
     Scalar terms use :func:`~interlace.kernels.dense_deviance.dense_scalar_deviance`
     (the first term's diagonal block eliminated pivot by pivot); terms with random
-    slopes use :func:`~interlace.kernels.dense_deviance.dense_block_deviance`.
+    slopes use :func:`~interlace.kernels.dense_block.dense_block_deviance`.
 
     Examples
     --------
