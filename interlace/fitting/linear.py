@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from ..deferred import Deferred
 from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult, ModelInfo
+from ..shallow import with_fields
 from .conditioning import Conditioning, condition
 from .estimates import (
     EstimatesAtOptimum,
@@ -117,7 +118,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
             stacklevel=4,
         )
     ordered = lme4_term_order(design)
-    components = cache(partial(variance_components, design, theta, est.scale))
+    components = _once(partial(variance_components, design, theta, est.scale))
     names = design.fixed_index
     result = CrossedLMEResult(
         fe_params=Deferred(lambda: pd.Series(est.beta, index=names, name="Estimate")),
@@ -142,7 +143,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         is_singular=singular,
         boundary_flags=flags,
         n_dropped=n_dropped,
-        optimization=replace(record, objective=est.deviance),
+        optimization=with_fields(record, objective=est.deviance),
         solver_path=system.path,
         fit_options=dict(options or {}),
         _system=system,
@@ -150,6 +151,20 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         _conditioning=conditioning,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result
+
+
+def _once(compute):
+    """``compute`` (no arguments) as a function that calls it on its first call only and
+    returns that value after: ``functools.cache`` for a function of no arguments, without
+    its wrapper's cost (a few microseconds, at every fit and refit)."""
+    value = []
+
+    def first_value():
+        if not value:
+            value.append(compute())
+        return value[0]
+
+    return first_value
 
 
 def model_info(design, formula: str, data: Any, dropped_rows: np.ndarray) -> ModelInfo:
