@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .blockdiag import lower_inverse, small_cholesky
 
 
 @kernel
@@ -61,9 +62,9 @@ def _scale_rows(P, row0, n_columns, first_term, block_offset, block_k, block_lev
 
 @kernel
 def _factor_leading_levels(A, factors, f0, k, n_levels, D, D_inverse):
-    """Per level l of the first term (width k, factor T at ``factors[f0:]``): D[l] the
-    lower Cholesky factor of T' A_ll T + I and D_inverse[l] its inverse; returns
-    (ok, sum of 2 log diag(D))."""
+    """Per level l of the first term (width k, factor T at ``factors[f0:]``): rows
+    l k to l k + k of D (levels k x k) the lower Cholesky factor of T' A_ll T + I, those
+    of D_inverse its inverse; returns (ok, sum of 2 log diag(D))."""
     logdet = 0.0
     G = np.empty((k, k))
     H = np.empty((k, k))
@@ -72,8 +73,8 @@ def _factor_leading_levels(A, factors, f0, k, n_levels, D, D_inverse):
         for r in range(k):  # H = A_ll T
             for c in range(k):
                 s = 0.0
-                for rr in range(c, k):
-                    s += A[base + r, base + rr] * factors[f0 + rr * k + c]
+                for r2 in range(c, k):
+                    s += A[base + r, base + r2] * factors[f0 + r2 * k + c]
                 H[r, c] = s
         for c in range(k):  # G = T' H + I
             for c2 in range(k):
@@ -82,31 +83,12 @@ def _factor_leading_levels(A, factors, f0, k, n_levels, D, D_inverse):
                     s += factors[f0 + r * k + c] * H[r, c2]
                 G[c, c2] = s
             G[c, c] += 1.0
-        for j in range(k):
-            s = G[j, j]
-            for t in range(j):
-                s -= D[l, j, t] * D[l, j, t]
-            if not s > 0.0:
-                return False, np.inf
-            diag = np.sqrt(s)
-            D[l, j, j] = diag
-            logdet += 2.0 * np.log(diag)
-            for i in range(j + 1, k):
-                s = G[i, j]
-                for t in range(j):
-                    s -= D[l, i, t] * D[l, j, t]
-                D[l, i, j] = s / diag
-            for i in range(j):
-                D[l, i, j] = 0.0
-        for j in range(k):
-            for i in range(j):
-                D_inverse[l, i, j] = 0.0
-            D_inverse[l, j, j] = 1.0 / D[l, j, j]
-            for i in range(j + 1, k):
-                s = 0.0
-                for t in range(j, i):
-                    s -= D[l, i, t] * D_inverse[l, t, j]
-                D_inverse[l, i, j] = s / D[l, i, i]
+        level = D[base : base + k]
+        if not small_cholesky(G, level):
+            return False, np.inf
+        lower_inverse(level, D_inverse[base : base + k], k)
+        for c in range(k):
+            logdet += 2.0 * np.log(level[c, c])
     return True, logdet
 
 
@@ -150,8 +132,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
     f0 = factor_start[0]
     nd = n0 * k0  # the first term's rows
     r = size - nd  # the rest: later terms, X, y
-    D = np.zeros((n0, k0, k0))
-    D_inverse = np.zeros((n0, k0, k0))
+    D = np.zeros((nd, k0))
+    D_inverse = np.zeros((nd, k0))
     ok, logdet_random = _factor_leading_levels(A, factors, f0, k0, n0, D, D_inverse)
     if not ok:
         return False, np.inf, np.inf, np.inf, dlogdet, dr2
@@ -171,8 +153,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
             for c in range(k0):
                 s = P[i, base + c]
                 for c2 in range(c):
-                    s -= B[i, base + c2] * D[l, c, c2]
-                B[i, base + c] = s / D[l, c, c]
+                    s -= B[i, base + c2] * D[base + c, c2]
+                B[i, base + c] = s / D[base + c, c]
     C = np.zeros((r, r))
     for i in range(r):
         for c in range(i + 1):
@@ -180,19 +162,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
             for j in range(nd):
                 s -= B[i, j] * B[c, j]
             C[i, c] = s
-    for j in range(r):
-        s = C[j, j]
-        for t in range(j):
-            s -= C[j, t] * C[j, t]
-        if not s > 0.0:
-            return False, np.inf, np.inf, np.inf, dlogdet, dr2
-        diag = np.sqrt(s)
-        C[j, j] = diag
-        for i in range(j + 1, r):
-            s = C[i, j]
-            for t in range(j):
-                s -= C[i, t] * C[j, t]
-            C[i, j] = s / diag
+    if not small_cholesky(C, C):
+        return False, np.inf, np.inf, np.inf, dlogdet, dr2
     for i in range(q - nd):
         logdet_random += 2.0 * np.log(C[i, i])
     logdet_fixed = 0.0
@@ -217,8 +188,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
         for c in range(k0 - 1, -1, -1):
             s = rhs[c]
             for c2 in range(c + 1, k0):
-                s -= D[l, c2, c] * x[base + c2]
-            x[base + c] = s / D[l, c, c]
+                s -= D[base + c2, c] * x[base + c2]
+            x[base + c] = s / D[base + c, c]
     b = np.zeros(q)  # Lambda u, block by block
     for t in range(block_offset.shape[0]):
         k = block_k[t]
@@ -262,14 +233,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
         for j in range(q):
             M[i, j] = A[i, j]
     _scale_rows(M, 0, q, 0, block_offset, block_k, block_levels, factors, factor_start)
-    C_inverse = np.zeros((rr, rr))
-    for j in range(rr):
-        C_inverse[j, j] = 1.0 / C[j, j]
-        for i in range(j + 1, rr):
-            s = 0.0
-            for t in range(j, i):
-                s -= C[i, t] * C_inverse[t, j]
-            C_inverse[i, j] = s / C[i, i]
+    C_inverse = np.empty((rr, rr))
+    lower_inverse(C, C_inverse, rr)
     E = np.empty((rr, nd))  # B~ D^{-1}, level by level
     for s_ in range(rr):
         for l in range(n0):
@@ -277,7 +242,7 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
             for c in range(k0):
                 s = 0.0
                 for c2 in range(c, k0):
-                    s += B[s_, base + c2] * D_inverse[l, c2, c]
+                    s += B[s_, base + c2] * D_inverse[base + c2, c]
                 E[s_, base + c] = s
     F = np.zeros((rr, nd))  # -C~^{-1} B~ D^{-1}
     for s_ in range(rr):
@@ -310,8 +275,8 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
             for c in range(cb, k0):  # (D_l^{-1} M_ll)[c, a], times D_l^{-1}[c, cb]
                 y = 0.0
                 for c2 in range(c + 1):
-                    y += D_inverse[l, c, c2] * M[base + c2, a]
-                trace += D_inverse[l, c, cb] * y
+                    y += D_inverse[base + c, c2] * M[base + c2, a]
+                trace += D_inverse[base + c, cb] * y
             for s_ in range(rr):
                 trace += F[s_, bb] * Yr[s_, a]
         else:
