@@ -50,7 +50,8 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
 COMPILE_AFTER_FITS = 100
 """Fresh fits of small dense models that a process runs on LAPACK (:class:`DenseDeviance`
 with L-BFGS-B) while the compiled optimiser is in no cache, before it compiles it. The
-compile costs about 6 s of numba's time; a small fit on LAPACK a few milliseconds more
+compile costs about 6 s of numba's time (about 11 s with random slopes: the block kernel's
+level-by-level elimination is more code); a small fit on LAPACK a few milliseconds more
 than a compiled one. So a script or a test suite of up to this many fits never waits
 for the compile, and a longer loop pays at most about a second before it (the
 ski-rental rule, with the rent well below the price)."""
