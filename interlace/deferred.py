@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+_NO_ARGUMENT = object()  # the marker of a Deferred without an argument
+
 
 class Deferred:
-    """A field's value still to be computed: ``compute()`` returns it.
+    """A field's value still to be computed: ``compute()`` returns it, from the function
+    given (of no arguments, or of the one ``argument`` given).
 
     Examples
     --------
@@ -28,12 +31,24 @@ class Deferred:
     >>> pair = Pair(1, Deferred(lambda: 2))
     >>> pair.second, pair == Pair(1, 2)
     (2, True)
+    >>> Pair(1, Deferred(abs, -3)).second
+    3
     """
 
-    __slots__ = ("compute",)
+    __slots__ = ("_function", "_argument")
 
-    def __init__(self, compute: Callable[[], Any]):
-        self.compute = compute
+    def __init__(self, compute: Callable[..., Any], argument: Any = _NO_ARGUMENT):
+        # compute(argument) when an argument is given: a module-level function and an
+        # object shared by several fields make one object per field, where a closure
+        # makes three or four (a refit loop's garbage collections scan every one)
+        self._function = compute
+        self._argument = argument
+
+    def compute(self) -> Any:
+        """The value: ``compute()``, or ``compute(argument)`` when one was given."""
+        if self._argument is _NO_ARGUMENT:
+            return self._function()
+        return self._function(self._argument)
 
 
 class DeferredField:

@@ -70,6 +70,44 @@ def test_a_field_is_computed_on_first_read_only():
         record.second = [3]
 
 
+def test_a_deferred_call_with_an_argument_passes_it():
+    shared = {"calls": 0}
+
+    def read(holder):
+        holder["calls"] += 1
+        return holder["calls"]
+
+    @dataclasses.dataclass(frozen=True)
+    class Record:
+        first: int = DeferredField()
+        second: int = DeferredField()
+
+    record = Record(Deferred(read, shared), Deferred(read, shared))
+    assert shared["calls"] == 0
+    assert (record.second, record.first, record.second) == (1, 2, 1)
+    assert Deferred(lambda *args: args, None).compute() == (None,)  # None is an argument, not "none"
+    assert Deferred(lambda *args: args).compute() == ()
+
+
+def test_a_refit_result_holds_few_objects_for_the_collector(sleep_fit):
+    # a simulation loop keeps its refits: each object the collector tracks is scanned at
+    # every full collection (the deferred fields share one holder, no closures)
+    import gc
+
+    sleep_fit.refit(sleep_fit.simulate(1, seed=3)[:, 0])  # warm: caches of the design
+    y = sleep_fit.simulate(1, seed=4)[:, 0]
+    gc.collect()
+    gc.disable()
+    try:
+        before = {id(o) for o in gc.get_objects()}
+        again = sleep_fit.refit(y)
+        new = [o for o in gc.get_objects() if id(o) not in before]
+    finally:
+        gc.enable()
+    assert again.converged
+    assert len(new) <= 45, sorted({type(o).__name__ for o in new})
+
+
 def test_a_refit_builds_its_labelled_fields_when_read(sleep_fit):
     again = sleep_fit.refit(sleep_fit.simulate(1, seed=4)[:, 0])
     assert _pending(again) == set(DEFERRED)

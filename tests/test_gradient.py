@@ -9,11 +9,14 @@ boundary included.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import interlace
+from interlace.errors import SingularFitWarning
 from interlace.fitting.gradient import CompiledDeviance, DenseDeviance, deviance_functions
 from interlace.fitting.objective import Objective
 from interlace.fitting.optimize import optimize_theta
@@ -41,6 +44,12 @@ MODELS = {
     "uncorrelated": ("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
                      lambda: interlace.load_dataset("sleepstudy")),
     "crossed_slope": ("y ~ x + (1 + x | subj) + (1 | item)", _crossed),
+    # the block kernel eliminates the first term level by level: a scalar first term, a
+    # slope term on both factors, a first term three wide
+    "slope_second": ("y ~ x + (1 | subj) + (1 + x | item)", _crossed),
+    "two_slopes": ("y ~ x + (1 + x | subj) + (1 + x | item)", _crossed),
+    "three_wide": ("y ~ x + (1 + x + z | subj) + (1 | item)",
+                   lambda: _crossed().assign(z=lambda d: np.cos(np.arange(len(d))))),
     "three": ("y ~ x + (1 | subj) + (1 | item) + (1 | x_group)",
               lambda: _crossed().assign(x_group=lambda d: np.where(d.x > 0, "hi", "lo"))),
 }
@@ -49,7 +58,9 @@ MODELS = {
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def system(request):
     formula, load = MODELS[request.param]
-    m = interlace.fit(formula, load(), solver="dense")
+    with warnings.catch_warnings():  # the system only: a fit at a zero variance serves as well
+        warnings.simplefilter("ignore", SingularFitWarning)
+        m = interlace.fit(formula, load(), solver="dense")
     return m._system
 
 
@@ -68,6 +79,23 @@ def test_compiled_value_and_gradient_equal_the_dense_path(system, reml):
         value, grad = compiled(theta)
         expected_value, expected_grad = general(theta)
         assert value == pytest.approx(objective(theta), rel=1e-12)
+        assert value == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_deviance_with_each_variance_zero_equals_the_dense_path(system, reml):
+    # a zero diagonal entry of a term's factor T makes T singular (a zero variance, or a
+    # correlation of +-1 with the entries below it): nothing may divide by it
+    compiled = CompiledDeviance(system, reml)
+    general = DenseDeviance(system, reml)
+    lower = system.design.theta_lower
+    base = np.where(np.isfinite(lower), np.linspace(0.4, 1.5, lower.size), 0.7)
+    for i in np.flatnonzero(np.isfinite(lower)):
+        theta = base.copy()
+        theta[i] = 0.0
+        value, grad = compiled(theta)
+        expected_value, expected_grad = general(theta)
         assert value == pytest.approx(expected_value, rel=1e-12)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-8, atol=1e-8)
 

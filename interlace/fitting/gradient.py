@@ -50,7 +50,8 @@ def deviance_functions(system: PenalizedSystem, reml: bool):
 COMPILE_AFTER_FITS = 100
 """Fresh fits of small dense models that a process runs on LAPACK (:class:`DenseDeviance`
 with L-BFGS-B) while the compiled optimiser is in no cache, before it compiles it. The
-compile costs about 6 s of numba's time; a small fit on LAPACK a few milliseconds more
+compile costs about 6 s of numba's time (about 11 s with random slopes: the block kernel's
+level-by-level elimination is more code); a small fit on LAPACK a few milliseconds more
 than a compiled one. So a script or a test suite of up to this many fits never waits
 for the compile, and a longer loop pays at most about a second before it (the
 ski-rental rule, with the rent well below the price)."""
@@ -176,7 +177,7 @@ call overhead on small systems only)."""
 def _compiled_layout(system: PenalizedSystem):
     """(general, term_of, n_diagonal, layout) of the compiled kernels' arguments
     (``layout``: None for scalar terms, so that numba compiles the scalar kernel only;
-    else the tuple of :func:`~interlace.kernels.dense_deviance.dense_block_deviance`'s
+    else the tuple of :func:`~interlace.kernels.dense_block.dense_block_deviance`'s
     layout arrays): they depend on the terms only, so they are kept on the system, whose copies for new
     responses (``with_response``: every refit) share them."""
     cached = system.__dict__.get("_compiled_layout")
@@ -208,7 +209,7 @@ class CompiledDeviance:
 
     Scalar terms use :func:`~interlace.kernels.dense_deviance.dense_scalar_deviance`
     (the first term's diagonal block eliminated pivot by pivot); terms with random
-    slopes use :func:`~interlace.kernels.dense_deviance.dense_block_deviance`.
+    slopes use :func:`~interlace.kernels.dense_block.dense_block_deviance`.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from functools import cache, partial
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from ..deferred import Deferred
 from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult, ModelInfo
+from ..shallow import with_fields
 from .conditioning import Conditioning, condition
 from .estimates import (
     EstimatesAtOptimum,
@@ -117,22 +118,21 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
             stacklevel=4,
         )
     ordered = lme4_term_order(design)
-    components = cache(partial(variance_components, design, theta, est.scale))
-    names = design.fixed_index
+    at = _AtOptimum(est, design, theta)
     result = CrossedLMEResult(
-        fe_params=Deferred(lambda: pd.Series(est.beta, index=names, name="Estimate")),
-        fe_bse=Deferred(lambda: pd.Series(np.sqrt(np.diag(est.fe_cov)), index=names, name="Std. Error")),
-        fe_cov=Deferred(lambda: est.fe_cov),
-        random_effects=Deferred(lambda: random_effects_frames(design, est.effects)),
-        variance_components=Deferred(lambda: components()[0]),
-        correlation_params=Deferred(lambda: components()[1]),
+        fe_params=Deferred(_fe_params, at),
+        fe_bse=Deferred(_fe_bse, at),
+        fe_cov=Deferred(_fe_cov, at),
+        random_effects=Deferred(_random_effects, at),
+        variance_components=Deferred(_variance_components, at),
+        correlation_params=Deferred(_correlation_params, at),
         theta=theta.copy(),
         theta_names=design.theta_names,
         scale=est.scale,
         llf=-0.5 * est.deviance,
         nparams=design.n_fixed + design.n_theta + 1,
-        resid=Deferred(lambda: est.resid),  # y - offset - (X b + Z u)
-        fittedvalues=Deferred(lambda: design.fixed.with_offset_added(est.fitted)),
+        resid=Deferred(_resid, at),  # y - offset - (X b + Z u)
+        fittedvalues=Deferred(_fitted, at),
         nobs=design.n_obs,
         ngroups={t.name: t.n_levels for t in ordered},
         method=method,
@@ -142,14 +142,67 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         is_singular=singular,
         boundary_flags=flags,
         n_dropped=n_dropped,
-        optimization=replace(record, objective=est.deviance),
+        optimization=with_fields(record, objective=est.deviance),
         solver_path=system.path,
         fit_options=dict(options or {}),
         _system=system,
-        _factor=Deferred(lambda: est.factor),
+        _factor=Deferred(_factor, at),
         _conditioning=conditioning,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result
+
+
+class _AtOptimum:
+    """What the deferred fields of a result read: the estimates at the optimum, the
+    design, theta, and the variance components once computed (one object that every
+    field's :class:`~interlace.deferred.Deferred` shares)."""
+
+    __slots__ = ("est", "design", "theta", "_components")
+
+    def __init__(self, est: EstimatesAtOptimum, design, theta: np.ndarray):
+        self.est, self.design, self.theta, self._components = est, design, theta, None
+
+    def components(self) -> tuple:
+        """:func:`variance_components` at the optimum (computed on the first call)."""
+        if self._components is None:
+            self._components = variance_components(self.design, self.theta, self.est.scale)
+        return self._components
+
+
+def _fe_params(at: _AtOptimum) -> pd.Series:
+    return pd.Series(at.est.beta, index=at.design.fixed_index, name="Estimate")
+
+
+def _fe_bse(at: _AtOptimum) -> pd.Series:
+    return pd.Series(np.sqrt(np.diag(at.est.fe_cov)), index=at.design.fixed_index, name="Std. Error")
+
+
+def _fe_cov(at: _AtOptimum) -> np.ndarray:
+    return at.est.fe_cov
+
+
+def _random_effects(at: _AtOptimum):
+    return random_effects_frames(at.design, at.est.effects)
+
+
+def _variance_components(at: _AtOptimum):
+    return at.components()[0]
+
+
+def _correlation_params(at: _AtOptimum):
+    return at.components()[1]
+
+
+def _resid(at: _AtOptimum) -> np.ndarray:
+    return at.est.resid
+
+
+def _fitted(at: _AtOptimum) -> np.ndarray:
+    return at.design.fixed.with_offset_added(at.est.fitted)
+
+
+def _factor(at: _AtOptimum):
+    return at.est.factor
 
 
 def model_info(design, formula: str, data: Any, dropped_rows: np.ndarray) -> ModelInfo:

@@ -20,7 +20,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import kernel, reassociating_kernel
-from .blockdiag import lower_inverse, scale_symmetric_blocks, small_cholesky
+from .dense_block import dense_block_deviance
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -133,105 +133,6 @@ def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal):
     for i in range(q):
         if scale[i] != 0.0:
             dlogdet[term_of[i]] += 2.0 * (1.0 - w[i]) / scale[i]
-    return True, logdet_random, logdet_fixed, pwrss, dlogdet, dr2
-
-
-@kernel
-def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_levels, factor_start,
-                         pos_a, pos_b, pos_which, n_theta, q, reml):
-    """:func:`dense_scalar_deviance` for terms of any width k (random slopes).
-
-    Lambda is block-diagonal: term t covers indices ``block_offset[t] + l*k + c``,
-    its k x k factor T is row-major at ``factor_start[t]`` in the flat factors,
-    entry ``i`` of which is ``theta[factor_theta[i]]`` (0 where -1). Position
-    ``p`` of a parameter in Lambda is (``pos_a[p]``, ``pos_b[p]``), for theta index
-    ``pos_which[p]``. The gradient is :class:`interlace.fitting.gradient.DenseDeviance`'s:
-    d log-det_i = 2 sum_p [W Lambda~' A]_(b_p, a_p), d r^2_i = -2 sum_p (Z'e)_(a_p) u_(b_p).
-    """
-    size = A.shape[0]
-    m = size - 1
-    dr2 = np.zeros(n_theta)
-    dlogdet = np.zeros(n_theta)
-    factors = np.zeros(factor_theta.shape[0])
-    for i in range(factor_theta.shape[0]):
-        if factor_theta[i] >= 0:
-            factors[i] = theta[factor_theta[i]]
-    S = A.copy()
-    scale_symmetric_blocks(S, block_offset, block_k, block_levels, factors, factor_start)
-    for i in range(q):
-        S[i, i] += 1.0
-    if not small_cholesky(S, S):
-        return False, np.inf, np.inf, np.inf, dlogdet, dr2
-    logdet_random = 0.0
-    for i in range(q):
-        logdet_random += 2.0 * np.log(S[i, i])
-    logdet_fixed = 0.0
-    for i in range(q, m):
-        logdet_fixed += 2.0 * np.log(S[i, i])
-    pwrss = S[m, m] * S[m, m]
-    x = np.empty(m)  # (u, beta): L_M' x = the last row of L
-    for i in range(m - 1, -1, -1):
-        t = S[m, i]
-        for k in range(i + 1, m):
-            t -= S[k, i] * x[k]
-        x[i] = t / S[i, i]
-    b = np.zeros(q)  # Lambda u, block by block
-    n_terms = block_offset.shape[0]
-    for t in range(n_terms):
-        k = block_k[t]
-        f0 = factor_start[t]
-        for l in range(block_levels[t]):
-            base = block_offset[t] + l * k
-            for r in range(k):
-                s = 0.0
-                for c in range(r + 1):
-                    s += factors[f0 + r * k + c] * x[base + c]
-                b[base + r] = s
-    ze = np.empty(q)  # Z'y - Z'Z b - Z'X beta
-    for i in range(q):
-        s = A[m, i]
-        for j in range(q):
-            s -= A[i, j] * b[j]
-        for j in range(q, m):
-            s -= A[i, j] * x[j]
-        ze[i] = s
-    for p in range(pos_a.shape[0]):
-        dr2[pos_which[p]] += -2.0 * ze[pos_a[p]] * x[pos_b[p]]
-    # W = (leading block)^{-1} = L^{-T} L^{-1}, and Lambda~' A on the leading block
-    mm = m if reml else q
-    Linv = np.empty((mm, mm))
-    lower_inverse(S, Linv, mm)
-    LtA = np.empty((mm, mm))
-    for j in range(mm):
-        for a in range(mm):
-            LtA[j, a] = A[j, a]
-    for t in range(n_terms):
-        k = block_k[t]
-        f0 = factor_start[t]
-        for l in range(block_levels[t]):
-            base = block_offset[t] + l * k
-            if base >= mm:
-                continue
-            for c in range(k):
-                for a in range(mm):
-                    s = 0.0
-                    for r in range(c, k):
-                        s += factors[f0 + r * k + c] * A[base + r, a]
-                    LtA[base + c, a] = s
-    # [W LtA]_(b, a) = sum_r Linv[r, b] Y[r, a] with Y = Linv LtA (row-major loops)
-    Y = np.zeros((mm, mm))
-    for r in range(mm):
-        for j in range(r + 1):
-            c = Linv[r, j]
-            for a in range(mm):
-                Y[r, a] += c * LtA[j, a]
-    for p in range(pos_a.shape[0]):
-        a = pos_a[p]
-        bb = pos_b[p]
-        trace = 0.0
-        for r in range(bb, mm):
-            trace += Linv[r, bb] * Y[r, a]
-        dlogdet[pos_which[p]] += 2.0 * trace
     return True, logdet_random, logdet_fixed, pwrss, dlogdet, dr2
 
 
