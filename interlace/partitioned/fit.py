@@ -93,7 +93,7 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
                     max_evaluations: int, solver: str, na_action: str, df_method: str, max_dense_gib,
                     weights=None, offset=None, options: dict) -> CrossedLMEResult:
     """:func:`interlace.fit` of a Dask DataFrame ``ddf`` (arguments checked by it)."""
-    from ..fitting.gradient import fit_deviance_functions
+    from ..fitting.gradient import deviance_functions
     from ..fitting.optimize import optimize_theta
     from ..fitting.start import start_theta
 
@@ -163,7 +163,8 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     system = build_system(working, solver, max_dense_gib, crossproducts=crossproducts)
     del crossproducts, total
     reml = method == "REML"
-    objective, with_gradient = fit_deviance_functions(system, reml)
+    # compiled at once (no LAPACK first fits): a fit from a cluster is no process's quick first fit
+    objective, with_gradient = deviance_functions(system, reml)
     theta0 = start_theta(system) if start is None else np.asarray(start, dtype=np.float64).ravel()
     if theta0.shape != (design.n_theta,):
         raise InterlaceError(f"start: expected {design.n_theta} values for theta "
