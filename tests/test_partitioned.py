@@ -137,6 +137,9 @@ def test_levels_in_some_partitions_missing_values_and_an_empty_partition(client)
     assert_same_fit(memory, partitioned)
     fitted = partitioned.fittedvalues.compute()
     assert not data.loc[fitted.index, ["x", "y"]].isna().any().any()  # the kept rows, by label
+    dropped = partitioned.model.dropped_rows.compute()
+    assert sorted(dropped) == sorted(memory.model.dropped_rows)  # labels here are the positions
+    assert len(partitioned.model.endog.compute()) == memory.nobs
 
 
 def test_predict_takes_a_dask_frame(client):

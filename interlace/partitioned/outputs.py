@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..frames import missing_rows
 from ..kernels.products import z_times
 from ..result import ModelInfo
 from .rows import RowPlan, partition_rows, used_table
@@ -62,9 +63,10 @@ def _partition_groups(part: pd.DataFrame, plan: RowPlan, factors: tuple[str, ...
 
 
 def model_info(ddf: Any, plan: RowPlan, design, formula: str) -> ModelInfo:
-    """``result.model`` of a fit from a Dask frame: ``endog`` and each grouping
-    factor's levels (``groups``) as lazy Dask series; ``exog`` the lazy Dask array of
-    X's kept columns."""
+    """``result.model`` of a fit from a Dask frame: ``endog``, each grouping factor's
+    levels (``groups``) and the labels of the rows dropped for missing values
+    (``dropped_rows``: labels, not positions, which a Dask frame does not know without
+    a pass) as lazy Dask series; ``exog`` the lazy Dask frame of X's kept columns."""
     from ..fitting.estimates import lme4_term_order
 
     groups = {}
@@ -76,9 +78,16 @@ def model_info(ddf: Any, plan: RowPlan, design, formula: str) -> ModelInfo:
                               meta=pd.DataFrame({c: np.zeros(0) for c in design.fixed_names}))
     endog = ddf.map_partitions(_partition_values, plan, kept, None, [], "response", design.fixed.response_name,
                                meta=pd.Series(np.zeros(0), name=design.fixed.response_name))
+    dropped = ddf.map_partitions(_partition_dropped, plan, meta=pd.Series(ddf._meta.index[:0], dtype=ddf._meta.index.dtype))
     return ModelInfo(exog=exog, endog=endog, exog_names=list(design.fixed_names),
                      endog_names=design.fixed.response_name, groups=groups, formula=formula, data=ddf,
-                     dropped_rows=np.zeros(0, dtype=np.int64))
+                     dropped_rows=dropped)
+
+
+def _partition_dropped(part: pd.DataFrame, plan: RowPlan) -> pd.Series:
+    """The labels of a partition's rows dropped for a missing value."""
+    missing = missing_rows(part[list(plan.used)])
+    return pd.Series(part.index[missing], dtype=part.index.dtype)
 
 
 def _partition_exog(part: pd.DataFrame, plan: RowPlan, kept: np.ndarray, names: list[str]) -> pd.DataFrame:
