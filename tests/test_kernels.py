@@ -41,9 +41,9 @@ from interlace.kernels.blockdiag import (
     downdate_rest_scalar,
     factor_leading_block,
     lead_quadratic_forms,
+    mirrored_inner_product,
     scale_symmetric_blocks,
     transpose_coupling,
-    upper_inner_product,
 )
 from interlace.kernels.crossprod import (
     block_diagonal_crossprod,
@@ -52,6 +52,7 @@ from interlace.kernels.crossprod import (
 )
 from interlace.kernels.products import z_times, z_transpose_times
 from interlace.kernels.sorting import INSERTION_MAX, sort_integers
+from interlace.linalg.mirrored import MirroredMatrix
 from interlace.linalg.system import PenalizedSystem, dense_crossprod
 
 RTOL = 1e-10
@@ -422,8 +423,9 @@ def test_for_work_picks_the_serial_twin_below_the_threshold():
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(designs(lead_k=1), st.data())
 def test_downdate_and_weigh_rest_scalar(design, data):
-    # the downdate as downdate_rest_scalar's, and the weighted sum on the head rows'
-    # upper triangle (overwriting what was there), the rest of ``weighted`` untouched
+    # the downdate as downdate_rest_scalar's, and the weighted sum on the head rows kept
+    # mirrored in the strictly lower triangle of the same array (overwriting what was
+    # there) with its diagonal apart; the tail rows' mirrors and diagonal untouched
     lead, size = design.lead, design.rest_size
     ptr, idx, val = coupling_oracle(design)
     shrink = data.draw(symmetric_blocks(lead.n_levels, 1))
@@ -435,30 +437,53 @@ def test_downdate_and_weigh_rest_scalar(design, data):
     downdate = v.T @ (shrink[:, 0, 0, None] * v)
     downdate[n_head:] = 0.0
     expected = v.T @ (second[:, None] * v)
-    out, weighted = rest.copy(), np.full((size, size), np.nan)
-    downdate_and_weigh_rest_scalar(out, weighted, ptr, idx, val, shrink, second, *transpose_oracle(ptr, idx, size),
+    out, diagonal = rest.copy(), np.full(size, np.nan)
+    downdate_and_weigh_rest_scalar(out, diagonal, ptr, idx, val, shrink, second, *transpose_oracle(ptr, idx, size),
                                    scale, n_head, data.draw(st.integers(1, 4)))
     upper = np.triu_indices(size)
     magnitude = float(np.max(np.abs(rest), initial=0.0) + np.max(np.abs(downdate), initial=0.0))
     assert_close(out[upper], (rest - downdate)[upper], magnitude)
-    assert_array_equal(out[np.tril_indices(size, -1)], rest[np.tril_indices(size, -1)])
-    head_upper = np.triu(np.ones((size, size), dtype=bool)) & (np.arange(size)[:, None] < n_head)
-    assert_close(weighted[head_upper], expected[head_upper], float(np.max(np.abs(expected), initial=0.0)))
-    assert np.all(np.isnan(weighted[~head_upper])), "only the head rows' upper triangle is written"
+    weighted_magnitude = float(np.max(np.abs(expected), initial=0.0))
+    assert_close(diagonal[:n_head], np.diagonal(expected)[:n_head], weighted_magnitude)
+    assert np.all(np.isnan(diagonal[n_head:])), "the tail rows' diagonal is the caller's"
+    for a in range(size):  # W[a, b], b > a, at out[size - 1 - a, b - a - 1]
+        mirror = out[size - 1 - a, : size - 1 - a]
+        if a < n_head:
+            assert_close(mirror, expected[a, a + 1 :], weighted_magnitude)
+        else:
+            assert_array_equal(mirror, rest[size - 1 - a, : size - 1 - a])
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)
 @given(st.integers(0, 12), st.data())
-def test_upper_inner_product(size, data):
+def test_mirrored_inner_product(size, data):
     a = data.draw(float_arrays((size, size)))
-    b = data.draw(float_arrays((size, size)))
-    a, b = a + a.T, b + b.T
+    w = data.draw(float_arrays((size, size)))
+    a, w = a + a.T, w + w.T
     m = data.draw(st.integers(0, size))
     nan_lower = np.tril(np.full((size, size), np.nan), -1)
-    out = upper_inner_product(np.triu(a) + nan_lower, np.triu(b) + nan_lower, m, data.draw(st.integers(1, 4)))
-    expected = float(np.sum(a[:m, :m] * b[:m, :m]))
-    magnitude = float(np.max(np.abs(a), initial=0.0) * np.max(np.abs(b), initial=0.0) * size**2)
+    mirrored = MirroredMatrix(np.triu(np.full((size, size), np.nan)), np.empty(size))  # NaN where W is not
+    mirrored.store_upper(0, w)
+    out = mirrored_inner_product(np.triu(a) + nan_lower, mirrored.buffer, mirrored.diagonal, m,
+                                 data.draw(st.integers(1, 4)))
+    expected = float(np.sum(a[:m, :m] * w[:m, :m]))
+    magnitude = float(np.max(np.abs(a), initial=0.0) * np.max(np.abs(w), initial=0.0) * size**2)
     assert_close(np.array([out]), np.array([expected]), magnitude)
+
+
+def test_mirrored_matrix_round_trip():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 6))
+    w = w + w.T
+    mirrored = MirroredMatrix(np.triu(np.full((6, 6), np.nan)), np.empty(6))
+    mirrored.store_upper(0, w)
+    assert_array_equal(mirrored.dense(), w)
+    assert np.all(np.isnan(mirrored.buffer[np.triu_indices(6)])), "the upper triangle is not W's"
+    mirrored.store_upper(4, np.array([[1.0, 2.0], [-7.0, 3.0]]))  # a tail block: only its upper triangle read
+    assert_array_equal(mirrored.dense()[4:, 4:], [[1.0, 2.0], [2.0, 3.0]])
+    assert_array_equal(mirrored.dense()[:4], w[:4])
+    with pytest.raises(ValueError, match="block: expected a square block ending at column 6"):
+        mirrored.store_upper(3, np.eye(2))
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

@@ -103,12 +103,15 @@ def test_gradient_and_information_equal_dense_computations(system, reml, theta):
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_leading_trace_from_the_weighted_coupling_equals_the_quadratic_forms(system, reml):
-    # the factor BlockedDeviance makes carries the weighted coupling, and the traces read
-    # off it equal those from the per-level quadratic forms of a plain factor
+    # the factor BlockedDeviance makes carries the weighted coupling, in the free triangle
+    # of its own buffer (no second rest-sized matrix), and the traces read off it (after
+    # the factorisation wrote the other triangle) equal those from the per-level
+    # quadratic forms of a plain factor
     blocked = BlockedDeviance(system, reml)
     theta = np.array([0.9, 0.6, 0.3])
     weighted_factor = blocked.factor(theta)
     assert weighted_factor.lead_weighted is not None
+    assert np.shares_memory(weighted_factor.lead_weighted.buffer, weighted_factor.rest_chol)
     plain_factor = system.factorize(theta)
     assert plain_factor.lead_weighted is None
     np.testing.assert_array_equal(np.tril(weighted_factor.rest_chol), np.tril(plain_factor.rest_chol))

@@ -56,7 +56,7 @@ from ..kernels.blockdiag import (
     coupling_times,
     coupling_transpose_times,
     lead_quadratic_forms,
-    upper_inner_product,
+    mirrored_inner_product,
 )
 from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import Factor, PenalizedSystem
@@ -145,12 +145,12 @@ class BlockedDeviance(LastFactor):
 
     def _factorize(self, theta: np.ndarray) -> Factor:
         """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it),
-        with the leading term's weighted coupling (``lead_weighted``) in a second buffer
-        where the downdate forms it in its own pass: an exact gradient at this theta then
-        reads the leading term's trace off it instead of passing over the coupling again."""
+        with the leading term's weighted coupling (``lead_weighted``) in the buffer's free
+        triangle where the downdate forms it in its own pass: an exact gradient at this
+        theta then reads the leading term's trace off it instead of passing over the
+        coupling again."""
         shape = self.system.rest_crossprod.shape
-        weighted = self._buffer("weighted", shape) if self.system.downdate == "scatter" else None
-        return self.system.factorize(theta, out=self._buffer("work", shape), weighted_out=weighted)
+        return self.system.factorize(theta, out=self._buffer("work", shape), weigh_lead=True)
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
@@ -232,10 +232,11 @@ class BlockedDeviance(LastFactor):
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))
         # the lower triangle (Fortran order) is the upper one of the C-ordered transpose
-        if factor.lead_weighted is not None:
+        weighted = factor.lead_weighted
+        if weighted is not None:
             # sum_l theta_1^2 v_l' S^{-1} v_l / d_l^2 = <S^{-1}, sum_l theta_1^2 v_l v_l' / d_l^2>
-            inner, chunks = for_work(upper_inner_product, float(m) * m / 2, 4 * thread_count())
-            lead_share = inner(inverse.T, factor.lead_weighted, m, chunks)
+            inner, chunks = for_work(mirrored_inner_product, float(m) * m / 2, 4 * thread_count())
+            lead_share = inner(inverse.T, weighted.buffer, weighted.diagonal, m, chunks)
             traces[0] = float(np.sum(weights)) + lead_share
             return traces
         ptr, idx, val = system.coupling

@@ -64,8 +64,9 @@ def optimum_factor(*criteria, theta: np.ndarray):
         if hasattr(owner, "last_factor"):
             factor = owner.last_factor(theta)
             if factor is not None:
-                # the leading term's weighted coupling serves the gradient only: a result
-                # that kept it would hold a second rest-sized matrix (800 MB at W8)
+                # the leading term's weighted coupling serves the gradient only (it lives in
+                # the factor's free triangle, which the next evaluation rewrites): the result
+                # keeps the plain factor
                 return factor if factor.lead_weighted is None else replace(factor, lead_weighted=None)
     return None
 

@@ -208,18 +208,21 @@ def downdate_rest_scalar(rest, ptr, idx, val, shrink, row_ptr, positions, levels
 
 
 @parallel_kernel
-def downdate_and_weigh_rest_scalar(rest, weighted, ptr, idx, val, shrink, second, row_ptr, positions, levels,
-                                   scale, n_head, n_chunks):
-    """:func:`downdate_rest_scalar`, and in the same pass over the coupling the matrix
-    ``weighted`` = sum_l second_l s v_l v_l' s (s = ``scale``): on the rows a < ``n_head``,
-    b >= a (upper triangle), overwritten there; the tail x tail block is left to the
-    caller as in the downdate.
+def downdate_and_weigh_rest_scalar(rest, weighted_diagonal, ptr, idx, val, shrink, second, row_ptr, positions,
+                                   levels, scale, n_head, n_chunks):
+    """:func:`downdate_rest_scalar`, and in the same pass over the coupling the symmetric
+    matrix W = sum_l second_l s v_l v_l' s (s = ``scale``) on the rows a < ``n_head``,
+    kept in the strictly lower triangle of ``rest`` itself, which the downdate and the
+    Cholesky factorisation never touch (:mod:`interlace.linalg.mirrored`): W[a, b] for
+    b > a at ``rest[size - 1 - a, b - a - 1]``, W[a, a] at ``weighted_diagonal[a]``,
+    overwritten there; the tail rows are left to the caller as in the downdate.
 
     With second_l = m_l / d_l (m_l the level's shrinkage theta_1^2 / d_l) this is the
     matrix whose inner product with the rest's inverse is the leading term's share of
     the gradient's trace (:func:`lead_quadratic_forms` summed over the levels): the
     scatter is bound by fetching each level's entries, which the two sums share, so the
-    second sum costs little beside the first."""
+    second sum costs little beside the first. A row's W part is a contiguous stretch of
+    another row (row a's mirror, ``size - 1 - a``), written while row a is."""
     size = rest.shape[0]
     n_tail = size - n_head
     scaled = np.empty(idx.shape[0])  # v_la s_a, once per entry instead of once per pair
@@ -228,42 +231,51 @@ def downdate_and_weigh_rest_scalar(rest, weighted, ptr, idx, val, shrink, second
     for chunk in numba.prange(n_chunks):
         for a in range(chunk, n_head, n_chunks):
             row = rest[a]
-            out = weighted[a]
-            for b in range(a, size):
-                out[b] = 0.0
+            mirror = rest[size - 1 - a]  # W[a, b] at mirror[b - a - 1], b > a
+            for b in range(size - 1 - a):
+                mirror[b] = 0.0
+            shift = a + 1
+            diagonal = 0.0
             end = row_ptr[a + 1]
             for t in range(row_ptr[a], end):
                 if t + PREFETCH_AHEAD < end:
                     _prefetch_visit(idx, scaled, positions[t + PREFETCH_AHEAD])
-                pos = positions[t]
+                pos = positions[t]  # idx[pos] == a: the level's entries after it lie right of the diagonal
                 l = levels[t]
                 w = scaled[pos] * shrink[l, 0, 0]
                 w2 = scaled[pos] * second[l]
+                row[a] -= w * scaled[pos]
+                diagonal += w2 * scaled[pos]
                 tail_start = ptr[l + 1] - n_tail
-                for b in range(pos, tail_start):
+                for b in range(pos + 1, tail_start):
                     j = idx[b]
                     row[j] -= w * scaled[b]
-                    out[j] += w2 * scaled[b]
+                    mirror[j - shift] += w2 * scaled[b]
                 for j in range(n_tail):
                     row[n_head + j] -= w * scaled[tail_start + j]
-                    out[n_head + j] += w2 * scaled[tail_start + j]
+                    mirror[n_head + j - shift] += w2 * scaled[tail_start + j]
+            weighted_diagonal[a] = diagonal
 
 
 @parallel_kernel
-def upper_inner_product(a, b, m, n_chunks):
-    """sum_(i, j < m) A_ij B_ij for symmetric A and B of which only the upper triangles
-    (j >= i) are read: the diagonal once, the rest twice. The rows are dealt to
+def mirrored_inner_product(a, mirrored, diagonal, m, n_chunks):
+    """sum_(i, j < m) A_ij W_ij for symmetric A, of which only the upper triangle (j >= i)
+    is read, and symmetric W kept mirrored (:mod:`interlace.linalg.mirrored`): W[i, j]
+    for j > i at ``mirrored[size - 1 - i, j - i - 1]`` (size = ``mirrored.shape[0]``),
+    W[i, i] at ``diagonal[i]``; the diagonal once, the rest twice. The rows are dealt to
     ``n_chunks`` chunks in turn, each summing on its own."""
+    size = mirrored.shape[0]
     partial = np.zeros(n_chunks)
     for chunk in numba.prange(n_chunks):
         total = 0.0
         for i in range(chunk, m, n_chunks):
             ra = a[i]
-            rb = b[i]
+            rw = mirrored[size - 1 - i]
+            shift = i + 1
             s = 0.0
             for j in range(i + 1, m):
-                s += ra[j] * rb[j]
-            total += ra[i] * rb[i] + 2.0 * s
+                s += ra[j] * rw[j - shift]
+            total += ra[i] * diagonal[i] + 2.0 * s
         partial[chunk] = total
     out = 0.0
     for chunk in range(n_chunks):

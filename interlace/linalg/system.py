@@ -38,6 +38,7 @@ from ..kernels.blockdiag import (
 )
 from ..kernels.conditional import level_quadratic_forms
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, random_crossprod
+from .mirrored import MirroredMatrix
 from .threads import limited
 
 
@@ -128,12 +129,14 @@ class Factor:
         Number of random effects in the rest.
     ok : bool
         False when the system was not positive definite.
-    lead_weighted : numpy.ndarray or None
-        When the factorisation was asked for it (``weighted_out`` of
-        :meth:`PenalizedSystem.factorize`): the (size, size) matrix sum_l theta_1^2 / d_l^2
-        v_l v_l' (v_l = Lambda_r C_l, d_l = theta_1^2 n_l + 1) over the leading term's
-        levels, upper triangle (C order) valid, whose inner product with the rest's
-        inverse is the leading term's share of the gradient's trace; else None.
+    lead_weighted : MirroredMatrix or None
+        When the factorisation was asked for it (``weigh_lead`` of
+        :meth:`PenalizedSystem.factorize`) and could form it: the (size, size) matrix
+        sum_l theta_1^2 / d_l^2 v_l v_l' (v_l = Lambda_r C_l, d_l = theta_1^2 n_l + 1)
+        over the leading term's levels, whose inner product with the rest's inverse is
+        the leading term's share of the gradient's trace; kept in the triangle of
+        ``rest_chol``'s buffer that the factor leaves free (its ``buffer`` is
+        ``rest_chol.T``), so valid as long as the factor is; else None.
     """
 
     lead_chol: np.ndarray | None
@@ -142,7 +145,7 @@ class Factor:
     rest_chol: np.ndarray
     n_rest_random: int
     ok: bool
-    lead_weighted: np.ndarray | None = None
+    lead_weighted: MirroredMatrix | None = None
 
     @property
     def logdet_random(self) -> float:
@@ -363,25 +366,23 @@ class PenalizedSystem:
             pos += lev
         return scale
 
-    def factorize(self, theta: np.ndarray, out: np.ndarray | None = None,
-                  weighted_out: np.ndarray | None = None) -> Factor:
+    def factorize(self, theta: np.ndarray, out: np.ndarray | None = None, weigh_lead: bool = False) -> Factor:
         """Factor the system at ``theta`` (lme4's order).
 
         ``out``, a C-ordered (size, size) float64 array, receives the rest's factor
         instead of a new array (a fresh gigabyte costs more to map than to fill); the
         returned factor then lives in ``out`` and the next call with it overwrites it.
-        ``weighted_out``, another such array, receives the factor's ``lead_weighted``
-        where the downdate can form it in its own pass (a scalar leading term, scalar
-        rest terms, the scatter downdate); elsewhere it is left alone and
-        ``lead_weighted`` is None.
+        With ``weigh_lead``, the factor's ``lead_weighted`` is formed where the downdate
+        can form it in its own pass (a scalar leading term, scalar rest terms, the
+        scatter downdate), in the triangle of the factor's buffer that the factor leaves
+        free (:mod:`interlace.linalg.mirrored`); elsewhere ``lead_weighted`` is None.
         The BLAS and the parallel kernels run on the threads :mod:`interlace.linalg.threads`
         gives a rest of this size.
         """
         with limited(self.size, kernels=self.lead_term is not None):
-            return self._factorize(theta, out, weighted_out)
+            return self._factorize(theta, out, weigh_lead)
 
-    def _factorize(self, theta: np.ndarray, out: np.ndarray | None,
-                   weighted_out: np.ndarray | None = None) -> Factor:
+    def _factorize(self, theta: np.ndarray, out: np.ndarray | None, weigh_lead: bool = False) -> Factor:
         q = self.n_rest_random
         lead_chol = lead_shrink = None
         lead_logdet = 0.0
@@ -391,10 +392,10 @@ class PenalizedSystem:
             if not ok:
                 return Factor(lead_chol, lead_shrink, np.inf, self.rest_crossprod.copy(), q, False)
         scale = self._scalar_scale(theta)
-        for name, array in (("out", out), ("weighted_out", weighted_out)):
-            if array is not None and (array.shape != self.rest_crossprod.shape or not array.flags.c_contiguous):
-                raise ValueError(f"{name}: expected a C-ordered {self.rest_crossprod.shape} array, "
-                                 f"found {array.shape}")
+        if out is not None and (out.shape != self.rest_crossprod.shape or not out.flags.c_contiguous):
+            order = "C" if out.flags.c_contiguous else "not C"
+            raise ValueError(f"out: expected a C-ordered {self.rest_crossprod.shape} array, "
+                             f"found a {out.shape} array ({order}-ordered)")
         weighted = None
         if self.downdate == "syrk":
             # A_rr - C' M C by one syrk on sqrt(M) C, then Lambda_r' . Lambda_r + diag(I, 0)
@@ -412,20 +413,22 @@ class PenalizedSystem:
                     # the [X y] x [X y] blocks: small products over the levels' tails
                     tail = val[(ptr[1:, None] - (self.size - q)) + np.arange(self.size - q), 0]
                     shrink = lead_shrink[:, 0, 0]
-                    if weighted_out is None:
+                    if not weigh_lead:
                         downdate, chunks = for_work(downdate_rest_scalar, self.downdate_work, 4 * thread_count())
                         downdate(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale, q, chunks)
                     else:
                         second = shrink / (T1[0, 0] ** 2 * self.lead_crossprod[:, 0, 0] + 1.0)  # theta^2 / d^2
-                        weighted = weighted_out
+                        weighted = MirroredMatrix(work, np.empty(self.size))  # in work's free triangle
                         downdate, chunks = for_work(downdate_and_weigh_rest_scalar, self.downdate_work,
                                                     4 * thread_count())
-                        downdate(work, weighted, ptr, idx, val, lead_shrink, second, *self.coupling_by_row, scale, q,
-                                 chunks)
+                        downdate(work, weighted.diagonal, ptr, idx, val, lead_shrink, second, *self.coupling_by_row,
+                                 scale, q, chunks)
                         tail_second = tail * np.sqrt(second)[:, None]
-                        weighted[q:, q:] = np.triu(tail_second.T @ tail_second)
+                        weighted.store_upper(q, tail_second.T @ tail_second)
                     tail_shrunk = tail * np.sqrt(shrink)[:, None]
-                    work[q:, q:] -= np.triu(tail_shrunk.T @ tail_shrunk)
+                    # the tail block's upper triangle only: the lower one may hold lead_weighted
+                    tail_rows, tail_columns = np.triu_indices(self.size - q)
+                    work[q + tail_rows, q + tail_columns] -= (tail_shrunk.T @ tail_shrunk)[tail_rows, tail_columns]
                 else:
                     downdate_rest(work, ptr, idx, val, lead_shrink, *self.coupling_by_row, scale)
         else:
