@@ -158,9 +158,17 @@ def test_predict_takes_a_dask_frame(client):
 def test_rank_deficiency_and_errors_as_in_memory(client):
     data = _crossed(600)
     data["x2"] = 2.0 * data["x"]
-    with pytest.warns(interlace.errors.RankDeficiencyWarning, match="dropping 1 column: x2"):
+    with pytest.warns(interlace.errors.RankDeficiencyWarning, match="dropping 1 column: x2") as caught:
         partitioned = interlace.fit("y ~ x + x2 + (1 | subj)", dd.from_pandas(data, npartitions=3))
     assert "x2" not in partitioned.fe_params.index
+    assert caught[0].filename == __file__  # the warning names the caller's line
+    exact = data.assign(y=1.0 + 2.0 * data.x)
+    with pytest.warns(interlace.errors.DegenerateFitWarning, match="fitted exactly") as caught:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", interlace.errors.ConvergenceWarning)
+            warnings.simplefilter("ignore", interlace.errors.SingularFitWarning)
+            interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(exact, npartitions=3))
+    assert [w.filename for w in caught if "fitted exactly" in str(w.message)] == [__file__]
     with pytest.raises(interlace.errors.DataError, match="all 600 values are equal"):
         interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(data.assign(y=1.0), npartitions=3))
     with pytest.raises(interlace.errors.DataError, match="na_action='raise'"):

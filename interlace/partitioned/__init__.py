@@ -36,4 +36,5 @@ def is_dask_frame(data: Any) -> bool:
     False
     """
     module = type(data).__module__ or ""
-    return module.split(".", 1)[0] == "dask" and hasattr(data, "map_partitions") and hasattr(data, "npartitions")
+    return (module.split(".", 1)[0] == "dask" and hasattr(data, "map_partitions") and hasattr(data, "npartitions")
+            and hasattr(data, "columns"))

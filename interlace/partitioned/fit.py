@@ -89,6 +89,60 @@ def _check_scan(scan, plan: RowPlan, na_action: str, columns: list[str]) -> int:
     return n
 
 
+def _template_design(sample, plan: RowPlan, specs, n: int):
+    """The fixed part's names and spec, the random terms (factorisation order, with the
+    whole frame's levels and no rows) and theta's names and bounds, built from a few
+    complete rows (``sample``) read as every partition is."""
+    template, _, _ = used_table(sample, plan)
+    fixed = fixed_design(plan.fixed_formula, template)
+    _stateless(fixed.model_spec, f"formula {plan.fixed_formula!r}")
+    raw = []
+    for spec in specs:
+        design, names, part_spec = term_design(spec.expr, template, spec.source)
+        _stateless(part_spec, f"random term {spec.source!r}")
+        labels = plan.factor_levels[spec.factors].labels
+        check_term_size(spec, len(labels), len(names), n, False)
+        raw.append({"spec": spec, "codes": np.zeros(0, dtype=np.int32), "labels": labels,
+                    "design": np.zeros((0, design.shape[1])), "names": names, "part_spec": part_spec})
+    return (fixed, *assemble_terms(raw))
+
+
+def _signed_scale(total, unit: float, size: float) -> float:
+    """s with the sign of the working response's third moment (of its largest entry
+    when that is 0), as in memory; the summed cross-products with y flipped to match."""
+    skew = total.cubes if total.cubes != 0.0 else total.extreme
+    if not (size > 0 and skew < 0):
+        return unit
+    total.random_tail[:, -1] *= -1.0
+    total.tail[-1, :-1] *= -1.0
+    total.tail[:-1, -1] *= -1.0
+    return -unit
+
+
+def _fixed_effects(moments: Moments, fixed, plan: RowPlan, n: int):
+    """From the second pass, as in memory: the varying-response check, the columns of X
+    kept (the rank rule), the size check, the exact-fit check and the working scale.
+    Returns the kept columns, the caller's FixedDesign (no rows) and the working scale."""
+    if moments.y_low == moments.y_high:
+        raise DataError(
+            f"response {fixed.response_name!r}: all {n} values are equal ({moments.y_low:g}"
+            + (" after subtracting the offset" if fixed.offset_terms or plan.offset else "")
+            + "); expected a response that varies (its residual variance would be zero)")
+    p_all = len(fixed.column_names)
+    kept = sequential_rank(comparable_gram(n, moments.mean, moments.centred, moments.low, moments.high))
+    if len(kept) < p_all:
+        warn_rank_deficient(fixed.column_names, kept, stacklevel=4)  # <- fit_partitioned <- fit <- the caller
+    names = tuple(fixed.column_names[i] for i in kept)
+    offset_terms = fixed.offset_terms + ((quote_name(plan.offset),) if plan.offset else ())
+    caller_fixed = replace(fixed, response=np.zeros(0), matrix=np.zeros((0, len(kept))), column_names=names,
+                           offset=None, offset_terms=offset_terms, weights=None)
+    _check_fixed_size(caller_fixed, n)
+    r_weighted = moments.r_weighted if moments.r_weighted is not None else moments.r_xy
+    found = working_scale(r_weighted, kept, n)
+    warn_if_exact(caller_fixed, found.residual_ms, found.response_ms, stacklevel=4)  # as the rank warning
+    return kept, caller_fixed, found
+
+
 def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method: str, start, optimizer: str,
                     max_evaluations: int, solver: str, na_action: str, df_method: str, max_dense_gib,
                     weights=None, offset=None, options: dict) -> CrossedLMEResult:
@@ -109,54 +163,20 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     plan = replace(plan, predictor_levels={name: predictor_categories(name, scan.predictor_values[name], meta)
                                            for name in categorical},
                    factor_levels={names: factor_levels(names, scan.factor_values[names], meta) for names in factors})
-    # the template: names, specs and layout from a few complete rows
-    template, _, _ = used_table(scan.sample, plan)
-    fixed = fixed_design(fixed_formula, template)
-    _stateless(fixed.model_spec, f"formula {fixed_formula!r}")
-    raw = []
-    for spec in specs:
-        design, names, part_spec = term_design(spec.expr, template, spec.source)
-        _stateless(part_spec, f"random term {spec.source!r}")
-        labels = plan.factor_levels[spec.factors].labels
-        check_term_size(spec, len(labels), len(names), n, False)
-        raw.append({"spec": spec, "codes": np.zeros(0, dtype=np.int32), "labels": labels,
-                    "design": np.zeros((0, design.shape[1])), "names": names, "part_spec": part_spec})
-    terms, theta_names, theta_lower = assemble_terms(raw)
+    fixed, terms, theta_names, theta_lower = _template_design(scan.sample, plan, specs, n)
     plan = replace(plan, column_names=fixed.column_names,
                    terms=tuple((t.factors, t.part_specs, t.column_names) for t in terms))
     # pass 2: rank, exact fit, working scale
     moments: Moments = tree_sum(ddf, partition_moments, plan)
-    if moments.y_low == moments.y_high:
-        raise DataError(
-            f"response {fixed.response_name!r}: all {n} values are equal ({moments.y_low:g}"
-            + (" after subtracting the offset" if fixed.offset_terms or plan.offset else "")
-            + "); expected a response that varies (its residual variance would be zero)")
-    p_all = len(fixed.column_names)
-    kept = sequential_rank(comparable_gram(n, moments.mean, moments.centred, moments.low, moments.high))
-    if len(kept) < p_all:
-        warn_rank_deficient(fixed.column_names, kept, stacklevel=3)  # <- fit <- the caller
-    names = tuple(fixed.column_names[i] for i in kept)
-    offset_terms = fixed.offset_terms + ((quote_name(plan.offset),) if plan.offset else ())
-    caller_fixed = replace(fixed, response=np.zeros(0), matrix=np.zeros((0, len(kept))), column_names=names,
-                           offset=None, offset_terms=offset_terms, weights=None)
-    _check_fixed_size(replace(caller_fixed, matrix=np.zeros((0, len(kept)))), n)
-    r_weighted = moments.r_weighted if moments.r_weighted is not None else moments.r_xy
-    found = working_scale(r_weighted, kept, n)
-    warn_if_exact(caller_fixed, found.residual_ms, found.response_ms, stacklevel=3)  # <- fit <- the caller
+    kept, caller_fixed, found = _fixed_effects(moments, fixed, plan, n)
     basis, log_det, shift, unit, size = found.basis, found.log_det, found.shift, found.unit, found.size
     # pass 3: the working cross-products
     n_effects = [t.n_effects for t in terms]
     total = tree_sum(ddf, partition_crossproducts, plan, WorkingScale(kept, basis, shift, unit), n_effects)
-    scale = unit
-    skew = total.cubes if total.cubes != 0.0 else total.extreme
-    if size > 0 and skew < 0:  # the working response's sign, as in memory
-        scale = -unit
-        total.random_tail[:, -1] *= -1.0
-        total.tail[-1, :-1] *= -1.0
-        total.tail[:-1, -1] *= -1.0
+    scale = _signed_scale(total, unit, size)
     design = RowlessDesign(fixed=caller_fixed, kept_columns=kept, terms=terms, theta_names=theta_names,
                            theta_lower=theta_lower, term_labels=tuple(re.sub(r"\s+", " ", s.source) for s in specs),
-                           table=template.iloc[:0], primary_factors=specs[0].factors, n_rows=n, plan=plan)
+                           table=scan.sample.iloc[:0], primary_factors=specs[0].factors, n_rows=n, plan=plan)
     conditioning = RowlessConditioning(design, basis, log_det, shift, scale, None, moments.sum_log_weights, size)
     working = replace(design, fixed=replace(caller_fixed, offset_terms=()))
     crossproducts = SummedCrossProducts(total, n_effects, [t.n_columns for t in terms])
