@@ -90,6 +90,7 @@ CASES = [
     ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {"solver": "sparse"}),
     ("strength ~ 1 + (1 | batch) + (1 | batch:cask)", "Pastes", {}),
     ("y ~ service + (1 | s) + (1 | d)", "InstEval", {}),
+    ("log(Reaction) ~ Days + I(Days^2) + (Days || Subject)", "sleepstudy", {}),  # transforms of each row
 ]
 
 
@@ -174,8 +175,9 @@ def test_rank_deficiency_and_errors_as_in_memory(client):
     with pytest.raises(interlace.errors.DataError, match="na_action='raise'"):
         interlace.fit("y ~ x + (1 | subj)", dd.from_pandas(data.assign(x=np.where(data.index == 5, np.nan, data.x)),
                                                            npartitions=3), na_action="raise")
-    with pytest.raises(interlace.InterlaceError, match="scale"):
-        interlace.fit("y ~ scale(x) + (1 | subj)", dd.from_pandas(data, npartitions=3))
+    for transform in ("scale(x)", "poly(x, 2)", "factor(item)"):  # state from every row's values
+        with pytest.raises(interlace.InterlaceError, match="computed from all the rows"):
+            interlace.fit(f"y ~ {transform} + (1 | subj)", dd.from_pandas(data, npartitions=3))
 
 
 def test_rows_that_are_not_in_memory_are_named(client):

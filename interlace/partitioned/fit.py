@@ -49,13 +49,18 @@ def _column_argument(argument: str, value: Any, columns: list[str]) -> str | Non
 
 
 def _stateless(spec: Any, where: str) -> None:
-    """A formula part whose columns depend on every row's values (scale(x), poly(x))
-    cannot be built partition by partition: an error naming it."""
-    state = getattr(spec, "transform_state", None)
-    if state:
+    """A formula part whose columns depend on every row's values (``scale(x)``,
+    ``poly(x, 2)``, ``factor(x)``: a transform that keeps state, such as a mean or the
+    levels, for new data) cannot be built partition by partition: an error naming it.
+    Transforms of each row alone (``log(x)``, ``I(x^2)``) keep no state and are read
+    in each partition as in memory."""
+    state = getattr(spec, "transform_state", None) or {}
+    stateful = [str(name) for name, value in state.items() if value]
+    if stateful:
         raise InterlaceError(
-            f"{where}: a transform computed from all the rows' values ({', '.join(map(str, state))}) cannot be "
-            "built partition by partition; compute the column in the Dask frame first (ddf.assign(...))"
+            f"{where}: a transform computed from all the rows' values ({', '.join(stateful)}) cannot be "
+            "built partition by partition; compute the column in the Dask frame first (ddf.assign(...); a "
+            "factor as a categorical column, ddf.astype({'x': 'category'}))"
         )
 
 
