@@ -106,7 +106,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The docs: ``mkdocs build --strict`` into ``site/``, then ``docs/check_site.py`` over it."""
-    session.install("-r", "docs/requirements.txt", ".[plot,polars,pyarrow,parallel]")  # what the pages import
+    session.install("-r", "docs/requirements.txt", ".[plot,polars,pyarrow,parallel,dask]")  # what the pages import
     session.run("mkdocs", "build", "--strict", "-d", "site")
     session.run("python", "docs/check_site.py", "site")
 
