@@ -162,6 +162,12 @@ class ModelDesign:
         return self.fixed.matrix.shape[1]
 
     @property
+    def has_rows(self) -> bool:
+        """Whether X, y and the terms' codes hold the rows (not a fit from partitions,
+        :class:`interlace.partitioned.design.RowlessDesign`)."""
+        return True
+
+    @property
     def n_theta(self) -> int:
         """Length of theta."""
         return len(self.theta_names)

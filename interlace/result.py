@@ -174,7 +174,7 @@ class CrossedLMEResult(FittedModel):
         from .inference.kenward_roger import kenward_roger
 
         return kenward_roger(self._system.design, self.theta, self.scale, self._conditioning,
-                             max_dense_gib=self.fit_options.get("max_dense_gib"))
+                             max_dense_gib=self.fit_options.get("max_dense_gib"), system=self._system)
 
     def with_df_method(self, df_method: str) -> CrossedLMEResult:
         """The same fit with another df method (``"satterthwaite"`` or

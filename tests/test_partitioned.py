@@ -226,3 +226,24 @@ def test_the_sparse_rest_matches_memory(client, monkeypatch):
     # order too: it must agree with the in-memory fit within twice what reordering does.
     shuffled = [interlace.fit(formula, data.sample(frac=1, random_state=seed)) for seed in (1, 2, 3)]
     assert_same_fit(memory, partitioned, references=shuffled)
+
+
+@pytest.mark.parametrize(("formula", "dataset", "solver"), [
+    ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "dense"),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", "sparse"),  # blocked: the lead's blocks
+])
+def test_kenward_roger_from_the_systems_crossproducts(client, formula, dataset, solver):
+    data = interlace.load_dataset(dataset)
+    memory = interlace.fit(formula, data, solver=solver).with_df_method("kenward-roger")
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4), solver=solver)
+    adjusted = partitioned.with_df_method("kenward-roger")
+    for name in ("fe_df", "fe_bse", "fe_pvalues"):
+        assert _relative(getattr(memory, name), getattr(adjusted, name)) < TOL, name
+    from interlace.inference.kenward_roger import system_crossprod
+    from interlace.linalg.system import dense_crossprod, stack_terms
+
+    design = memory._system.design  # the same [Z X]'[Z X] as from the rows
+    codes, designs, start, offsets, _, _ = stack_terms(design.terms, design.n_obs)
+    rows = dense_crossprod(codes, designs, start, offsets, np.ascontiguousarray(design.X),
+                           design.n_random + design.n_fixed)
+    np.testing.assert_allclose(system_crossprod(memory._system), rows, rtol=0, atol=1e-12 * np.abs(rows).max())

@@ -160,8 +160,8 @@ def _covariance_entries(design: ModelDesign) -> list[tuple[np.ndarray, np.ndarra
 def _degenerate(design: ModelDesign, theta: np.ndarray, scale: float, size: float | None = None) -> str:
     """Why Kenward-Roger is undefined at this fit (as Satterthwaite's df), else ''
     (``size``: the response's root mean square, the design's y's when None)."""
-    y = design.y
     if size is None:
+        y = design.y
         size = float(np.sqrt(np.mean(y * y))) if y.size else 0.0
     sigma = float(np.sqrt(scale)) if np.isfinite(scale) and scale >= 0 else float("nan")
     if not (np.isfinite(sigma) and sigma > DEGENERATE_SIGMA * size):
@@ -175,6 +175,32 @@ def _degenerate(design: ModelDesign, theta: np.ndarray, scale: float, size: floa
     return ""
 
 
+def system_crossprod(system) -> np.ndarray:
+    """[Z X]'[Z X] (dense, (q + p) square, the system's order) from a penalised system's
+    own cross-products: the rest's dense block, and on the blocked path the leading
+    term's blocks by level and its coupling with the rest."""
+    rest = getattr(system, "rest_crossprod", None)
+    if rest is None:
+        raise InterlaceError("df_method='kenward-roger': the fit's rest is held sparse (a large model); "
+                             "use df_method='satterthwaite'")
+    if not system.n_leading:
+        return np.ascontiguousarray(rest[:-1, :-1])
+    lead = system.lead_term
+    q1, k = lead.n_effects, lead.n_columns
+    m = rest.shape[0] - 1
+    full = np.zeros((q1 + m, q1 + m))
+    for level in range(lead.n_levels):
+        full[level * k : (level + 1) * k, level * k : (level + 1) * k] = system.lead_crossprod[level]
+    ptr, idx, val = system.coupling
+    rows = np.repeat(np.arange(lead.n_levels), np.diff(ptr)) * k
+    keep = idx < m  # the coupling's y entries aside
+    for c in range(k):
+        full[rows[keep] + c, q1 + idx[keep]] = val[keep, c]
+        full[q1 + idx[keep], rows[keep] + c] = val[keep, c]
+    full[q1:, q1:] = rest[:-1, :-1]
+    return full
+
+
 def _undefined(design: ModelDesign, reason: str) -> KenwardRoger:
     warnings.warn(f"Kenward-Roger's adjustment is undefined ({reason}): standard errors and df are NaN",
                   DegenerateFitWarning, stacklevel=4)
@@ -184,12 +210,15 @@ def _undefined(design: ModelDesign, reason: str) -> KenwardRoger:
 
 
 def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float,
-                  conditioning: Conditioning | None = None, *, max_dense_gib: float | None = None) -> KenwardRoger:
+                  conditioning: Conditioning | None = None, *, max_dense_gib: float | None = None,
+                  system=None) -> KenwardRoger:
     """pbkrtest's ``vcovAdj`` at (theta, sigma^2) of a REML fit.
 
     ``design`` is the working design of ``conditioning`` (the fit's system's), ``scale``
     sigma^2 on the caller's scale; the computation runs on the working scale and the
     covariances, df and tests are the caller's (see :mod:`interlace.fitting.conditioning`).
+    [Z X]'[Z X] comes from the design's rows, or from the fit's ``system`` when the
+    design has none (a fit from a Dask frame: :func:`system_crossprod`).
 
     Examples
     --------
@@ -216,8 +245,11 @@ def kenward_roger(design: ModelDesign, theta: np.ndarray, scale: float,
         )
     check_dense_size(q + p, f"Kenward-Roger's dense system for {q:,} random effects", max_dense_gib,
                      arrays=PEAK_ARRAYS, why="Use df_method='satterthwaite'. ", argument="df_method")
-    codes, designs, design_start, index_offset, _, _ = stack_terms(terms, n)
-    full = dense_crossprod(codes, designs, design_start, index_offset, np.ascontiguousarray(design.X), q + p)
+    if design.has_rows:
+        codes, designs, design_start, index_offset, _, _ = stack_terms(terms, n)
+        full = dense_crossprod(codes, designs, design_start, index_offset, np.ascontiguousarray(design.X), q + p)
+    else:
+        full = system_crossprod(system)
     A_zz = sp.csr_matrix(full[:q, :q])
     A_zx = full[:q, q:]
     A_xx = full[q:, q:]

@@ -42,6 +42,11 @@ class RowlessDesign(ModelDesign):
         return self.n_rows
 
     @property
+    def has_rows(self) -> bool:
+        """False: the rows stayed in the partitions."""
+        return False
+
+    @property
     def X(self) -> np.ndarray:  # noqa: N802
         raise RowsNotInMemoryError(ROWS_MESSAGE.format(what="anything that reads X row by row"))
 
