@@ -247,3 +247,19 @@ def test_kenward_roger_from_the_systems_crossproducts(client, formula, dataset, 
     rows = dense_crossprod(codes, designs, start, offsets, np.ascontiguousarray(design.X),
                            design.n_random + design.n_fixed)
     np.testing.assert_allclose(system_crossprod(memory._system), rows, rtol=0, atol=1e-12 * np.abs(rows).max())
+
+
+@pytest.mark.parametrize(("formula", "dataset"), [
+    ("angle ~ recipe * temperature + (1 | recipe:replicate)", "cake"),
+    ("weight ~ Time * Diet + (Time | Rat)", "BodyWeight"),
+])
+def test_anova_types_from_summed_crossproducts(client, formula, dataset):
+    """lmerTest's F tables of type I, II and III: their contrasts from X'X and X' times the
+    terms' full designs summed over the partitions, the same as from the rows."""
+    data = interlace.load_dataset(dataset)
+    memory = interlace.fit(formula, data)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4))
+    for kind in (1, 2, 3):
+        expected, found = interlace.anova(memory, type=kind), interlace.anova(partitioned, type=kind)
+        assert list(found.index) == list(expected.index)
+        assert _relative(expected.to_numpy(float), found.to_numpy(float)) < TOL, kind

@@ -130,7 +130,7 @@ def type_table(result, kind: int = 3) -> pd.DataFrame:
     """
     design = result._conditioning.design
     contrasts = _CONTRASTS[kind](design)
-    empty = np.zeros((0, design.X.shape[1]))  # a term whose columns were all dropped as redundant
+    empty = np.zeros((0, design.n_fixed))  # a term whose columns were all dropped as redundant
     table = f_table(result, {t.label: contrasts.get(t.label, empty) for t in term_columns(design)[0]})
     table.attrs["title"] = f"Type {_ROMAN[kind]} Analysis of Variance Table with {_method(result)} method"
     return table

@@ -75,6 +75,58 @@ def _match_columns(X: np.ndarray, names: tuple[str, ...], term: FixedTerm, block
     return out
 
 
+def _full_design_coefficients(design: ModelDesign, terms: list[FixedTerm]) -> tuple[np.ndarray, dict[str, int]]:
+    """pinv(X) rdX (p x rdX columns), rdX the terms' full designs (every level) after
+    an intercept column, and the rdX column each column of X equals, from the rows."""
+    X = design.X
+    names = design.fixed_names
+    table = design.table
+    blocks, rows_of_x = [], {}
+    offset = 0
+    if "Intercept" in names:
+        blocks.append(np.ones((len(table), 1)))
+        rows_of_x["Intercept"] = 0
+        offset = 1
+    for term in terms:
+        block = full_term_design(term, table)
+        for name, col in zip([c for c in term.columns if c in names], _match_columns(X, names, term, block), strict=True):
+            rows_of_x[name] = offset + col
+        blocks.append(block)
+        offset += block.shape[1]
+    return np.linalg.pinv(X) @ np.hstack(blocks), rows_of_x
+
+
+def _full_design_coefficients_summed(design: ModelDesign, terms: list[FixedTerm]) -> tuple[np.ndarray, dict[str, int]]:
+    """:func:`_full_design_coefficients` from cross-products summed over a Dask frame's
+    partitions (X'X, X'rdX and rdX's squared column norms): (X'X)^{-1} X'rdX, and a
+    column of X equals a column b of rdX where |x - b|^2 = x'x - 2 x'b + b'b vanishes."""
+    names = design.fixed_names
+    gram = design.gram
+    crosses, rows_of_x = [], {}
+    offset = 0
+    if "Intercept" in names:
+        crosses.append(design.intercept_cross[:, None])
+        rows_of_x["Intercept"] = 0
+        offset = 1
+    for term in terms:
+        cross, norms = design.term_cross[term.label]
+        for name in term.columns:
+            if name not in names:
+                continue
+            j = names.index(name)
+            distance = gram[j, j] - 2.0 * cross[j] + norms
+            hits = np.flatnonzero(np.abs(distance) <= 1e-10 * (gram[j, j] + norms + 1.0))
+            if hits.size == 0:
+                raise InterlaceError(
+                    f"type III contrasts: column {name!r} of term {term.label!r} is not treatment-coded; "
+                    "type III tests need treatment contrasts"
+                )
+            rows_of_x[name] = offset + int(hits[0])
+        crosses.append(cross)
+        offset += cross.shape[1]
+    return np.linalg.solve(gram, np.hstack(crosses)), rows_of_x
+
+
 def type3_contrasts(design: ModelDesign) -> dict[str, np.ndarray]:
     """One contrast matrix (rows x p) per fixed-effect term, lmerTest's type III.
 
@@ -88,25 +140,11 @@ def type3_contrasts(design: ModelDesign) -> dict[str, np.ndarray]:
     >>> {k: v.shape for k, v in type3_contrasts(d).items()}
     {'recipe': (2, 6), 'temp': (1, 6), 'recipe:temp': (2, 6)}
     """
-    X = design.X
     names = design.fixed_names
-    table = design.table
     terms = [t for t in fixed_terms(design.fixed.model_spec) if any(c in names for c in t.columns)]
-    blocks, rows_of_x, rd_term = [], {}, []
-    offset = 0
-    if "Intercept" in names:
-        blocks.append(np.ones((len(table), 1)))
-        rows_of_x["Intercept"] = 0
-        rd_term.append(None)
-        offset = 1
-    for term in terms:
-        block = full_term_design(term, table)
-        for name, col in zip([c for c in term.columns if c in names], _match_columns(X, names, term, block), strict=True):
-            rows_of_x[name] = offset + col
-        blocks.append(block)
-        offset += block.shape[1]
-    rdX = np.hstack(blocks)
-    L = zapsmall(np.linalg.pinv(X) @ rdX).T  # (rdX columns) x p
+    coefficients, rows_of_x = (_full_design_coefficients(design, terms) if design.has_rows
+                               else _full_design_coefficients_summed(design, terms))
+    L = zapsmall(coefficients).T  # (rdX columns) x p
     column_of = {name: i for i, name in enumerate(names)}
     cols = {t.label: [column_of[c] for c in t.columns if c in column_of] for t in terms}
     contained = containment(fixed_terms(design.fixed.model_spec))
@@ -159,11 +197,19 @@ def term_columns(design: ModelDesign) -> tuple[list[FixedTerm], dict[str, list[i
     return terms, {t.label: [column_of[c] for c in t.columns if c in column_of] for t in terms}
 
 
-def _sequential(X: np.ndarray) -> np.ndarray:
-    """U' of X'X = U' D U (p x p): row j is the type I hypothesis of column j."""
-    if X.shape[1] == 1:
+def fixed_gram(design: ModelDesign) -> np.ndarray:
+    """X'X of the fixed effects' kept columns: from the rows, or, for a fit from a Dask
+    frame (no rows), summed over its partitions (``design.gram``)."""
+    if design.has_rows:
+        return design.X.T @ design.X
+    return design.gram
+
+
+def _sequential(gram: np.ndarray) -> np.ndarray:
+    """U' of X'X = U' D U (p x p), from X'X: row j is the type I hypothesis of column j."""
+    if gram.shape[0] == 1:
         return np.ones((1, 1))
-    return doolittle(X.T @ X)[0].T
+    return doolittle(gram)[0].T
 
 
 def type1_contrasts(design: ModelDesign) -> dict[str, np.ndarray]:
@@ -180,8 +226,8 @@ def type1_contrasts(design: ModelDesign) -> dict[str, np.ndarray]:
     {'recipe': (2, 6), 'temp': (1, 6), 'recipe:temp': (2, 6)}
     """
     terms, cols = term_columns(design)
-    p = design.X.shape[1]
-    L = _sequential(design.X) if p else np.zeros((0, 0))
+    p = design.n_fixed
+    L = _sequential(fixed_gram(design)) if p else np.zeros((0, 0))
     return {t.label: L[cols[t.label], :] for t in terms}
 
 
@@ -224,12 +270,13 @@ def containment(terms: list[FixedTerm]) -> dict[str, list[str]]:
     return {t.label: [o.label for o in terms if contains(o, t)] for t in terms}
 
 
-def _type2_contrast(X: np.ndarray, own: list[int], containing: list[int]) -> np.ndarray:
-    """Type I rows of a term's columns with X's columns reordered: the others, then the
-    term's, then those of the terms that contain it; returned in X's column order."""
+def _type2_contrast(gram: np.ndarray, own: list[int], containing: list[int]) -> np.ndarray:
+    """Type I rows of a term's columns with X's columns reordered (``gram``: X'X): the
+    others, then the term's, then those of the terms that contain it; returned in X's
+    column order."""
     last = own + containing
-    order = [j for j in range(X.shape[1]) if j not in set(last)] + last
-    reordered = _sequential(X[:, order])
+    order = [j for j in range(gram.shape[0]) if j not in set(last)] + last
+    reordered = _sequential(gram[np.ix_(order, order)])
     position = {j: i for i, j in enumerate(order)}
     rows = reordered[[position[j] for j in own], :]
     out = np.empty_like(rows)
@@ -254,16 +301,17 @@ def type2_contrasts(design: ModelDesign) -> dict[str, np.ndarray]:
            [0., 0., 0., 0., 0., 1.]])
     """
     terms, cols = term_columns(design)
-    X = design.X
-    if X.shape[1] <= 1 or len(terms) <= 1:
+    p = design.n_fixed
+    if p <= 1 or len(terms) <= 1:
         return type1_contrasts(design)
+    gram = fixed_gram(design)
     containing = containment(terms)
-    identity = np.eye(X.shape[1])
+    identity = np.eye(p)
     out = {}
     for term in terms:
         others = [j for label in containing[term.label] for j in cols[label]]
         own = cols[term.label]
-        out[term.label] = _type2_contrast(X, own, others) if others else identity[own, :]
+        out[term.label] = _type2_contrast(gram, own, others) if others else identity[own, :]
     return out
 
 

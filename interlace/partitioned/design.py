@@ -30,11 +30,17 @@ class RowlessDesign(ModelDesign):
     """A :class:`~interlace.design.ModelDesign` without rows: its terms' codes and
     columns and X have no rows (X keeps its p columns); ``n_rows`` is the number of
     rows the statistics were summed over, ``plan`` how a partition's rows are read
-    (:class:`~interlace.partitioned.rows.RowPlan`). Reading X or y raises
+    (:class:`~interlace.partitioned.rows.RowPlan`), ``gram`` X'X of the kept columns
+    (the type I and II contrasts of :mod:`interlace.inference.contrasts`), ``term_cross``
+    per fixed term X' B and its full design B's squared column norms, and
+    ``intercept_cross`` X'1 (the type III contrasts). Reading X or y raises
     :class:`RowsNotInMemoryError`."""
 
     n_rows: int = 0
     plan: Any = None
+    gram: Any = None
+    term_cross: Any = None
+    intercept_cross: Any = None
 
     @property
     def n_obs(self) -> int:

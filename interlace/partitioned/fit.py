@@ -26,6 +26,7 @@ from ..fitting.linear import assemble, optimum_factor, optimum_pwrss
 from ..fitting.model_frame import _check_response, _columns_read, _formula_terms
 from ..formula.fixed import fixed_design, term_design
 from ..formula.random import quote_name
+from ..formula.terms import fixed_terms
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult
 from ..shallow import with_fields
@@ -170,7 +171,8 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
                    factor_levels={names: factor_levels(names, scan.factor_values[names], meta) for names in factors})
     fixed, terms, theta_names, theta_lower = _template_design(scan.sample, plan, specs, n)
     plan = replace(plan, column_names=fixed.column_names,
-                   terms=tuple((t.factors, t.part_specs, t.column_names) for t in terms))
+                   terms=tuple((t.factors, t.part_specs, t.column_names) for t in terms),
+                   fixed_terms=tuple(fixed_terms(fixed.model_spec)))
     # pass 2: rank, exact fit, working scale
     moments: Moments = tree_sum(ddf, partition_moments, plan)
     kept, caller_fixed, found = _fixed_effects(moments, fixed, plan, n)
@@ -181,7 +183,11 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     scale = _signed_scale(total, unit, size)
     design = RowlessDesign(fixed=caller_fixed, kept_columns=kept, terms=terms, theta_names=theta_names,
                            theta_lower=theta_lower, term_labels=tuple(re.sub(r"\s+", " ", s.source) for s in specs),
-                           table=scan.sample.iloc[:0], primary_factors=specs[0].factors, n_rows=n, plan=plan)
+                           table=scan.sample.iloc[:0], primary_factors=specs[0].factors, n_rows=n, plan=plan,
+                           gram=moments.gram[np.ix_(kept, kept)],
+                           term_cross={label: (cross[kept], norms) for label, (cross, norms) in
+                                       moments.term_cross.items()},
+                           intercept_cross=n * moments.mean[kept])
     conditioning = RowlessConditioning(design, basis, log_det, shift, scale, None, moments.sum_log_weights, size)
     working = replace(design, fixed=replace(caller_fixed, offset_terms=()))
     crossproducts = SummedCrossProducts(total, n_effects, [t.n_columns for t in terms])

@@ -47,6 +47,10 @@ class Moments:
         X's columns' smallest and largest values.
     y_low, y_high : float
         The response's (less the offset).
+    term_cross : dict
+        Per fixed-effect term (label): X' B and the squared norms of B's columns, B the
+        term's full design (every level, :func:`interlace.formula.terms.full_term_design`):
+        what the type III contrasts read (:mod:`interlace.inference.contrasts`).
     """
 
     n_rows: int
@@ -59,10 +63,13 @@ class Moments:
     high: np.ndarray
     y_low: float
     y_high: float
+    term_cross: dict
 
     @classmethod
-    def of_rows(cls, rows: PartitionRows) -> Moments:
-        """The statistics of one partition's rows."""
+    def of_rows(cls, rows: PartitionRows, fixed_terms=()) -> Moments:
+        """The statistics of one partition's rows (``fixed_terms``: the fixed part's terms)."""
+        from ..formula.terms import full_term_design
+
         X, y = rows.X, rows.y
         xy = np.column_stack([X, y])
         weighted = None
@@ -72,8 +79,12 @@ class Moments:
             log_weights = float(np.log(rows.weights).sum())
         mean = X.mean(axis=0)
         deviations = X - mean
+        term_cross = {}
+        for term in fixed_terms:
+            block = full_term_design(term, rows.table)
+            term_cross[term.label] = (X.T @ block, np.einsum("ij,ij->j", block, block))
         return cls(len(y), qr_r(xy), weighted, log_weights, mean, deviations.T @ deviations, X.min(axis=0),
-                   X.max(axis=0), float(y.min()), float(y.max()))
+                   X.max(axis=0), float(y.min()), float(y.max()), term_cross)
 
     def __add__(self, other: Moments) -> Moments:
         n = self.n_rows + other.n_rows
@@ -90,6 +101,8 @@ class Moments:
             np.maximum(self.high, other.high),
             min(self.y_low, other.y_low),
             max(self.y_high, other.y_high),
+            {label: (cross + other.term_cross[label][0], norms + other.term_cross[label][1])
+             for label, (cross, norms) in self.term_cross.items()},
         )
 
     @property
@@ -106,4 +119,4 @@ class Moments:
 def partition_moments(part, plan: RowPlan) -> Moments | None:
     """:class:`Moments` of a partition's rows (None without rows)."""
     rows = partition_rows(part, plan)
-    return None if rows is None else Moments.of_rows(rows)
+    return None if rows is None else Moments.of_rows(rows, plan.fixed_terms)

@@ -86,6 +86,9 @@ class RowPlan:
     terms : tuple
         Per random term of the design (factorisation order): its grouping columns
         and the specs that rebuild its columns (:attr:`interlace.design.RandomTerm.part_specs`).
+    fixed_terms : tuple
+        The fixed part's terms (:func:`interlace.formula.terms.fixed_terms`), whose
+        full designs (every level) the type III contrasts compare X with.
     """
 
     fixed_formula: str
@@ -97,6 +100,7 @@ class RowPlan:
     factor_levels: dict[tuple[str, ...], FactorLevels] = field(default_factory=dict)
     column_names: tuple[str, ...] = ()
     terms: tuple[tuple[tuple[str, ...], tuple[Any, ...], tuple[str, ...]], ...] = ()
+    fixed_terms: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class PartitionRows:
         Per random term (factorisation order), the rows' level codes.
     designs : list of numpy.ndarray
         Per random term, its (n, k) columns.
+    table : pandas.DataFrame
+        The used columns of these rows, as the design reads them.
     """
 
     index: pd.Index
@@ -125,6 +131,7 @@ class PartitionRows:
     offset: np.ndarray | None
     codes: list[np.ndarray]
     designs: list[np.ndarray]
+    table: pd.DataFrame
 
     @property
     def n_rows(self) -> int:
@@ -171,7 +178,7 @@ def partition_rows(part: pd.DataFrame, plan: RowPlan) -> PartitionRows | None:
         columns = np.ascontiguousarray(np.hstack([design_for_new_data(spec, table) for spec in part_specs]))
         _check_finite_columns(columns, names, f"random term ({' + '.join(names)} | {':'.join(factors)}): column")
         designs.append(columns)
-    return PartitionRows(index, fixed.matrix, fixed.response, fixed.weights, fixed.offset, codes, designs)
+    return PartitionRows(index, fixed.matrix, fixed.response, fixed.weights, fixed.offset, codes, designs, table)
 
 
 def grouping_specs(specs: tuple[RandomTermSpec, ...]) -> list[tuple[str, ...]]:
