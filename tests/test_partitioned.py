@@ -255,7 +255,7 @@ def test_kenward_roger_from_the_systems_crossproducts(client, formula, dataset, 
 ])
 def test_anova_types_from_summed_crossproducts(client, formula, dataset):
     """lmerTest's F tables of type I, II and III: their contrasts from X'X and X' times the
-    terms' full designs summed over the partitions, the same as from the rows."""
+    terms' full designs summed over the partitions, the same as from the rows; drop1 too."""
     data = interlace.load_dataset(dataset)
     memory = interlace.fit(formula, data)
     partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4))
@@ -263,3 +263,5 @@ def test_anova_types_from_summed_crossproducts(client, formula, dataset):
         expected, found = interlace.anova(memory, type=kind), interlace.anova(partitioned, type=kind)
         assert list(found.index) == list(expected.index)
         assert _relative(expected.to_numpy(float), found.to_numpy(float)) < TOL, kind
+    expected, found = interlace.drop1(memory), interlace.drop1(partitioned)  # no column dropped: marginal
+    assert _relative(expected.to_numpy(float), found.to_numpy(float)) < TOL

@@ -370,10 +370,10 @@ def drop1_contrasts(design: ModelDesign, scope: list[str]) -> dict[str, np.ndarr
     (2, 6)
     """
     terms, cols = term_columns(design)
-    X = design.X
     if design.kept_columns.size == _width(design, terms):  # no column dropped as redundant
-        identity = np.eye(X.shape[1])
+        identity = np.eye(design.n_fixed)
         return {label: identity[cols[label], :] for label in scope}
+    X = design.X  # (a fit from a Dask frame has no rows: its error says so)
     full, full_cols = _full_design(design, terms)
     intercept = [0] if "Intercept" in design.fixed_names else []
     out = {}
