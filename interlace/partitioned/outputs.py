@@ -14,8 +14,6 @@ from ..kernels.products import z_times
 from ..result import ModelInfo
 from .rows import RowPlan, partition_rows, used_table
 
-KINDS = ("fitted", "resid", "response", "linear")
-
 
 def _estimates(result) -> tuple[np.ndarray, list[np.ndarray]]:
     """beta and each term's BLUPs ((n_levels, k), factorisation order) on the caller's scale."""
@@ -28,6 +26,7 @@ def _estimates(result) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def _partition_values(part: pd.DataFrame, plan: RowPlan, kept: np.ndarray, beta: np.ndarray,
                       effects: list[np.ndarray], kind: str, name: str) -> pd.Series:
+    """One partition's values of :func:`row_series` (``kind``), labelled by its rows."""
     rows = partition_rows(part, plan)
     if rows is None:
         return pd.Series(np.zeros(0), index=part.index[:0], name=name)
