@@ -28,6 +28,27 @@ from .blockdiag import lower_inverse, small_cholesky
 
 
 @kernel
+def rest_factor_parts(C, q, nd, r, x):
+    """What the dense kernels read off the rest's lower factor ``C`` (r x r: the random
+    effects after the ``nd`` eliminated first, then X, then y last; q random effects in
+    all): its random rows' and X rows' log-determinants and the pwrss, the squared last
+    diagonal entry; and x[nd:] solving L' x = the factor's last row (the rest's u and
+    beta), written into ``x``."""
+    logdet_random = 0.0
+    for i in range(q - nd):
+        logdet_random += 2.0 * np.log(C[i, i])
+    logdet_fixed = 0.0
+    for i in range(q - nd, r - 1):
+        logdet_fixed += 2.0 * np.log(C[i, i])
+    for i in range(r - 2, -1, -1):
+        t = C[r - 1, i]
+        for j in range(i + 1, r - 1):
+            t -= C[j, i] * x[nd + j]
+        x[nd + i] = t / C[i, i]
+    return logdet_random, logdet_fixed, C[r - 1, r - 1] * C[r - 1, r - 1]
+
+
+@kernel
 def _scale_columns(P, block_offset, block_k, block_levels, factors, factor_start):
     """P <- P Lambda in place (every term's columns; the [X y] columns unscaled)."""
     for i in range(P.shape[0]):
@@ -164,19 +185,10 @@ def dense_block_deviance(A, theta, factor_theta, block_offset, block_k, block_le
             C[i, c] = s
     if not small_cholesky(C, C):
         return False, np.inf, np.inf, np.inf, dlogdet, dr2
-    for i in range(q - nd):
-        logdet_random += 2.0 * np.log(C[i, i])
-    logdet_fixed = 0.0
-    for i in range(q - nd, r - 1):
-        logdet_fixed += 2.0 * np.log(C[i, i])
-    pwrss = C[r - 1, r - 1] * C[r - 1, r - 1]
     # x = (u, beta) solves L_M' x = the last row of L: the rest first, then level by level
     x = np.empty(m)
-    for i in range(r - 2, -1, -1):
-        t = C[r - 1, i]
-        for j in range(i + 1, r - 1):
-            t -= C[j, i] * x[nd + j]
-        x[nd + i] = t / C[i, i]
+    rest_logdet, logdet_fixed, pwrss = rest_factor_parts(C, q, nd, r, x)
+    logdet_random += rest_logdet
     rhs = np.empty(k0)
     for l in range(n0):
         base = l * k0

@@ -20,7 +20,7 @@ from numba.core import types
 from numba.extending import overload
 
 from ._jit import kernel, reassociating_kernel
-from .dense_block import dense_block_deviance
+from .dense_block import dense_block_deviance, rest_factor_parts
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -76,19 +76,10 @@ def dense_scalar_deviance(A, scale, term_of, n_theta, q, reml, n_diagonal):
     logdet_random = 0.0
     for j in range(nd):
         logdet_random += 2.0 * np.log(d[j])
-    for i in range(q - nd):
-        logdet_random += 2.0 * np.log(C[i, i])
-    logdet_fixed = 0.0
-    for i in range(q - nd, r - 1):
-        logdet_fixed += 2.0 * np.log(C[i, i])
-    pwrss = C[r - 1, r - 1] * C[r - 1, r - 1]
     # solution x of L_M' x = l (l = last row of L): the rest first, then the pivots
     x = np.empty(m)
-    for i in range(r - 2, -1, -1):
-        t = C[r - 1, i]
-        for k in range(i + 1, r - 1):
-            t -= C[k, i] * x[nd + k]
-        x[nd + i] = t / C[i, i]
+    rest_logdet, logdet_fixed, pwrss = rest_factor_parts(C, q, nd, r, x)
+    logdet_random += rest_logdet
     acc = np.zeros(nd)
     for k in range(r - 1):
         xk = x[nd + k]
