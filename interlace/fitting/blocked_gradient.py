@@ -46,19 +46,16 @@ Biometrics 51, 1440-1450.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 from scipy.linalg import lapack
 
 from ..kernels._jit import for_work, thread_count
 from ..kernels.blockdiag import (
-    coupling_times,
-    coupling_transpose_times,
     lead_quadratic_forms,
     mirrored_inner_product,
 )
 from ..linalg.dispatch import supports_blocked_derivatives
+from ..linalg.lapack_inplace import leading_inverse
 from ..linalg.system import Factor, PenalizedSystem
 from ..linalg.threads import limited
 from .objective import LastFactor, profiled_deviance, residual_dof
@@ -132,7 +129,7 @@ class BlockedDeviance(LastFactor):
         """Per theta, the mean diagonal of Z_t'Z_t over its terms' levels (observations
         per level for an intercept): a level's effect is shrunk by about
         1 / (1 + theta_t^2 c_t), the coordinates of :mod:`interlace.fitting.newton`."""
-        diagonal = np.diagonal(self.system.rest_crossprod)
+        diagonal = self.system.rest_crossprod.diagonal()
         means = [float(np.mean(self.lead_counts))]
         means += [float(np.mean(diagonal[s])) for s in self.rest_slices]
         sums = np.zeros(self.n_theta)
@@ -161,14 +158,6 @@ class BlockedDeviance(LastFactor):
         value, grad, _ = self.derivatives(theta)
         return value, grad
 
-    @cached_property
-    def _coupling_matrix(self):
-        """The coupling Z_1'[Z_rest X y] as a scipy CSR matrix (n_levels x size)."""
-        from scipy.sparse import csr_matrix
-
-        ptr, idx, val = self.system.coupling
-        return csr_matrix((val[:, 0], idx, ptr), shape=(len(ptr) - 1, self.system.size))
-
     # ----- derivatives ---------------------------------------------------------------------
 
     def derivatives(self, theta: np.ndarray, exact: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
@@ -195,13 +184,15 @@ class BlockedDeviance(LastFactor):
         u_terms = [u_lead] + [u_rest[s] for s in self.rest_slices]
         thetas = theta[self.theta_of_term]
         scale = self.system._scalar_scale(theta)
+        r2 = factor.pwrss
+        sizes = np.array([self.n_lead] + [s.stop - s.start for s in self.rest_slices], dtype=np.float64)
+        squares = np.array([ut @ ut for ut in u_terms])
+        # before the traces: a system that inverts in place overwrites the factor there
+        info_terms = self._average_information(factor, thetas, scale, u_terms, squares, r2)
         if exact or self.system.size < ESTIMATED_MIN_SIZE:
             traces = self._inverse_traces(factor, thetas, scale)
         else:
             traces = self._estimated_traces(factor, thetas, scale)
-        r2 = factor.pwrss
-        sizes = np.array([self.n_lead] + [s.stop - s.start for s in self.rest_slices], dtype=np.float64)
-        squares = np.array([ut @ ut for ut in u_terms])
         grad = np.zeros(K)
         positive = thetas > 0
         grad_terms = np.zeros(len(thetas))
@@ -210,7 +201,6 @@ class BlockedDeviance(LastFactor):
         )
         np.add.at(grad, self.theta_of_term, grad_terms)
         info = np.zeros((K, K))
-        info_terms = self._average_information(factor, thetas, scale, u_terms, squares, r2)
         idx = self.theta_of_term
         np.add.at(info, (idx[:, None], idx[None, :]), info_terms)
         return value, grad, info
@@ -225,10 +215,18 @@ class BlockedDeviance(LastFactor):
         if m == 0:
             traces[0] = float(np.sum(weights))
             return traces
-        buffer = self._buffer("inverse", (m, m), order="F")
-        np.copyto(buffer, factor.rest_chol[:m, :m])
-        inverse = lapack.dpotri(buffer, lower=1, overwrite_c=1)[0]
-        diagonal = np.diagonal(inverse)
+        if getattr(system, "inverts_in_place", False):
+            # the leading block inverted where it lies: no second rest-sized matrix, but the
+            # factor is gone, so this theta's next value factors again
+            inverse = factor.rest_chol
+            self._threads.last = None
+            if leading_inverse(inverse, m) != 0:
+                raise np.linalg.LinAlgError("the rest's factor is singular")
+        else:
+            buffer = self._buffer("inverse", (m, m), order="F")
+            np.copyto(buffer, factor.rest_chol[:m, :m])
+            inverse = lapack.dpotri(buffer, lower=1, overwrite_c=1)[0]
+        diagonal = np.diagonal(inverse)[:m]
         for i, s in enumerate(self.rest_slices, start=1):
             traces[i] = float(np.sum(diagonal[s]))
         # the lower triangle (Fortran order) is the upper one of the C-ordered transpose
@@ -260,7 +258,7 @@ class BlockedDeviance(LastFactor):
         for i, sl in enumerate(self.rest_slices):
             probes[sl, i * N_PROBES : (i + 1) * N_PROBES] = rng.choice([-1.0, 1.0], (sl.stop - sl.start, N_PROBES))
         signs = rng.choice([-1.0, 1.0], (self.n_lead, N_PROBES)) * (theta_lead * weights)[:, None]
-        probes[:, n_rest * N_PROBES :] = scale[:, None] * (self._coupling_matrix.T @ signs)  # Lambda_r C' s
+        probes[:, n_rest * N_PROBES :] = scale[:, None] * system.lead_transpose_times(signs)  # Lambda_r C' s
         probes[m:] = 0.0
         solved = lapack.dtrtrs(factor.rest_chol, probes, lower=1)[0]  # rows past m stay 0
         squares = np.sum(solved[:m] ** 2, axis=0)
@@ -276,7 +274,6 @@ class BlockedDeviance(LastFactor):
         system = self.system
         size = system.size
         head = size - 1  # random effects and X: the system without y
-        ptr, idx, val = system.coupling
         scale = scale[:head]
         theta_lead = thetas[0]
         n_terms = len(u_terms)
@@ -284,19 +281,18 @@ class BlockedDeviance(LastFactor):
         g_lead = np.empty((self.n_lead, n_terms))
         g_head = np.empty((head, n_terms))
         g_lead[:, 0] = self.lead_counts * u_terms[0]
-        g_head[:, 0] = coupling_transpose_times(ptr, idx, val, u_terms[0], size)[:head]
-        for t, s in enumerate(self.rest_slices, start=1):
-            w = np.zeros(size)
-            w[s] = u_terms[t]
-            g_lead[:, t] = coupling_times(ptr, idx, val, w)[:, 0]
-            g_head[:, t] = system.rest_crossprod[:head, s] @ u_terms[t]
+        g_head[:, 0] = system.lead_transpose_times(u_terms[0])[:head]
+        if n_terms > 1:
+            placed = np.zeros((size, n_terms - 1))
+            for t, s in enumerate(self.rest_slices, start=1):
+                placed[s, t - 1] = u_terms[t]
+                g_head[:, t] = system.rest_crossprod[:head, s] @ u_terms[t]
+            g_lead[:, 1:] = system.lead_times(placed)
         # a = Lambda~ g;  z = M^{-1} a by the blocked factor
         a_lead = theta_lead * g_lead
         a_head = scale[:, None] * g_head
         d = theta_lead**2 * self.lead_counts + 1.0
-        pushed = np.empty((size, n_terms))  # B' D^{-1} a_lead, B = Lambda_1 C Lambda_r
-        for t in range(n_terms):
-            pushed[:, t] = coupling_transpose_times(ptr, idx, val, theta_lead * a_lead[:, t] / d, size)
+        pushed = system.lead_transpose_times(theta_lead * a_lead / d[:, None])  # B' D^{-1} a_lead, B = Lambda_1 C Lambda_r
         rhs = np.zeros((size, n_terms))
         rhs[:head] = a_head - scale[:, None] * pushed[:head]
         L = factor.rest_chol  # solving with the whole factor, y's row last: its entry stays 0
@@ -304,11 +300,9 @@ class BlockedDeviance(LastFactor):
         z[head:] = 0.0
         z = lapack.dtrtrs(L, z, lower=1, trans=1)[0]
         z_head = z[:head]
-        z_lead = np.empty((self.n_lead, n_terms))
-        for t in range(n_terms):
-            back = np.zeros(size)
-            back[:head] = scale * z_head[:, t]
-            z_lead[:, t] = (a_lead[:, t] - theta_lead * coupling_times(ptr, idx, val, back)[:, 0]) / d
+        back = np.zeros((size, n_terms))
+        back[:head] = scale[:, None] * z_head
+        z_lead = (a_lead - theta_lead * system.lead_times(back)) / d[:, None]
         # u_s' G_st u_t and the projection
         plain = np.empty((n_terms, n_terms))
         plain[0] = u_terms[0] @ g_lead

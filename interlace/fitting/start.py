@@ -51,8 +51,6 @@ def moment_start(system) -> np.ndarray:
     >>> np.round(moment_start(m._system), 2).tolist(), np.round(m.theta, 2).tolist()
     ([0.28, 0.48, 0.06], [0.28, 0.44, 0.07])
     """
-    from scipy.sparse import csr_matrix
-
     design = system.design
     q, p = system.n_rest_random, system.n_fixed
     A = system.rest_crossprod
@@ -60,28 +58,25 @@ def moment_start(system) -> np.ndarray:
     xty = A[q : q + p, -1]
     xtx_inv = np.linalg.inv(xtx) if p else np.zeros((0, 0))
     beta = xtx_inv @ xty
-    ptr, idx, val = system.coupling
     lead = system.lead_term
-    # each level lists its [X y] cross-products last
-    lead_tail = val[(ptr[1:, None] - (p + 1)) + np.arange(p + 1), 0]
+    lead_tail = system.lead_tails()
     slices, pos = [], 0
     for term in system.rest_terms:
         slices.append(slice(pos, pos + term.n_levels))
         pos += term.n_levels
     zx = [lead_tail[:, :p]] + [A[s, q : q + p] for s in slices]  # Z_t'X
     zy = [lead_tail[:, p]] + [A[s, -1] for s in slices]  # Z_t'y
-    diag = [system.lead_crossprod[:, 0, 0]] + [np.diagonal(A[s, s]) for s in slices]
+    diag = [system.lead_crossprod[:, 0, 0]] + [A[s, s].diagonal() for s in slices]
     right = [z @ xtx_inv for z in zx]  # Z_t'X (X'X)^{-1}
     K = len(zx)
     F = np.empty((K, K))
     F[0, 0] = _frobenius_projected(float(diag[0] @ diag[0]), float(np.sum(zx[0] * diag[0][:, None] * right[0])),
                                    zx[0], right[0])
-    coupling = csr_matrix((val[:, 0], idx, ptr), shape=(lead.n_levels, system.size))
-    column_squares = np.bincount(idx, weights=val[:, 0] ** 2, minlength=system.size)
+    column_squares = system.lead_column_squares()
     for s, sl in enumerate(slices, start=1):
         placed = np.zeros((system.size, p))
         placed[sl] = right[s]
-        cross = float(np.sum(zx[0] * (coupling @ placed)))  # tr(U' C_s V)
+        cross = float(np.sum(zx[0] * system.lead_times(placed))) if p else 0.0  # tr(U' C_s V)
         F[0, s] = F[s, 0] = _frobenius_projected(float(np.sum(column_squares[sl])), cross, zx[0], right[s])
     for t, tl in enumerate(slices, start=1):
         for s in range(t, K):

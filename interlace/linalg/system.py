@@ -29,6 +29,7 @@ from ..kernels._jit import for_work, thread_count
 from ..kernels.blockdiag import (
     assemble_scaled_upper,
     coupling_times,
+    coupling_transpose_times,
     downdate_and_weigh_rest_scalar,
     downdate_rest,
     downdate_rest_scalar,
@@ -471,14 +472,45 @@ class PenalizedSystem:
         """(u, beta) with the leading term's u_1 back-solved level by level from the rest's."""
         b_rest = self.spherical_to_effects(u_rest, theta, self.rest_terms)
         w = np.concatenate([b_rest, beta, [-1.0]])
-        ptr, idx, val = self.coupling
-        resid_cross = coupling_times(ptr, idx, val, w)  # Z1'(Z_r b_r + X beta - y)
+        resid_cross = self.lead_times(w)  # Z1'(Z_r b_r + X beta - y)
         T1 = self.lead_term.relative_cov_factor(theta)
         rhs1 = -(resid_cross @ T1)  # rows: T1' v per level
         chol = factor.lead_chol  # (L_l L_l') u_l = rhs_l, all levels in two batched solves
         y1 = np.linalg.solve(chol, rhs1[:, :, None])
         u1 = np.linalg.solve(np.swapaxes(chol, 1, 2), y1)[:, :, 0]
         return np.concatenate([u1.ravel(), u_rest]), beta
+
+    def lead_times(self, vectors: np.ndarray) -> np.ndarray:
+        """The coupling Z_1'[Z_rest X y] times ``vectors``: for one (size,) vector the
+        (n_levels, k1) products by level; for a scalar leading term and (size, n)
+        columns, (n_levels, n)."""
+        ptr, idx, val = self.coupling
+        if vectors.ndim == 1:
+            return coupling_times(ptr, idx, val, np.ascontiguousarray(vectors, dtype=np.float64))
+        return np.column_stack([coupling_times(ptr, idx, val, np.ascontiguousarray(v, dtype=np.float64))[:, 0]
+                                for v in vectors.T]).reshape(len(ptr) - 1, vectors.shape[1])
+
+    def lead_transpose_times(self, weights: np.ndarray) -> np.ndarray:
+        """The coupling's transpose times ``weights`` for a scalar leading term: (size,)
+        for (n_levels,) weights, (size, n) for (n_levels, n)."""
+        ptr, idx, val = self.coupling
+        if weights.ndim == 1:
+            return coupling_transpose_times(ptr, idx, val, np.ascontiguousarray(weights, dtype=np.float64), self.size)
+        return np.column_stack([coupling_transpose_times(ptr, idx, val, np.ascontiguousarray(w, dtype=np.float64),
+                                                         self.size) for w in weights.T]).reshape(self.size, -1)
+
+    def lead_column_squares(self) -> np.ndarray:
+        """(size,) the sum of squares of each rest index's coupling entries (scalar
+        leading term)."""
+        _, idx, val = self.coupling
+        return np.bincount(idx, weights=val[:, 0] ** 2, minlength=self.size)
+
+    def lead_tails(self) -> np.ndarray:
+        """(n_levels, p + 1) the leading levels' [X y] cross-products (scalar leading
+        term; every level lists them last in the coupling)."""
+        ptr, _, val = self.coupling
+        n_tail = self.size - self.n_rest_random
+        return val[(ptr[1:, None] - n_tail) + np.arange(n_tail), 0]
 
     @staticmethod
     def spherical_to_effects(u: np.ndarray, theta: np.ndarray, terms) -> np.ndarray:

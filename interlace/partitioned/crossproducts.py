@@ -125,6 +125,46 @@ def partition_crossproducts(part, plan: RowPlan, scale: WorkingScale, n_effects:
     return None if rows is None else CrossProducts.of_rows(rows, scale, n_effects)
 
 
+@dataclass
+class LeadRows:
+    """The rows of Z'Z (upper triangle, CSR, every column) and of Z'[X y] of a range of
+    the leading term's levels: a shard of the leading term's coupling, summed over
+    partitions (added with ``+``) and kept on a worker
+    (:class:`~interlace.partitioned.coupling.LeadShard`)."""
+
+    random: sp.csr_matrix
+    random_tail: np.ndarray
+
+    def __add__(self, other: LeadRows) -> LeadRows:
+        return LeadRows(self.random + other.random, self.random_tail + other.random_tail)
+
+
+def split_leading_rows(statistics: CrossProducts, bounds: np.ndarray) -> tuple:
+    """``statistics`` split for a coupling kept on the workers: the cross-products with
+    the leading term's rows (levels ``bounds[0]`` to ``bounds[-1]``, scalar) cut to
+    their own diagonal entry, then one :class:`LeadRows` per range of levels
+    ``bounds[i]:bounds[i + 1]``."""
+    q1 = int(bounds[-1])
+    random = statistics.random
+    lead = random[:q1]
+    own = np.asarray(lead[np.arange(q1), np.arange(q1)]).ravel()
+    kept = sp.vstack([sp.csr_matrix((own, (np.arange(q1), np.arange(q1))), shape=(q1, random.shape[1])),
+                      random[q1:]], format="csr")
+    pieces = tuple(LeadRows(lead[int(a):int(b)], statistics.random_tail[int(a):int(b)])
+                   for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    return (CrossProducts(kept, statistics.random_tail, statistics.tail, statistics.cubes, statistics.extreme),
+            *pieces)
+
+
+def partition_split_crossproducts(part, plan: RowPlan, scale: WorkingScale, n_effects: list[int],
+                                  bounds: np.ndarray) -> tuple:
+    """:func:`split_leading_rows` of a partition's :class:`CrossProducts` (Nones without rows)."""
+    statistics = partition_crossproducts(part, plan, scale, n_effects)
+    if statistics is None:
+        return (None,) * len(bounds)
+    return split_leading_rows(statistics, bounds)
+
+
 def statistics_bytes(result, partition) -> int:
     """Bytes of the cross-products a partition (a pandas frame of the fit's Dask frame)
     sends in the third pass of ``result``'s fit from a Dask frame (0 without rows).
@@ -157,9 +197,15 @@ class SummedCrossProducts:
         Random effects per term (factorisation order).
     n_columns : list of int
         Effects per level per term.
+    lead : LeadBlocks, optional
+        The leading term's blocks when summed elsewhere (the coupling gathered from
+        the workers, :mod:`interlace.partitioned.coupling`); ``total``'s leading rows
+        then hold their own diagonal only.
     """
 
-    def __init__(self, total: CrossProducts, n_effects: list[int], n_columns: list[int]):
+    def __init__(self, total: CrossProducts, n_effects: list[int], n_columns: list[int],
+                 lead: LeadBlocks | None = None):
+        self.lead = lead
         self.random = total.random
         self.random.sort_indices()
         self.random_tail = total.random_tail
@@ -183,6 +229,21 @@ class SummedCrossProducts:
         out[q_rest:, q_rest:] = self.tail
         return out
 
+    def rest_sparse(self) -> sp.csr_array:
+        """The rest's [Z_r X y]'[Z_r X y] (the leading term eliminated), symmetric, as a
+        sparse array: what the driver holds of it when the coupling stays on the workers."""
+        first = self.n_effects[0]
+        q_rest = self.q - first
+        size = q_rest + self.tail.shape[0]
+        upper = sp.bmat([[sp.triu(self.random[first:, first:]), sp.csr_matrix(self.random_tail[first:])],
+                         [None, sp.csr_matrix(np.triu(self.tail))]], format="csr")
+        return sp.csr_array(upper + sp.triu(upper, 1).T).reshape(size, size)
+
+    def lead_diagonal(self) -> np.ndarray:
+        """(n_levels, 1, 1) Z_1'Z_1 of a scalar leading term, by level."""
+        q1 = self.n_effects[0]
+        return np.asarray(self.random[np.arange(q1), np.arange(q1)]).reshape(q1, 1, 1)
+
     def rest_lower_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rest's lower triangle (rows >= columns) as entries, the leading term
         eliminated (:func:`~interlace.linalg.sparse_rest.rest_crossprod_entries`)."""
@@ -201,6 +262,8 @@ class SummedCrossProducts:
         """The leading term's blocks (:class:`~interlace.linalg.system.LeadBlocks`):
         Z_1'Z_1 by level and its coupling with the rest, every level with its [X y]
         entries."""
+        if self.lead is not None:
+            return self.lead
         k = self.n_columns[0]
         q1 = self.n_effects[0]
         n_levels = q1 // k

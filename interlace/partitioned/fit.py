@@ -30,12 +30,19 @@ from ..formula.terms import fixed_terms
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult
 from ..shallow import with_fields
-from .crossproducts import SummedCrossProducts, WorkingScale, partition_crossproducts
+from .coupling import WorkerCoupling, shard_bounds
+from .crossproducts import (
+    SummedCrossProducts,
+    WorkingScale,
+    partition_crossproducts,
+    partition_split_crossproducts,
+)
 from .design import RowlessConditioning, RowlessDesign, working_scale
 from .levels import categorical_predictors, factor_levels, predictor_categories, scan_partition
 from .moments import Moments, partition_moments
-from .reduction import tree_sum
+from .reduction import tree_sum, tree_sums
 from .rows import RowPlan, grouping_specs, used_table
+from .system import coupling_client, system_with_worker_coupling
 
 
 def _column_argument(argument: str, value: Any, columns: list[str]) -> str | None:
@@ -177,10 +184,6 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     moments: Moments = tree_sum(ddf, partition_moments, plan)
     kept, caller_fixed, found = _fixed_effects(moments, fixed, plan, n)
     basis, log_det, shift, unit, size = found.basis, found.log_det, found.shift, found.unit, found.size
-    # pass 3: the working cross-products
-    n_effects = [t.n_effects for t in terms]
-    total = tree_sum(ddf, partition_crossproducts, plan, WorkingScale(kept, basis, shift, unit), n_effects)
-    scale = _signed_scale(total, unit, size)
     design = RowlessDesign(fixed=caller_fixed, kept_columns=kept, terms=terms, theta_names=theta_names,
                            theta_lower=theta_lower, term_labels=tuple(re.sub(r"\s+", " ", s.source) for s in specs),
                            table=scan.sample.iloc[:0], primary_factors=specs[0].factors, n_rows=n, plan=plan,
@@ -188,10 +191,29 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
                            term_cross={label: (cross[kept], norms) for label, (cross, norms) in
                                        moments.term_cross.items()},
                            intercept_cross=n * moments.mean[kept])
-    conditioning = RowlessConditioning(design, basis, log_det, shift, scale, None, moments.sum_log_weights, size)
     working = replace(design, fixed=replace(caller_fixed, offset_terms=()))
+    # pass 3: the working cross-products (a large leading coupling summed into shards kept on the workers)
+    n_effects = [t.n_effects for t in terms]
+    working_scale = WorkingScale(kept, basis, shift, unit)
+    client = coupling_client(working, solver)
+    if client is None:
+        total = tree_sum(ddf, partition_crossproducts, plan, working_scale, n_effects)
+    else:
+        bounds = shard_bounds(terms[0].n_levels, len(client.scheduler_info()["workers"]))
+        futures = client.compute(tree_sums(ddf, partition_split_crossproducts, len(bounds), plan, working_scale,
+                                           n_effects, bounds))
+        total, lead_rows = futures[0].result(), futures[1:]
+        del futures
+    scale = _signed_scale(total, unit, size)
+    conditioning = RowlessConditioning(design, basis, log_det, shift, scale, None, moments.sum_log_weights, size)
     crossproducts = SummedCrossProducts(total, n_effects, [t.n_columns for t in terms])
-    system = build_system(working, solver, max_dense_gib, crossproducts=crossproducts)
+    if client is None:
+        system = build_system(working, solver, max_dense_gib, crossproducts=crossproducts)
+    else:
+        coupling = WorkerCoupling.build(client, lead_rows, bounds, working.n_random - terms[0].n_effects,
+                                        1.0 if scale > 0 else -1.0)
+        del lead_rows  # the shards hold the sums now
+        system = system_with_worker_coupling(working, crossproducts, coupling, solver, max_dense_gib)
     del crossproducts, total
     reml = method == "REML"
     # compiled at once (no LAPACK first fits): a fit from a cluster is no process's quick first fit
