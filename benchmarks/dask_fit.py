@@ -3,7 +3,8 @@
 partitions, fitted on a ``dask.distributed.LocalCluster`` of this machine's cores.
 
 Reports the wall time of the fit, the driver's peak memory (this process's peak
-RSS, the data written by a child process beforehand) and each worker's, the bytes
+RSS, the data written by a child process beforehand) and each worker's, the time and
+the driver's peak once the conditional SDs are read too, the bytes
 one partition's cross-products send, and with ``--in-memory`` the same rows fitted
 in memory (in a child process, its own peak) and the estimates' agreement.
 
@@ -95,10 +96,15 @@ def fit_on_cluster(directory: Path, workers: int) -> dict:
         result = interlace.fit(FORMULA, frame)
         seconds = time.perf_counter() - start
         driver = _peak_bytes()
+        start = time.perf_counter()
+        result.random_effects_se  # the conditional SDs: an inverse of the rest, read by the workers' shards
+        se_seconds = time.perf_counter() - start
+        driver_with_se = _peak_bytes()
         worker_peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         first = frame.get_partition(0).compute()
         sent = statistics_bytes(result, first)
     return {"seconds": seconds, "driver_peak_bytes": driver, "driver_peak_before_fit": before,
+            "conditional_sd_seconds": se_seconds, "driver_peak_with_conditional_sd_bytes": driver_with_se,
             "worker_peak_bytes": sorted(worker_peaks.values()), "partition_rows": len(first),
             "partition_statistics_bytes": sent, "partitions": frame.npartitions, **_summary(result)}
 
@@ -144,6 +150,8 @@ def main(argv=None) -> int:
           f"{on_disk / gb:.2f} GB of Parquet, {args.workers} workers")
     print(f"  Dask fit: {d['seconds']:.1f} s, driver peak {d['driver_peak_bytes'] / gb:.2f} GB, worker peaks "
           + ", ".join(f"{w / gb:.2f}" for w in d["worker_peak_bytes"]) + " GB")
+    print(f"  conditional SDs (random_effects_se) after it: {d['conditional_sd_seconds']:.1f} s, driver peak "
+          f"{d['driver_peak_with_conditional_sd_bytes'] / gb:.2f} GB")
     print(f"  one partition ({d['partition_rows']:,} rows) sends {d['partition_statistics_bytes'] / 1e6:.1f} MB "
           "of cross-products")
     if "memory" in report:

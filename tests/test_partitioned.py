@@ -265,3 +265,140 @@ def test_anova_types_from_summed_crossproducts(client, formula, dataset):
         assert _relative(expected.to_numpy(float), found.to_numpy(float)) < TOL, kind
     expected, found = interlace.drop1(memory), interlace.drop1(partitioned)  # no column dropped: marginal
     assert _relative(expected.to_numpy(float), found.to_numpy(float)) < TOL
+
+
+# ----- the leading coupling kept on the workers (interlace.partitioned.coupling) ---------------------------
+
+
+@pytest.fixture
+def coupling_on_workers(monkeypatch):
+    """Every fit whose coupling may go to the workers sends it there, however small."""
+    import interlace.partitioned.system as system
+
+    monkeypatch.setattr(system, "WORKER_COUPLING_MIN_BYTES", 0)
+    return system
+
+
+@pytest.mark.parametrize(("formula", "dataset", "options", "negate"), [
+    ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", "InstEval", {}, False),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {"solver": "sparse", "method": "ML"}, False),
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {"solver": "sparse"}, True),  # y's sign flipped
+])
+def test_coupling_on_the_workers_matches_memory(client, coupling_on_workers, formula, dataset, options, negate):
+    data = interlace.load_dataset(dataset)
+    if negate:  # the working response's third moment changes sign: so does the shards' y
+        response = formula.split("~")[0].strip()
+        data = data.assign(**{response: -data[response]})
+    memory = interlace.fit(formula, data, **options)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=6), **options)
+    system = partitioned._system
+    assert isinstance(system, coupling_on_workers.WorkerCouplingSystem)
+    assert_same_fit(memory, partitioned)
+    # what reads the coupling's arrays (the scalar Satterthwaite formula above, Kenward-Roger) gets them
+    # gathered: the same as in memory
+    ptr, idx, val = system.coupling
+    mine = memory._system.coupling
+    np.testing.assert_array_equal(ptr, mine[0])
+    np.testing.assert_array_equal(idx, mine[1])
+    np.testing.assert_allclose(val, mine[2], rtol=1e-12, atol=1e-12)
+
+
+def test_a_large_models_fit_never_brings_the_coupling_to_the_driver(client, coupling_on_workers, monkeypatch):
+    """Past the size where the exact scalar Satterthwaite formula builds a dense coupling
+    (which it gathers, being larger than the sparse one), the fit and the conditional
+    SDs read the coupling on the workers only."""
+    import interlace.inference.deviance_hessian as deviance_hessian
+
+    monkeypatch.setattr(deviance_hessian, "SCALAR_MAX_BYTES", 0)
+    data = interlace.load_dataset("InstEval")
+    formula = "y ~ service + (1 | s) + (1 | d)"
+    memory = interlace.fit(formula, data)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4))
+    system = partitioned._system
+    partitioned.random_effects_se  # noqa: B018
+    assert isinstance(system, coupling_on_workers.WorkerCouplingSystem)
+    assert "_gathered" not in system.__dict__
+    for name in ("theta", "fe_params", "fe_bse", "llf"):
+        assert _relative(getattr(memory, name), getattr(partitioned, name)) <= TOL, name
+    for key, se in memory.random_effects_se.items():
+        assert _relative(se, partitioned.random_effects_se[key]) <= TOL, key
+
+
+def test_coupling_on_the_workers_with_weights_missing_values_and_an_empty_partition(client, coupling_on_workers):
+    data = _crossed(1200, seed=4).sort_values("subj", kind="stable").reset_index(drop=True)
+    data.loc[data.index % 9 == 0, "x"] = np.nan
+    bounds = np.linspace(0, len(data), 7).astype(int)
+    parts = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts.insert(2, data.iloc[:0])
+    ddf = dd.from_delayed([dask.delayed(p) for p in parts], meta=data.iloc[:0])
+    formula = "y ~ x + cond + (1 | subj) + (1 | item) + (1 | cond:item)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", interlace.errors.MissingValuesWarning)
+        memory = interlace.fit(formula, data, weights="w", solver="sparse")
+        partitioned = interlace.fit(formula, ddf, weights="w", solver="sparse")
+    assert isinstance(partitioned._system, coupling_on_workers.WorkerCouplingSystem)
+    assert_same_fit(memory, partitioned)
+
+
+def test_coupling_gathered_for_a_sparse_rest(client, coupling_on_workers, monkeypatch):
+    """Where the rest is held sparse the coupling comes to the driver, as it always did."""
+    import interlace.linalg.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "SPARSE_REST_MIN_SIZE", 100)
+    rng = np.random.default_rng(8)
+    n, n1, n2 = 5000, 1500, 1400
+    g1 = rng.integers(0, n1, n)
+    g2 = (g1 * n2 // n1 + rng.integers(-2, 3, n)) % n2
+    data = pd.DataFrame({"y": rng.normal(size=n1)[g1] + rng.normal(size=n2)[g2] + rng.normal(size=n),
+                         "g1": g1, "g2": g2})
+    formula = "y ~ 1 + (1 | g1) + (1 | g2)"
+    memory = interlace.fit(formula, data)
+    partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4))
+    assert partitioned._system.rest_layout == memory._system.rest_layout == "sparse"
+    shuffled = [interlace.fit(formula, data.sample(frac=1, random_state=seed)) for seed in (1, 2, 3)]
+    assert_same_fit(memory, partitioned, references=shuffled)
+
+
+def test_shards_hold_the_coupling_exactly(client):
+    """The shards built from the leading rows of the summed cross-products hold the
+    coupling exactly, and the driver's handle gives the products, the gathered arrays
+    and the factor of the in-memory system."""
+    import scipy.sparse as sparse
+
+    from interlace.partitioned.coupling import WorkerCoupling, shard_bounds
+    from interlace.partitioned.crossproducts import CrossProducts, split_leading_rows
+    from interlace.partitioned.system import WorkerCouplingSystem
+
+    m = interlace.fit("y ~ service + (1 | s) + (1 | d)", interlace.load_dataset("InstEval"))
+    system = m._system
+    ptr, idx, val = system.coupling
+    n_lead, q_rest, size = system.lead_term.n_levels, system.n_rest_random, system.size
+    n_tail = size - q_rest
+    # the leading rows of Z'Z (upper triangle) and of Z'[X y] as the third pass sums them
+    level_of = np.repeat(np.arange(n_lead), np.diff(ptr))
+    inside = idx < q_rest
+    rows = np.concatenate([np.arange(n_lead), level_of[inside]])
+    columns = np.concatenate([np.arange(n_lead), n_lead + idx[inside]])
+    values = np.concatenate([system.lead_crossprod[:, 0, 0], val[inside, 0]])
+    random = sparse.csr_matrix((values, (rows, columns)), shape=(n_lead + q_rest, n_lead + q_rest))
+    random_tail = np.zeros((n_lead + q_rest, n_tail))
+    random_tail[:n_lead] = val[(ptr[1:, None] - n_tail) + np.arange(n_tail), 0]
+    bounds = shard_bounds(n_lead, 3)
+    _, *pieces = split_leading_rows(CrossProducts(random, random_tail, np.eye(n_tail), 0.0, 0.0), bounds)
+    coupling = WorkerCoupling.build(client, [client.scatter(piece) for piece in pieces], bounds, q_rest)
+    np.testing.assert_array_equal(coupling.counts, np.diff(ptr))
+    _, gathered_idx, gathered_val = coupling.gather()
+    np.testing.assert_array_equal(gathered_idx, idx)
+    np.testing.assert_array_equal(gathered_val, val)
+    rng = np.random.default_rng(0)
+    vectors, weights = rng.normal(size=(size, 2)), rng.normal(size=(n_lead, 2))
+    np.testing.assert_allclose(coupling.times(vectors), system.lead_times(vectors), rtol=1e-12)
+    np.testing.assert_allclose(coupling.transpose_times(weights), system.lead_transpose_times(weights),
+                               rtol=1e-12, atol=1e-12)
+    remote = WorkerCouplingSystem(system.design, sparse.csr_array(system.rest_crossprod), system.lead_crossprod,
+                                  coupling)
+    local = system.factorize(m.theta)
+    factor = remote.factorize(m.theta, weigh_lead=True)
+    np.testing.assert_allclose(np.tril(factor.rest_chol), np.tril(local.rest_chol), rtol=1e-10, atol=1e-12)
+    assert factor.logdet_random == pytest.approx(local.logdet_random, rel=1e-12)
+    assert factor.pwrss == pytest.approx(local.pwrss, rel=1e-12)

@@ -40,6 +40,13 @@ def _frobenius_projected(square_sum: float, cross_trace: float, left: np.ndarray
     return square_sum - 2.0 * cross_trace + float(np.sum((left.T @ left) * (right.T @ right)))
 
 
+def _square_sum(block) -> float:
+    """The sum of squares of a dense or a scipy sparse block's entries."""
+    if hasattr(block, "multiply"):
+        return float(block.multiply(block).sum())
+    return float(np.einsum("ij,ij->", block, block))
+
+
 def moment_start(system) -> np.ndarray:
     """theta from the method of moments, for a blocked system of scalar terms.
 
@@ -82,7 +89,7 @@ def moment_start(system) -> np.ndarray:
         for s in range(t, K):
             block = A[tl, slices[s - 1]]
             cross = float(np.sum((zx[t].T @ block) * right[s].T))
-            F[t, s] = F[s, t] = _frobenius_projected(float(np.einsum("ij,ij->", block, block)), cross, zx[t], right[s])
+            F[t, s] = F[s, t] = _frobenius_projected(_square_sum(block), cross, zx[t], right[s])
     traces = np.array([float(np.sum(diag[t]) - np.sum(zx[t] * right[t])) for t in range(K)])
     equations = np.zeros((K + 1, K + 1))
     observed = np.zeros(K + 1)

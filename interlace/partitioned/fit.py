@@ -225,6 +225,9 @@ def fit_partitioned(formula: str, ddf: Any, groups=None, random=None, *, method:
     record = optimize_theta(objective, theta0, design.theta_lower, optimizer, int(max_evaluations), with_gradient,
                             polish=True)
     factor = optimum_factor(objective, with_gradient, theta=record.theta)
+    if factor is None and getattr(system, "inverts_in_place", False):
+        # the last gradient inverted the factor in its buffer: factor there again, not in a second matrix
+        factor = replace(with_gradient.factor(record.theta), lead_weighted=None)
     from .outputs import model_info, row_series
 
     info = model_info(ddf, plan, design, full_formula)
