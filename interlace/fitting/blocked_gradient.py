@@ -145,14 +145,16 @@ class BlockedDeviance(LastFactor):
 
     # ----- value ---------------------------------------------------------------------------
 
-    def _factorize(self, theta: np.ndarray) -> Factor:
+    def _factorize(self, theta: np.ndarray, weigh_lead: bool = True) -> Factor:
         """A new factor, written into the buffer (:meth:`LastFactor.factor` caches it),
         with the leading term's weighted coupling (``lead_weighted``) in the buffer's free
         triangle where the downdate forms it in its own pass: an exact gradient at this
         theta then reads the leading term's trace off it instead of passing over the
-        coupling again."""
+        coupling again. Without ``weigh_lead`` (a gradient whose traces are estimated)
+        the downdate forms the factor alone (about a quarter faster on InstEval); an exact
+        gradient at that theta passes over the coupling instead."""
         shape = self.system.rest_crossprod.shape
-        return self.system.factorize(theta, out=self._buffer("work", shape), weigh_lead=True)
+        return self.system.factorize(theta, out=self._buffer("work", shape), weigh_lead=weigh_lead)
 
     def value(self, theta: np.ndarray) -> float:
         """The criterion at ``theta`` (inf where the system is not positive definite)."""
@@ -187,7 +189,8 @@ class BlockedDeviance(LastFactor):
             return self._derivatives(np.asarray(theta, dtype=np.float64), exact)
 
     def _derivatives(self, theta: np.ndarray, exact: bool) -> tuple[float, np.ndarray, np.ndarray]:
-        factor = self.factor(theta)
+        estimated = not exact and self.system.size >= ESTIMATED_MIN_SIZE
+        factor = self.factor(theta, weigh_lead=not estimated)  # estimated traces read no lead_weighted
         value = profiled_deviance(factor, self.n_obs, self.n_fixed, self.reml)
         K = self.n_theta
         if not np.isfinite(value):
@@ -197,10 +200,10 @@ class BlockedDeviance(LastFactor):
         u_terms = [u_lead] + [u_rest[s] for s in self.rest_slices]
         thetas = theta[self.theta_of_term]
         scale = self.system._scalar_scale(theta)
-        if exact or self.system.size < ESTIMATED_MIN_SIZE:
-            traces = self._inverse_traces(factor, thetas, scale)
-        else:
+        if estimated:
             traces = self._estimated_traces(factor, thetas, scale)
+        else:
+            traces = self._inverse_traces(factor, thetas, scale)
         r2 = factor.pwrss
         sizes = np.array([self.n_lead] + [s.stop - s.start for s in self.rest_slices], dtype=np.float64)
         squares = np.array([ut @ ut for ut in u_terms])
