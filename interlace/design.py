@@ -269,13 +269,9 @@ def _comparable_columns(X: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     if n < 2 or p == 0:
         return X / np.where(norms > 0, norms, 1.0)
-    if X[0, 0] != 0 and (X[:, 0] == X[0, 0]).all():  # the intercept, where formulas put it
-        first = 0
-    else:
-        constant = np.flatnonzero((X == X[0]).all(axis=0) & (X[0] != 0))
-        if not len(constant):
-            return X / np.where(norms > 0, norms, 1.0)
-        first = int(constant[0])
+    first = _intercept_column(X)
+    if first is None:
+        return X / np.where(norms > 0, norms, 1.0)
     later = np.arange(p) > first
     out = X - (X.sum(axis=0) / n) * later
     centred = np.sqrt(np.einsum("ij,ij->j", out, out))
