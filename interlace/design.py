@@ -269,13 +269,9 @@ def _comparable_columns(X: np.ndarray) -> np.ndarray:
     norms = np.sqrt(np.einsum("ij,ij->j", X, X))
     if n < 2 or p == 0:
         return X / np.where(norms > 0, norms, 1.0)
-    if X[0, 0] != 0 and (X[:, 0] == X[0, 0]).all():  # the intercept, where formulas put it
-        first = 0
-    else:
-        constant = np.flatnonzero((X == X[0]).all(axis=0) & (X[0] != 0))
-        if not len(constant):
-            return X / np.where(norms > 0, norms, 1.0)
-        first = int(constant[0])
+    first = _intercept_column(X)
+    if first is None:
+        return X / np.where(norms > 0, norms, 1.0)
     later = np.arange(p) > first
     out = X - (X.sum(axis=0) / n) * later
     centred = np.sqrt(np.einsum("ij,ij->j", out, out))
@@ -285,11 +281,65 @@ def _comparable_columns(X: np.ndarray) -> np.ndarray:
     return out
 
 
+COMPARABLE_GRAM_RANGE = 1e-250, 1e250
+"""The squared column norms for which :func:`_comparable_gram` scales the product of
+the unscaled columns; beyond, the columns are scaled first (no overflow, and no
+subnormal products losing their digits)."""
+
+
+def _comparable_gram(X: np.ndarray) -> np.ndarray:
+    """Xc'Xc for Xc = :func:`_comparable_columns` (X): the product of the columns
+    centred after the intercept, then scaled as Xc's columns are (a p x p matrix,
+    instead of two passes over the n x p columns for their norms and one to scale
+    them); the same matrix to rounding. Where a squared norm is out of
+    :data:`COMPARABLE_GRAM_RANGE`, from Xc itself.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(5), [1.0, 2.0, 3.0, 5.0, 8.0], [2.0, 4.0, 6.0, 10.0, 16.5]])
+    >>> Xc = _comparable_columns(X)
+    >>> bool(np.allclose(_comparable_gram(X), Xc.T @ Xc, rtol=1e-14, atol=1e-15))
+    True
+    """
+    n, p = X.shape
+    first = _intercept_column(X) if n >= 2 and p else None
+    later = np.arange(p) > (p if first is None else first)
+    mean = X.sum(axis=0) / n if first is not None else np.zeros(p)
+    centred_X = X - mean * later if first is not None else X
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # out of range: checked below
+        gram = centred_X.T @ centred_X
+    squares = gram.diagonal().copy()  # centred for the later columns, uncentred for the others
+    low, high = COMPARABLE_GRAM_RANGE
+    positive = squares[squares > 0]
+    if not (np.all(np.isfinite(gram)) and np.all((positive >= low) & (positive <= high))):
+        Xc = _comparable_columns(X)
+        return Xc.T @ Xc
+    norms = np.sqrt(np.where(later, squares + n * mean**2, squares))
+    centred = np.sqrt(squares)
+    flat = later & (centred <= CONSTANT_TOLERANCE * norms)
+    scale = np.where(later, centred, norms)
+    if first is None:
+        scale = np.where(scale > 0, scale, 1.0)
+    else:
+        scale = np.where(flat | (scale == 0), np.inf, scale)
+    return gram / np.outer(scale, scale)
+
+
+def _intercept_column(X: np.ndarray) -> int | None:
+    """The first constant, non-zero column of X (the intercept, where formulas put it
+    first), after which :func:`_comparable_columns` centres the columns; None when
+    there is none."""
+    if X[0, 0] != 0 and (X[:, 0] == X[0, 0]).all():
+        return 0
+    constant = np.flatnonzero((X == X[0]).all(axis=0) & (X[0] != 0))
+    return int(constant[0]) if len(constant) else None
+
+
 def _full_rank_columns(X: np.ndarray) -> np.ndarray:
     """Indices of the columns of X kept by sequential (R-style) rank detection, on
-    the columns centred after an intercept and scaled (:func:`_comparable_columns`)."""
-    Xc = _comparable_columns(X)
-    return sequential_rank(Xc.T @ Xc)
+    the columns centred after an intercept and scaled (:func:`_comparable_columns`,
+    their Gram matrix by :func:`_comparable_gram`)."""
+    return sequential_rank(_comparable_gram(X))
 
 
 def comparable_gram(n: int, mean: np.ndarray, centred: np.ndarray, low: np.ndarray,

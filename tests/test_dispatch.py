@@ -267,3 +267,30 @@ def test_conditional_sds_are_the_dense_inverses(formula, weights, solver):
     expected = np.sqrt(m.scale * np.diag(Lambda @ np.linalg.inv(precision) @ Lambda.T))
     found = np.concatenate([np.asarray(m.random_effects_se[t]).reshape(-1) for t in m.get_me("cnms")])
     np.testing.assert_allclose(found, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["sparse", "dense"])
+def test_build_system_stacks_x_and_y_once(monkeypatch, solver):
+    """[X y] (n rows) is stacked once and shared by the leading term's coupling and the
+    rest's cross-products; the system equals one built from its own stack."""
+    from interlace.linalg import dispatch
+
+    design = build_design(*split_formula("y ~ service + (1 | s) + (1 | d)"), interlace.load_dataset("InstEval"))
+    stacks = []
+    column_stack = np.column_stack
+
+    def counting(arrays, *args, **kwargs):
+        out = column_stack(arrays, *args, **kwargs)
+        if out.shape[0] == design.n_obs:
+            stacks.append(out.shape)
+        return out
+
+    monkeypatch.setattr(np, "column_stack", counting)
+    system = dispatch.build_system(design, solver)
+    assert stacks == [(design.n_obs, design.n_fixed + 1)]
+    monkeypatch.setattr(np, "column_stack", column_stack)
+    own = PenalizedSystem(design, system.n_leading)
+    np.testing.assert_array_equal(system.rest_crossprod, own.rest_crossprod)
+    if system.n_leading:
+        for built, expected in zip(system.coupling, own.coupling, strict=True):
+            np.testing.assert_array_equal(built, expected)

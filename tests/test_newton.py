@@ -319,6 +319,30 @@ def test_estimated_traces_are_close_to_the_exact_ones():
     np.testing.assert_array_equal(estimated, blocked.derivatives(theta, exact=False)[1])
 
 
+def test_an_estimated_gradient_factors_without_the_weighted_coupling():
+    # the estimated traces read no lead_weighted, so the factorisation for them skips it;
+    # an exact gradient at the same theta then reuses that factor (no second one) and
+    # reads the leading trace off the per-level quadratic forms: the same derivatives
+    rng = np.random.default_rng(6)
+    n, n1, n2 = 8000, 900, 600  # a rest above the estimated traces' minimum size
+    g1, g2 = rng.integers(0, n1, n), rng.integers(0, n2, n)
+    y = rng.standard_normal(n1)[g1] + 0.5 * rng.standard_normal(n2)[g2] + rng.standard_normal(n)
+    frame = pd.DataFrame({"y": y, "g1": pd.Categorical(g1), "g2": pd.Categorical(g2)})
+    system = build_system(build_design(*split_formula("y ~ 1 + (1 | g1) + (1 | g2)"), frame))
+    theta = np.array([0.9, 0.6])
+    first = BlockedDeviance(system, reml=True)
+    first.derivatives(theta, exact=False)
+    assert first.factor(theta).lead_weighted is None
+    value, grad, info = first.derivatives(theta)
+    assert first.n_evaluations == 1
+    fresh = BlockedDeviance(system, reml=True)
+    expected = fresh.derivatives(theta)
+    assert fresh.factor(theta).lead_weighted is not None
+    assert value == expected[0]
+    np.testing.assert_allclose(grad, expected[1], rtol=1e-10, atol=1e-10 * np.max(np.abs(expected[1])))
+    np.testing.assert_array_equal(info, expected[2])
+
+
 def test_shrinkage_coordinates_map_gamma_and_the_derivatives(system):
     from interlace.fitting.newton import ShrinkageCoordinates
 

@@ -94,15 +94,16 @@ class LastFactor:
         last = getattr(self._threads, "last", None)
         return last[1] if last is not None and last[0] == key else None
 
-    def factor(self, theta: np.ndarray) -> Factor:
-        """The factor at ``theta``, the last one computed when it was at the same theta."""
+    def factor(self, theta: np.ndarray, **options) -> Factor:
+        """The factor at ``theta``, the last one computed when it was at the same theta;
+        ``options`` go to :meth:`_factorize` when a new one is made."""
         theta = np.asarray(theta, dtype=np.float64)
         cached = self.last_factor(theta)
         if cached is not None:
             return cached
         self.n_evaluations += 1
         self._threads.last = None  # a buffered factor is about to change
-        factor = self._factorize(theta)
+        factor = self._factorize(theta, **options)
         self._threads.last = (theta.tobytes(), factor)
         return factor
 

@@ -113,10 +113,10 @@ def coupling_crossprod(lead_codes, lead_design, n_lead_levels, codes, designs, d
     for i in range(n):
         g = lead_codes[i]
         counts[g + 1] += 1
-        for c in range(n_tail):
-            v = xy[i, c]
-            for k in range(k1):
-                tail[g, c, k] += lead_design[i, k] * v
+        for k in range(k1):  # the level's [X y] sums: a contiguous run per k when k1 = 1
+            w = lead_design[i, k]
+            for c in range(n_tail):
+                tail[g, c, k] += w * xy[i, c]
     for l in range(n_lead_levels):
         counts[l + 1] += counts[l]
     # the rows' random-effect entries in level order (counting sort)

@@ -241,10 +241,12 @@ def _build_system(design: ModelDesign, solver: str, max_dense_gib: float | None,
         check_dense_size(design.n_random + design.n_fixed + 1, "the dense path's system (solver='dense')"
                          if solver == "dense" else "the system", max_dense_gib, arrays=DENSE_PEAK_ARRAYS,
                          why="The blocked path (solver='sparse' or 'auto') holds far less. ")
+    # [X y] stacked once, for the leading term's coupling and the rest's cross-products
+    xy = np.ascontiguousarray(np.column_stack([design.X, design.y])) if crossproducts is None else None
     if not n_leading:
         lead = None
     else:
-        lead = lead_blocks(design) if crossproducts is None else crossproducts.lead_blocks()
+        lead = lead_blocks(design, xy) if crossproducts is None else crossproducts.lead_blocks()
     if n_leading and len(design.terms) > 1:
         size = _rest_size(design)
         fits = DENSE_PEAK_ARRAYS * size * size * 8 <= limit
@@ -257,14 +259,14 @@ def _build_system(design: ModelDesign, solver: str, max_dense_gib: float | None,
             if not fits and least > limit:
                 _refuse_rest(design, size, least, max_dense_gib, limit)
             try:
-                return SparseRestSystem(design, lead, max_bytes=limit, crossproducts=crossproducts)
+                return SparseRestSystem(design, lead, max_bytes=limit, crossproducts=crossproducts, xy=xy)
             except SparseTooLargeError as error:
                 if fits:
                     raise  # pragma: no cover - a factor larger than the dense rest is refused by the share rule
                 _refuse_rest(design, size, error.bytes_needed, max_dense_gib, limit)
     elif n_leading:
         check_dense_size(_rest_size(design), "the rest of the blocked path", max_dense_gib, arrays=DENSE_PEAK_ARRAYS)
-    system = PenalizedSystem(design, n_leading, lead, crossproducts)
+    system = PenalizedSystem(design, n_leading, lead, crossproducts, xy)
     if system.n_leading and choose_downdate(system) == "syrk":
         system = system.with_syrk_downdate()
     return system

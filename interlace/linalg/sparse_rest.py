@@ -169,6 +169,8 @@ class SparseRestSystem(PenalizedSystem):
     crossproducts : optional
         Cross-products summed elsewhere (see :class:`~interlace.linalg.system.PenalizedSystem`):
         their ``lead_blocks()`` and ``rest_lower_entries()`` replace the design's rows.
+    xy : numpy.ndarray, optional
+        The design's [X y] columns (n x (p + 1), C order) when already stacked.
 
     Examples
     --------
@@ -183,7 +185,7 @@ class SparseRestSystem(PenalizedSystem):
     """
 
     def __init__(self, design: ModelDesign, lead: LeadBlocks | None = None, max_bytes: float | None = None,
-                 crossproducts=None):
+                 crossproducts=None, xy: np.ndarray | None = None):
         terms = design.terms
         if len(terms) < 2:
             raise InterlaceError(
@@ -200,7 +202,8 @@ class SparseRestSystem(PenalizedSystem):
         self.size = size = q + p + 1
         self._block_offset, self._block_k, self._block_levels = index_offset, ks, levels
         if crossproducts is None:
-            xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+            if xy is None:
+                xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
             self.lead_crossprod, self.coupling, self.coupling_by_row = lead or lead_blocks(design, xy)
             self._a_rows, self._a_cols, self._a_values = rest_crossprod_entries(self.rest_terms, index_offset, xy, q)
         else:

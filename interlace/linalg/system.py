@@ -188,9 +188,13 @@ class PenalizedSystem:
         :class:`interlace.partitioned.crossproducts.SummedCrossProducts`), whose
         ``lead_blocks()`` and ``rest_dense(n_leading)`` replace the design's rows (a
         design without rows in memory); None builds them from the design.
+    xy : numpy.ndarray, optional
+        The design's [X y] columns (n x (p + 1), C order) when already stacked (for
+        :func:`lead_blocks`), so that they are not stacked again.
     """
 
-    def __init__(self, design: ModelDesign, n_leading: int, lead: LeadBlocks | None = None, crossproducts=None):
+    def __init__(self, design: ModelDesign, n_leading: int, lead: LeadBlocks | None = None, crossproducts=None,
+                 xy: np.ndarray | None = None):
         if n_leading not in (0, 1):
             raise ValueError(f"n_leading: expected 0 or 1, found {n_leading}")
         self.design = design
@@ -206,7 +210,8 @@ class PenalizedSystem:
         self._block_k = ks
         self._block_levels = levels
         if crossproducts is None:
-            xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
+            if xy is None:
+                xy = np.ascontiguousarray(np.column_stack([design.X, design.y]))
             self.rest_crossprod = dense_crossprod(codes, designs, design_start, index_offset, xy, self.size)
         else:
             xy = None

@@ -178,6 +178,9 @@ class WorkerCouplingSystem(PenalizedSystem):
     # ----- the factor -------------------------------------------------------------------------
 
     def _factorize(self, theta: np.ndarray, out: np.ndarray | None, weigh_lead: bool = False) -> Factor:
+        # always weighed: an exact gradient without it would read the coupling's arrays on the
+        # driver; the workers form it in the downdate's own pass
+        weigh_lead = True
         q = self.n_rest_random
         T1 = np.ascontiguousarray(self.lead_term.relative_cov_factor(theta), dtype=np.float64)
         lead_chol, lead_shrink, lead_logdet, ok = factor_leading_block(self.lead_crossprod, T1)
