@@ -28,6 +28,7 @@ from ..kernels.dense_deviance import (
 )
 from ..linalg.system import PenalizedSystem
 from .objective import LOG_2PI, Objective, profiled_deviance
+from .optimize import same_point
 
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
@@ -299,7 +300,7 @@ class CompiledDeviance:
         returned that theta (the optimiser computed it there), else None: sigma^2 at
         the optimum without a factorisation (see :func:`interlace.fitting.linear.assemble`)."""
         minimum = self.__dict__.get("_minimum")
-        if minimum is None or not np.array_equal(minimum[0], theta):
+        if minimum is None or not same_point(minimum[0], theta):
             return None
         return minimum[1]
 
