@@ -25,6 +25,7 @@ import numpy as np
 from .deferred import Deferred
 from .errors import InterlaceError
 from .fitting.gradient import deviance_functions
+from .fitting.linear import assemble, optimum_factor, optimum_pwrss
 from .fitting.optimize import optimize_theta
 from .kernels.products import z_times
 
@@ -80,8 +81,6 @@ def refit_curvature(result) -> np.ndarray | None:
 
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
-    from .fitting.linear import assemble, optimum_factor, optimum_pwrss
-
     y = np.asarray(y, dtype=np.float64).ravel()
     n = result.nobs
     if y.shape != (n,):

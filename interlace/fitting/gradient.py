@@ -26,6 +26,7 @@ from ..kernels.dense_deviance import (
     differenced_hessian,
     minimize_deviance,
 )
+from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import PenalizedSystem
 from .objective import LOG_2PI, Objective, profiled_deviance
 from .optimize import same_point
@@ -33,8 +34,6 @@ from .optimize import same_point
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
-    from ..linalg.dispatch import supports_blocked_derivatives
-
     if supports_blocked_derivatives(system):
         from .blocked_gradient import BlockedDeviance
 
