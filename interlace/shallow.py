@@ -40,8 +40,9 @@ def with_fields(instance: Instance, **changes: Any) -> Instance:
     Point(x=1.0, y=3.0)
     """
     cls = type(instance)
-    unknown = set(changes) - _field_names(cls)
-    if unknown:
+    names = _field_names(cls)
+    if not changes.keys() <= names:  # a set comparison, no new set: the common case is quick
+        unknown = set(changes) - names
         raise TypeError(f"changes: expected fields of {cls.__name__}, found {', '.join(sorted(unknown))}")
     new = object.__new__(cls)
     new.__dict__.update(instance.__dict__)
