@@ -85,7 +85,7 @@ def refit_response(result, y):
     n = result.nobs
     if y.shape != (n,):
         raise InterlaceError(f"y: expected {n} values (the rows used in the fit), found {y.size}")
-    if not np.all(np.isfinite(y)):
+    if not np.isfinite(y).all():
         raise InterlaceError("y: expected finite values, found NaN or infinity")
     fixed = result._conditioning.design.fixed
     conditioning, working_y = result._conditioning.with_response(y if fixed.offset is None else y - fixed.offset,
