@@ -14,6 +14,7 @@ REML: d = dlog|M| + (n - p) dr^2 / r^2; ML: d = dlog|P| + n dr^2 / r^2.
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import SimpleNamespace
 
 import numpy as np
@@ -229,8 +230,13 @@ class CompiledDeviance:
         self.q = system.n_rest_random
         self.n_theta = system.design.n_theta
         self.general, self.term_of, self.n_diagonal, self.layout = _compiled_layout(system)
-        self.scale = np.ones(system.size)
         self.n_evaluations = 0
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        """The relative SD of each row's term (1 on the [X y] rows), which :meth:`_evaluate`
+        fills per theta: made on its first call (a refit's :meth:`minimize` never needs it)."""
+        return np.ones(self.system.size)
 
     def _minimize_arguments(self, start, lower, inverse_hessian, max_evaluations: int, polish: bool) -> tuple:
         return (self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
