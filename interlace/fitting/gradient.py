@@ -241,7 +241,7 @@ class CompiledDeviance:
     def _minimize_arguments(self, start, lower, inverse_hessian, max_evaluations: int, polish: bool) -> tuple:
         return (self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
                 self.term_of, self.n_diagonal, self.layout, np.asarray(start, dtype=np.float64),
-                np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
+                np.maximum(lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),  # -inf: -1e300
                 int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
 
     def _hessian_arguments(self, theta: np.ndarray, base: np.ndarray, central: bool) -> tuple:

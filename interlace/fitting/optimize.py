@@ -567,7 +567,6 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         else:
             name = "auto-compiled" if hasattr(fun_and_grad, "minimize") else "l-bfgs-b"
     count = 0
-    finite_lower = np.isfinite(lower)
 
     def counted(theta: np.ndarray) -> float:
         nonlocal count
@@ -614,7 +613,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
     start = np.maximum(np.asarray(start, dtype=np.float64), lower)
     best = run(name, start, inverse_hessian if name == "auto-compiled" else None)
     if not math.isfinite(best.value):
-        lme4_start = np.where(finite_lower, 1.0, 0.0)  # 1 on the factors' diagonals, 0 elsewhere
+        lme4_start = np.where(np.isfinite(lower), 1.0, 0.0)  # 1 on the factors' diagonals, 0 elsewhere
         if not same_point(start, lme4_start):
             # a start where the criterion is not finite (moment estimates of a term confounded
             # with the fixed effects can be absurd): lme4's start instead
@@ -626,7 +625,7 @@ def optimize_theta(fun: Callable[[np.ndarray], float], start: np.ndarray, lower:
         dense = False  # a proven boundary optimum of scalar terms: one face, nothing to compare
     if name not in GRADIENT_METHODS:
         # lme4's restart_edge: a zero variance whose deviance falls when moved off the bound
-        on_bound = np.flatnonzero(finite_lower & (best.theta == lower))
+        on_bound = np.flatnonzero(np.isfinite(lower) & (best.theta == lower))
         falling = []
         for i in on_bound:
             trial = best.theta.copy()
