@@ -96,8 +96,9 @@ def refit_response(result, y):
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
-    model = Deferred(partial(replace, result.model, endog=y))
+    info = result.model  # read once: a deferred field's every read is a descriptor call
+    model = Deferred(partial(replace, info, endog=y))
     return assemble(conditioning, system, record, reml, result.method, result.df_method,
-                     result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
+                     info.formula, info.data, info.dropped_rows, result.fit_options,
                      model, factor=optimum_factor(fun, with_gradient, theta=record.theta),
                      pwrss=optimum_pwrss(with_gradient, record.theta))
