@@ -98,7 +98,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
     design = conditioning.design
     theta = record.theta.copy()  # the deferred fields' own: unchanged by the caller's edits of the result
     if factor is None:
-        factor = system.factorize(theta) if pwrss is None else Deferred(partial(system.factorize, theta))
+        factor = system.factorize(theta) if pwrss is None else Deferred(system.factorize, theta)
     est = EstimatesAtOptimum(system, factor, theta, reml, record.objective, conditioning, pwrss)
     flags = boundary_flags(design, theta)
     singular = any(flags.values())
