@@ -25,6 +25,7 @@ import numpy as np
 from .deferred import Deferred
 from .errors import InterlaceError
 from .fitting.gradient import deviance_functions
+from .fitting.linear import assemble, optimum_factor, optimum_pwrss
 from .fitting.optimize import optimize_theta
 from .kernels.products import z_times
 
@@ -80,13 +81,11 @@ def refit_curvature(result) -> np.ndarray | None:
 
 def refit_response(result, y):
     """The fit's model refitted to the response ``y`` (a new result)."""
-    from .fitting.linear import assemble, optimum_factor, optimum_pwrss
-
     y = np.asarray(y, dtype=np.float64).ravel()
     n = result.nobs
     if y.shape != (n,):
         raise InterlaceError(f"y: expected {n} values (the rows used in the fit), found {y.size}")
-    if not np.all(np.isfinite(y)):
+    if not np.isfinite(y).all():
         raise InterlaceError("y: expected finite values, found NaN or infinity")
     fixed = result._conditioning.design.fixed
     conditioning, working_y = result._conditioning.with_response(y if fixed.offset is None else y - fixed.offset,
@@ -97,8 +96,9 @@ def refit_response(result, y):
     record = optimize_theta(fun, result.theta, system.design.theta_lower,
                             result.fit_options.get("optimizer", "auto"), fun_and_grad=with_gradient,
                             inverse_hessian=result._refit_curvature)
-    model = Deferred(partial(replace, result.model, endog=y))
+    info = result.model  # read once: a deferred field's every read is a descriptor call
+    model = Deferred(partial(replace, info, endog=y))
     return assemble(conditioning, system, record, reml, result.method, result.df_method,
-                     result.model.formula, result.model.data, result.model.dropped_rows, result.fit_options,
+                     info.formula, info.data, info.dropped_rows, result.fit_options,
                      model, factor=optimum_factor(fun, with_gradient, theta=record.theta),
                      pwrss=optimum_pwrss(with_gradient, record.theta))

@@ -50,7 +50,7 @@ from interlace.kernels.crossprod import (
     coupling_crossprod,
     random_crossprod,
 )
-from interlace.kernels.products import z_times, z_transpose_times
+from interlace.kernels.products import stacked_z_transpose_times, z_times, z_transpose_times
 from interlace.kernels.sorting import INSERTION_MAX, sort_integers
 from interlace.linalg.mirrored import MirroredMatrix
 from interlace.linalg.system import PenalizedSystem, dense_crossprod
@@ -586,6 +586,23 @@ def test_z_transpose_times(design, data):
     out = z_transpose_times(term.codes, term.design, vector, term.n_levels)
     assert out.shape == (term.n_levels, term.k)
     assert_close(out.ravel(), term_z(term).T @ vector)
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(designs(), st.data())
+def test_stacked_z_transpose_times(design, data):
+    # every term's Z'v at its offset, the tail (here 3 entries) left zero; each term's
+    # sums are z_transpose_times' own, to the bit
+    vector = data.draw(float_arrays(design.n))
+    codes, designs_, design_start, index_offset = stack_terms(design.terms, design.n)
+    z = dense_z(design.terms, design.n)
+    out = stacked_z_transpose_times(codes, designs_, design_start, index_offset, vector, z.shape[1] + 3)
+    assert out.shape == (z.shape[1] + 3,)
+    assert_close(out[: z.shape[1]], z.T @ vector)
+    assert_array_equal(out[z.shape[1] :], 0.0)
+    for t, term in enumerate(design.terms):
+        own = z_transpose_times(term.codes, term.design, vector, term.n_levels).ravel()
+        assert_array_equal(out[index_offset[t] : index_offset[t] + term.n_effects], own)
 
 
 # ----- end to end: PenalizedSystem, dense path vs blocked path vs dense oracle -----------

@@ -12,7 +12,13 @@ import pytest
 
 import interlace
 from interlace.fitting.blocked_gradient import BlockedDeviance
-from interlace.fitting.optimize import GRADIENT_TOL, HESSIAN_TOL, check_convergence, optimize_theta
+from interlace.fitting.optimize import (
+    GRADIENT_TOL,
+    HESSIAN_TOL,
+    check_convergence,
+    optimize_theta,
+    same_point,
+)
 from interlace.summary import convergence_lines
 
 CURVATURE_REL = 1e-6
@@ -244,3 +250,21 @@ def test_bootmer_counts_failed_and_unconverged_refits(monkeypatch):
     assert boot.failed == (1, 4) and boot.n_failed == 2
     assert boot.not_converged == (2,) and boot.n_not_converged == 1
     assert boot.replicates.iloc[[1, 4]].isna().all().all() and boot.replicates.iloc[2].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([1.0, 2.0], [1.0, 2.0]),
+        ([1.0, 2.0], [1.0, 2.0 + 1e-16 * 4]),
+        ([0.0], [-0.0]),
+        ([np.nan, 1.0], [np.nan, 1.0]),
+        ([np.inf, 0.0], [np.inf, 0.0]),
+        ([1.0, 2.0], [1.0]),
+        ([], []),
+    ],
+)
+def test_same_point_is_array_equal(a, b):
+    a, b = np.array(a, dtype=np.float64), np.array(b, dtype=np.float64)
+    assert same_point(a, b) == np.array_equal(a, b)
+    assert same_point(a, a) == np.array_equal(a, a)  # NaN unequal to itself in both

@@ -107,6 +107,15 @@ def test_refit_reproduces_the_fit_and_matches_a_direct_fit():
         m.refit(y[:10])
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_refit_rejects_a_response_that_is_not_finite(bad):
+    m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
+    y = m.model.endog.copy()
+    y[3] = bad
+    with pytest.raises(interlace.InterlaceError, match=r"y: expected finite values"):
+        m.refit(y)
+
+
 def test_module_functions_stay_callable_after_simulating():
     m = interlace.fit("Yield ~ 1 + (1 | Batch)", interlace.load_dataset("Dyestuff"))
     m.simulate(1, seed=1)

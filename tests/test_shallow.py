@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import interlace
-from interlace.shallow import with_fields
+from interlace.deferred import Deferred, DeferredField
+from interlace.shallow import from_fields, with_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,3 +56,36 @@ def test_a_refit_design_has_the_new_response_only():
     assert again._system.design.fixed.matrix is m._system.design.fixed.matrix
     assert not np.array_equal(again._system.design.y, m._system.design.y)
     assert again._conditioning.design.fixed_index.equals(m._conditioning.design.fixed_index)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lazy:
+    first: int
+    second: int = DeferredField()
+    third: str = "x"
+
+
+def test_from_fields_makes_what_init_makes():
+    made = from_fields(_Lazy, first=1, second=Deferred(abs, -2), third="y")
+    built = _Lazy(1, Deferred(abs, -2), "y")
+    assert list(made.__dict__) == list(built.__dict__) == ["first", "second", "third"]
+    assert made == built and made.second == 2 and type(made) is _Lazy
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.first = 3
+
+
+def test_from_fields_wants_every_field_and_no_other():
+    with pytest.raises(TypeError, match="expected every field of _Lazy and no other, found third missing"):
+        from_fields(_Lazy, first=1, second=2)
+    with pytest.raises(TypeError, match="found  missing and fourth unknown"):
+        from_fields(_Lazy, first=1, second=2, third="z", fourth=4)
+
+
+def test_a_fit_result_is_the_one_its_init_makes():
+    m = interlace.fit("Reaction ~ Days + (1 | Subject)", interlace.load_dataset("sleepstudy"))
+    for result in (m, m.refit(m.simulate(1, seed=8)[:, 0])):
+        names = {f.name for f in dataclasses.fields(result)}
+        state = {name: value for name, value in result.__dict__.items() if name in names}  # no cached values
+        built = type(result)(**state)  # the deferred fields not computed yet: the same objects
+        assert list(built.__dict__) == list(state)
+        assert all(built.__dict__[name] is value for name, value in state.items())

@@ -38,6 +38,7 @@ fit's checks find a zero residual variance; :func:`condition` warns then
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,7 +92,7 @@ def _working_response(resid: np.ndarray, resid_ms: float, y_ms: float) -> tuple[
     of y's (1 when both are 0), with the sign of the residual's third moment (of its
     largest entry when that is 0)."""
     n = resid.size
-    scale = max(float(np.sqrt(resid_ms)), EXACT_FIT_TOLERANCE * float(np.sqrt(y_ms)))
+    scale = max(math.sqrt(resid_ms), EXACT_FIT_TOLERANCE * math.sqrt(y_ms))  # correctly rounded, as np.sqrt
     if not scale > 0:
         return 1.0, np.ascontiguousarray(resid, dtype=np.float64)
     working_y = resid / scale

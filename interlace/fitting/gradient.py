@@ -14,6 +14,7 @@ REML: d = dlog|M| + (n - p) dr^2 / r^2; ML: d = dlog|P| + n dr^2 / r^2.
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,14 +27,14 @@ from ..kernels.dense_deviance import (
     differenced_hessian,
     minimize_deviance,
 )
+from ..linalg.dispatch import supports_blocked_derivatives
 from ..linalg.system import PenalizedSystem
 from .objective import LOG_2PI, Objective, profiled_deviance
+from .optimize import same_point
 
 
 def deviance_functions(system: PenalizedSystem, reml: bool):
     """(deviance, deviance-and-gradient or None) of a system, for :func:`optimize_theta`."""
-    from ..linalg.dispatch import supports_blocked_derivatives
-
     if supports_blocked_derivatives(system):
         from .blocked_gradient import BlockedDeviance
 
@@ -229,13 +230,18 @@ class CompiledDeviance:
         self.q = system.n_rest_random
         self.n_theta = system.design.n_theta
         self.general, self.term_of, self.n_diagonal, self.layout = _compiled_layout(system)
-        self.scale = np.ones(system.size)
         self.n_evaluations = 0
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        """The relative SD of each row's term (1 on the [X y] rows), which :meth:`_evaluate`
+        fills per theta: made on its first call (a refit's :meth:`minimize` never needs it)."""
+        return np.ones(self.system.size)
 
     def _minimize_arguments(self, start, lower, inverse_hessian, max_evaluations: int, polish: bool) -> tuple:
         return (self.system.rest_crossprod, self.n_theta, self.q, self.reml, self.n_obs, self.n_fixed,
                 self.term_of, self.n_diagonal, self.layout, np.asarray(start, dtype=np.float64),
-                np.where(np.isfinite(lower), lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),
+                np.maximum(lower, -1e300), np.ascontiguousarray(inverse_hessian, dtype=np.float64),  # -inf: -1e300
                 int(max_evaluations), COMPILED_GTOL, COMPILED_FTOL, POLISH_STEPS if polish else 0)
 
     def _hessian_arguments(self, theta: np.ndarray, base: np.ndarray, central: bool) -> tuple:
@@ -299,7 +305,7 @@ class CompiledDeviance:
         returned that theta (the optimiser computed it there), else None: sigma^2 at
         the optimum without a factorisation (see :func:`interlace.fitting.linear.assemble`)."""
         minimum = self.__dict__.get("_minimum")
-        if minimum is None or not np.array_equal(minimum[0], theta):
+        if minimum is None or not same_point(minimum[0], theta):
             return None
         return minimum[1]
 

@@ -17,7 +17,7 @@ from ..deferred import Deferred
 from ..errors import ConvergenceWarning, InterlaceError, MissingValuesWarning, SingularFitWarning
 from ..linalg.dispatch import build_system
 from ..result import CrossedLMEResult, ModelInfo
-from ..shallow import with_fields
+from ..shallow import from_fields, with_fields
 from .conditioning import Conditioning, condition
 from .estimates import (
     EstimatesAtOptimum,
@@ -98,7 +98,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
     design = conditioning.design
     theta = record.theta.copy()  # the deferred fields' own: unchanged by the caller's edits of the result
     if factor is None:
-        factor = system.factorize(theta) if pwrss is None else Deferred(partial(system.factorize, theta))
+        factor = system.factorize(theta) if pwrss is None else Deferred(system.factorize, theta)
     est = EstimatesAtOptimum(system, factor, theta, reml, record.objective, conditioning, pwrss)
     flags = boundary_flags(design, theta)
     singular = any(flags.values())
@@ -120,7 +120,8 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         )
     ordered = lme4_term_order(design)
     at = _AtOptimum(est, design, theta)
-    result = CrossedLMEResult(
+    result = from_fields(
+        CrossedLMEResult,
         fe_params=Deferred(_fe_params, at),
         fe_bse=Deferred(_fe_bse, at),
         fe_cov=Deferred(_fe_cov, at),
@@ -149,6 +150,7 @@ def assemble(conditioning: Conditioning, system, record: OptimizationRecord, rem
         _system=system,
         _factor=Deferred(_factor, at),
         _conditioning=conditioning,
+        _kenward_roger=None,
     )
     return result.with_df_method(df_method) if df_method != "satterthwaite" else result
 

@@ -167,8 +167,12 @@ their meaning (kernels test ``not v > 0.0``)."""
 def reassociating_kernel(func):
     """Decorator for compiled kernels whose inner loops are long dot products:
     :func:`kernel` with ``fastmath`` :data:`REASSOCIATING_FLAGS`, so that LLVM may
-    vectorise the reductions. Results differ from :func:`kernel`'s in rounding only."""
-    return _compile(func, {"nogil": True, "fastmath": set(REASSOCIATING_FLAGS)})
+    vectorise the reductions. Results differ from :func:`kernel`'s in rounding only.
+
+    Such a kernel also follows numpy's error model: a division by zero gives inf or NaN
+    instead of raising ZeroDivisionError, so no division carries a test for zero (these
+    kernels test their pivots before dividing by them; the quotients are the same)."""
+    return _compile(func, {"nogil": True, "fastmath": set(REASSOCIATING_FLAGS), "error_model": "numpy"})
 
 
 def _renamed(func, name: str):

@@ -10,7 +10,8 @@ is diagonal: the levels of the first scalar term, whose Z'Z is diagonal; they ar
 eliminated one pivot at a time, so a 30 x 20 crossed design costs a 22 x 22 dense
 Cholesky, not a 52 x 52 one). Returns (ok, log|L_theta|^2, log|R_X|^2, r^2,
 d log-determinant / d theta, d r^2 / d theta); ok is False when the system is not
-positive definite.
+positive definite. Every pivot is tested before it divides (the kernel is compiled with
+numpy's error model, :func:`~interlace.kernels._jit.reassociating_kernel`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ from ..kernels.blockdiag import (
 )
 from ..kernels.conditional import level_quadratic_forms
 from ..kernels.crossprod import block_diagonal_crossprod, coupling_crossprod, random_crossprod
+from ..kernels.products import stacked_z_transpose_times, z_transpose_times
+from ..shallow import with_fields
 from .mirrored import MirroredMatrix
 from .threads import limited
 
@@ -315,9 +317,6 @@ class PenalizedSystem:
     def _copy_with_response(self, y: np.ndarray):
         """A shallow copy with response y: the design (its y-free caches kept) and the
         coupling's y column replaced; the caller replaces the rest's y row."""
-        from ..kernels.products import z_transpose_times
-        from ..shallow import with_fields
-
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         design = self.design  # its caches (names, term order) do not depend on y
@@ -331,16 +330,15 @@ class PenalizedSystem:
         return new
 
     def _response_cross(self, y: np.ndarray) -> np.ndarray:
-        """[Z_rest X y]'y, the rest's y row for the response y (one pass over the rows)."""
-        from ..kernels.products import z_transpose_times
-
-        cross = np.empty(self.size)
-        pos = 0
-        for term in self.rest_terms:
-            cross[pos : pos + term.n_effects] = z_transpose_times(term.group_codes, term.design, y,
-                                                                  term.n_levels).ravel()
-            pos += term.n_effects
-        cross[pos:-1] = self.design.X.T @ y
+        """[Z_rest X y]'y, the rest's y row for the response y: Z_rest'y for every rest
+        term in one kernel call (their stacked codes and designs kept on the system,
+        whose copies for new responses share them), X'y and y'y by BLAS."""
+        layout = self.__dict__.get("_response_layout")
+        if layout is None:
+            codes, designs, design_start, index_offset, _, _ = stack_terms(self.rest_terms, self.design.n_obs)
+            layout = self.__dict__["_response_layout"] = (codes, designs, design_start, index_offset)
+        cross = stacked_z_transpose_times(*layout, y, self.size)
+        cross[self.n_rest_random : -1] = self.design.X.T @ y
         cross[-1] = y @ y
         return cross
 
