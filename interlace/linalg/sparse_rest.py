@@ -315,7 +315,9 @@ class SparseRestSystem(PenalizedSystem):
         return space
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_numbers"}
+        state = super().__getstate__()
+        state.pop("_numbers", None)  # per thread: a new process starts afresh
+        return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

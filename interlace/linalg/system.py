@@ -228,6 +228,12 @@ class PenalizedSystem:
         self.downdate = "scatter"
         self._dense_coupling = None
 
+    def __getstate__(self) -> dict:
+        """What is pickled (to bootMer's and joblib's worker processes): the response
+        products' stacked codes, a copy of the rest terms' codes made at the first refit
+        and rebuilt on first use, stay behind."""
+        return {k: v for k, v in self.__dict__.items() if k != "_response_layout"}
+
     def with_syrk_downdate(self) -> PenalizedSystem:
         """The same system downdating its rest with one BLAS ``syrk`` on the coupling as a
         dense (n_levels x size) matrix instead of a scatter per level: faster when the
