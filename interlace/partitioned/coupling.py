@@ -171,15 +171,25 @@ def _second(total: tuple) -> np.ndarray:
     return total[1]
 
 
-def _leading_inverse(chol: np.ndarray, m: int) -> np.ndarray:
-    """A task: the inverse of the leading ``m`` x ``m`` block of the matrix whose lower
-    Cholesky factor ``chol`` (Fortran order) is, in place (its upper triangle in C order,
-    :func:`interlace.linalg.lapack_inplace.leading_inverse`), as a C-ordered view."""
+def _empty_square(size: int) -> np.ndarray:
+    """A task: a Fortran-ordered (size, size) array to be written column block by block."""
+    return np.empty((size, size), order="F")
+
+
+def _write_columns(matrix: np.ndarray, block: np.ndarray, start: int) -> None:
+    """A task: ``block`` written into ``matrix``'s columns from ``start`` (on its worker)."""
+    matrix[:, start : start + block.shape[1]] = block
+
+
+def _leading_inverse(chol: np.ndarray, m: int, *written) -> np.ndarray:
+    """A task, after the column blocks ``written``: the inverse of the leading ``m`` x
+    ``m`` block of the matrix whose lower Cholesky factor ``chol`` (Fortran order) is, in
+    place (:func:`interlace.linalg.lapack_inplace.leading_inverse`), as the C-ordered view
+    whose upper triangle holds it."""
     from ..linalg.lapack_inplace import leading_inverse
 
-    if not chol.flags.writeable:
-        chol = np.array(chol, order="F")
-    leading_inverse(chol, m)
+    if leading_inverse(chol, m) != 0:
+        raise np.linalg.LinAlgError("the rest's factor is singular")
     return chol.T
 
 
@@ -300,10 +310,22 @@ class WorkerCoupling:
     def leading_inverse(self, chol: np.ndarray, m: int):
         """A future of the inverse of the leading ``m`` block of the matrix factored by
         ``chol`` (the rest's factor, Fortran order), computed on a worker (its upper
-        triangle in C order), and a future of its first ``m`` diagonal entries."""
-        sent = self.client.scatter(chol)
-        inverse = self.client.submit(_leading_inverse, sent, m, pure=False)
-        return inverse, self.client.submit(_diagonal_of, inverse, m, pure=False)
+        triangle in C order), and a future of its first ``m`` diagonal entries. The
+        factor is sent a block of columns at a time (no copy of it on the driver) into
+        a matrix made on that worker, and every task on it runs there."""
+        worker = self.client.who_has(self.shards[0]).get(self.shards[0].key) or ()
+        worker = list(worker)[:1] or sorted(self.client.scheduler_info()["workers"])[:1]
+        pinned = {"workers": worker, "allow_other_workers": False, "pure": False}
+        size = chol.shape[0]
+        matrix = self.client.submit(_empty_square, size, **pinned)
+        step = max(1, ROW_BLOCK_BYTES // (8 * size))
+        written = []
+        for start in range(0, size, step):
+            block = self.client.scatter(chol[:, start : start + step], workers=worker, hash=False)
+            written.append(self.client.submit(_write_columns, matrix, block, start, **pinned))
+            del block
+        inverse = self.client.submit(_leading_inverse, matrix, m, *written, **pinned)
+        return inverse, self.client.submit(_diagonal_of, inverse, m, **pinned)
 
     def gather(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The whole coupling on the driver, as (ptr, idx, val)."""
