@@ -493,20 +493,29 @@ class PenalizedSystem:
         """The coupling Z_1'[Z_rest X y] times ``vectors``: for one (size,) vector the
         (n_levels, k1) products by level; for a scalar leading term and (size, n)
         columns, (n_levels, n)."""
-        ptr, idx, val = self.coupling
         if vectors.ndim == 1:
+            ptr, idx, val = self.coupling
             return coupling_times(ptr, idx, val, np.ascontiguousarray(vectors, dtype=np.float64))
-        return np.column_stack([coupling_times(ptr, idx, val, np.ascontiguousarray(v, dtype=np.float64))[:, 0]
-                                for v in vectors.T]).reshape(len(ptr) - 1, vectors.shape[1])
+        return np.asarray(self._coupling_csr() @ vectors)
 
     def lead_transpose_times(self, weights: np.ndarray) -> np.ndarray:
         """The coupling's transpose times ``weights`` for a scalar leading term: (size,)
         for (n_levels,) weights, (size, n) for (n_levels, n)."""
-        ptr, idx, val = self.coupling
         if weights.ndim == 1:
+            ptr, idx, val = self.coupling
             return coupling_transpose_times(ptr, idx, val, np.ascontiguousarray(weights, dtype=np.float64), self.size)
-        return np.column_stack([coupling_transpose_times(ptr, idx, val, np.ascontiguousarray(w, dtype=np.float64),
-                                                         self.size) for w in weights.T]).reshape(self.size, -1)
+        return np.asarray(self._coupling_csr().T @ weights)
+
+    def _coupling_csr(self) -> sp.csr_matrix:
+        """The coupling's first column as a scipy CSR matrix (n_levels x size), for products
+        with many vectors at once (one pass over its entries); built on first use and again
+        whenever the coupling is replaced, as :meth:`dense_coupling`."""
+        cached = self.__dict__.get("_csr_coupling")
+        if cached is None or cached[0] is not self.coupling:
+            ptr, idx, val = self.coupling
+            matrix = sp.csr_matrix((val[:, 0], idx, ptr), shape=(len(ptr) - 1, self.size))
+            self.__dict__["_csr_coupling"] = cached = (self.coupling, matrix)
+        return cached[1]
 
     def lead_column_squares(self) -> np.ndarray:
         """(size,) the sum of squares of each rest index's coupling entries (scalar
