@@ -246,18 +246,12 @@ class WorkerCoupling:
         """The leading term's levels."""
         return int(self.bounds[-1])
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes the shards hold on the workers (their entries and by-row index)."""
-        entries = float(np.sum(self.counts))
-        return int(entries * (8 + 8 + 8 + 8) + (self.n_levels + len(self.shards) * (self.size + 1)) * 8)
-
-    def _each(self, method: str, *per_shard) -> list:
-        """Futures of ``method`` on every shard, with the i-th entry of each of
-        ``per_shard`` (argument tuples) as its arguments."""
-        return [self.client.submit(_shard_call, shard, method, *arguments, pure=False)
-                for shard, arguments in zip(self.shards, per_shard[0] if per_shard else [()] * len(self.shards),
-                                            strict=True)]
+    def _each(self, method: str, arguments: list[tuple] | None = None) -> list:
+        """Futures of ``method`` on every shard, the i-th shard's called with the
+        i-th tuple of ``arguments`` (none when not given)."""
+        arguments = arguments if arguments is not None else [()] * len(self.shards)
+        return [self.client.submit(_shard_call, shard, method, *args, pure=False)
+                for shard, args in zip(self.shards, arguments, strict=True)]
 
     def _ranges(self):
         return [(int(a), int(b)) for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]

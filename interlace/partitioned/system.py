@@ -144,8 +144,11 @@ class WorkerCouplingSystem(PenalizedSystem):
         return self.gathered().with_fixed_tail(tail)
 
     def with_response(self, y: np.ndarray) -> PenalizedSystem:
-        """Refused by the rows: see :class:`~interlace.partitioned.design.RowlessDesign`."""
-        return self.gathered().with_response(y)
+        """Refused: a new response's cross-products need the rows, which stayed in the
+        partitions (:class:`~interlace.partitioned.design.RowsNotInMemoryError`)."""
+        from .design import ROWS_MESSAGE, RowsNotInMemoryError
+
+        raise RowsNotInMemoryError(ROWS_MESSAGE.format(what="a new response (refit, simulate, bootMer)"))
 
     def with_syrk_downdate(self) -> PenalizedSystem:
         """This system: its downdate runs on the workers by the scatter."""
