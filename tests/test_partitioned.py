@@ -83,6 +83,16 @@ def _crossed(n: int = 1500, seed: int = 0) -> pd.DataFrame:
                          "w": rng.uniform(0.5, 2.0, n), "off": rng.normal(0, 0.1, n)})
 
 
+def _banded(n: int, n1: int, n2: int, seed: int, g2_sd: float) -> pd.DataFrame:
+    """Crossed intercepts where each g1 level meets a few neighbouring g2 levels (a
+    sparse rest once g1 is eliminated), with a predictor x."""
+    rng = np.random.default_rng(seed)
+    g1 = rng.integers(0, n1, n)
+    g2 = (g1 * n2 // n1 + rng.integers(-2, 3, n)) % n2
+    y = rng.normal(size=n1)[g1] + g2_sd * rng.normal(size=n2)[g2] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": rng.normal(size=n), "g1": g1, "g2": g2})
+
+
 CASES = [
     ("Reaction ~ Days + (Days | Subject)", "sleepstudy", {}),
     ("Reaction ~ Days + (1 | Subject)", "sleepstudy", {"method": "ML"}),
@@ -208,12 +218,7 @@ def test_the_sparse_rest_matches_memory(client, monkeypatch):
     import interlace.linalg.dispatch as dispatch
 
     monkeypatch.setattr(dispatch, "SPARSE_REST_MIN_SIZE", 100)  # the driver decides: a small sparse rest
-    rng = np.random.default_rng(7)
-    n, n1, n2 = 6000, 2000, 1800
-    g1 = rng.integers(0, n1, n)
-    g2 = (g1 * n2 // n1 + rng.integers(-2, 3, n)) % n2  # each g1 level meets a few g2 levels
-    y = rng.normal(size=n1)[g1] + 0.5 * rng.normal(size=n2)[g2] + rng.normal(size=n)
-    data = pd.DataFrame({"y": y, "x": rng.normal(size=n), "g1": g1, "g2": g2})
+    data = _banded(6000, 2000, 1800, seed=7, g2_sd=0.5)
     formula = "y ~ x + (1 | g1) + (1 | g2)"
     memory = interlace.fit(formula, data)
     partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=5))
@@ -345,12 +350,7 @@ def test_coupling_gathered_for_a_sparse_rest(client, coupling_on_workers, monkey
     import interlace.linalg.dispatch as dispatch
 
     monkeypatch.setattr(dispatch, "SPARSE_REST_MIN_SIZE", 100)
-    rng = np.random.default_rng(8)
-    n, n1, n2 = 5000, 1500, 1400
-    g1 = rng.integers(0, n1, n)
-    g2 = (g1 * n2 // n1 + rng.integers(-2, 3, n)) % n2
-    data = pd.DataFrame({"y": rng.normal(size=n1)[g1] + rng.normal(size=n2)[g2] + rng.normal(size=n),
-                         "g1": g1, "g2": g2})
+    data = _banded(5000, 1500, 1400, seed=8, g2_sd=1.0)
     formula = "y ~ 1 + (1 | g1) + (1 | g2)"
     memory = interlace.fit(formula, data)
     partitioned = interlace.fit(formula, dd.from_pandas(data, npartitions=4))
